@@ -1,0 +1,14 @@
+"""Errors that carry a user-facing one-line message and a stable reason code."""
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad path, bad override, missing model): shown as one line, no traceback."""
+
+
+class StageError(Exception):
+    """A failure on one item that becomes a reject row: `reason` is a stable code, `message` is for humans."""
+
+    def __init__(self, reason: str, message: str = ""):
+        super().__init__(f"{reason}: {message}" if message else reason)
+        self.reason = reason
+        self.message = message or reason

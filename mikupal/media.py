@@ -1,0 +1,319 @@
+"""The only module that opens containers and touches codecs (PyAV).
+
+probe -> SourceVideo; decode an audio range to 16 kHz mono float32; decode a video range at a
+target fps (seeking to the range, never decoding the whole file); write audio and speaker clips.
+Every failure is a `StageError` with a stable reason code, so callers turn it into a reject row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Optional
+
+import av
+import numpy as np
+
+from .errors import StageError
+from .records import SourceVideo, StreamInfo
+
+ANALYSIS_RATE = 16000
+
+av.logging.set_level(av.logging.PANIC)
+
+
+def content_id(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """BLAKE2b of the file's bytes (20 hex chars): a renamed or symlinked copy gets the same id."""
+    h = hashlib.blake2b(digest_size=10)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _open(path: str | os.PathLike):
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except FileNotFoundError as e:
+        raise StageError("missing_file", f"{path}: no such file") from e
+    except IsADirectoryError as e:
+        raise StageError("not_a_file", f"{path}: is a directory") from e
+    except av.error.InvalidDataError as e:
+        raise StageError("unreadable_container", f"{path}: not a media file ({e})") from e
+    except av.error.FFmpegError as e:
+        raise StageError("unreadable_container", f"{path}: {e}") from e
+
+
+def probe(path: str | os.PathLike, source: Optional[str] = None, video_id: Optional[str] = None) -> SourceVideo:
+    """Read streams, duration, fps and rotation; decode one frame to prove the video stream is readable."""
+    p = Path(path)
+    if not p.exists():
+        raise StageError("missing_file", f"{path}: no such file")
+    if p.is_dir():
+        raise StageError("not_a_file", f"{path}: is a directory")
+    size = p.stat().st_size
+    if size == 0:
+        raise StageError("empty_file", f"{path}: zero bytes")
+    vid = video_id or content_id(p)
+    with _open(p) as c:
+        streams: list[StreamInfo] = []
+        for s in c.streams:
+            dur = float(s.duration * s.time_base) if s.duration and s.time_base else None
+            info = StreamInfo(index=s.index, kind=s.type, codec=s.codec_context.name if s.codec_context else None, duration=dur)
+            if s.type == "video":
+                rate = s.guessed_rate or s.base_rate or s.average_rate  # ffprobe's r_frame_rate
+                info.width = s.codec_context.width
+                info.height = s.codec_context.height
+                info.fps = float(rate) if rate else None
+            elif s.type == "audio":
+                info.sample_rate = s.codec_context.sample_rate
+                info.channels = s.codec_context.channels
+            streams.append(info)
+        duration = c.duration / av.time_base if c.duration else max((s.duration or 0.0) for s in streams) if streams else 0.0
+        videos = [s for s in streams if s.kind == "video" and (s.width or 0) > 0]
+        audios = [s for s in streams if s.kind == "audio" and (s.sample_rate or 0) > 0]
+        rotation = 0
+        width = height = None
+        fps = None
+        if videos:
+            v = videos[0]
+            width, height, fps = v.width, v.height, v.fps
+            try:
+                frame = next(c.decode(video=0))
+                rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+            except (StopIteration, av.error.FFmpegError):
+                videos = []  # a video stream that yields no frame is as good as none
+            if rotation in (90, 270):
+                width, height = height, width
+        fmt = c.format.name if c.format else None
+    if not duration or duration <= 0 or not math.isfinite(duration):
+        raise StageError("zero_duration", f"{path}: container reports no duration")
+    return SourceVideo(
+        video_id=vid,
+        source=str(source if source is not None else path),
+        path=str(p.resolve()),
+        size_bytes=size,
+        duration=float(duration),
+        streams=streams,
+        has_video=bool(videos),
+        has_audio=bool(audios),
+        width=width,
+        height=height,
+        fps=fps,
+        rotation=rotation,
+        format_name=fmt,
+    )
+
+
+def _audio_stream(c):
+    """The default audio stream if one is marked, else the first: a second commentary track is ignored."""
+    audios = list(c.streams.audio)
+    if not audios:
+        raise StageError("no_audio_stream", "the file has no audio stream")
+    for s in audios:
+        if s.disposition & av.stream.Disposition.default:
+            return s
+    return audios[0]
+
+
+def decode_audio(
+    path: str | os.PathLike,
+    start: float = 0.0,
+    end: Optional[float] = None,
+    sample_rate: int = ANALYSIS_RATE,
+    mono: bool = True,
+) -> np.ndarray:
+    """Decode [start, end) seconds to float32 at `sample_rate`: shape [n] if mono else [channels, n]."""
+    with _open(path) as c:
+        stream = _audio_stream(c)
+        stream.thread_type = "AUTO"
+        layout = "mono" if mono else "stereo"
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=sample_rate)
+        if start > 0:
+            c.seek(int(max(0.0, start - 0.5) / stream.time_base), stream=stream, backward=True, any_frame=False)
+        chunks: list[np.ndarray] = []
+        t0: Optional[float] = None
+        try:
+            for frame in c.decode(stream):
+                if frame.pts is None:
+                    continue
+                ft = float(frame.pts * frame.time_base)
+                if end is not None and ft >= end:
+                    break
+                for out in resampler.resample(frame):
+                    if t0 is None:
+                        t0 = float(out.pts * out.time_base) if out.pts is not None else ft
+                    chunks.append(out.to_ndarray())
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+        except av.error.FFmpegError as e:
+            if not chunks:
+                raise StageError("audio_decode_failed", str(e)) from e
+            # a truncated file: keep what decoded, the caller sees a shorter signal
+    channels = 1 if mono else 2
+    if not chunks:
+        return np.zeros((0,) if mono else (channels, 0), dtype=np.float32)
+    audio = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+    t0 = t0 or 0.0
+    skip = max(0, int(round((start - t0) * sample_rate)))
+    audio = audio[:, skip:]
+    if end is not None:
+        audio = audio[:, : max(0, int(round((end - start) * sample_rate)))]
+    return audio[0] if mono else audio
+
+
+@dataclass
+class VideoFrames:
+    """Frames sampled at `fps` from [start, end): `frames[k]` shows time start + k / fps."""
+
+    frames: list[np.ndarray]  # BGR uint8 [h, w, 3] at the requested scale
+    fps: float
+    start: float
+    scale: float  # frame pixels = source pixels * scale
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def iter_video(
+    path: str | os.PathLike,
+    start: float,
+    end: float,
+    fps: float = 25.0,
+    width: Optional[int] = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (k, BGR frame) for the target times start + k/fps in [start, end), seeking first.
+
+    Each target time takes the latest decoded frame at or before it (frames repeat or drop as
+    the rates differ). `width` scales frames down in the decoder's colour conversion.
+    """
+    with _open(path) as c:
+        if not c.streams.video:
+            raise StageError("no_video_stream", "the file has no video stream")
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        n_targets = max(0, int(math.ceil((end - start) * fps - 1e-6)))
+        if n_targets == 0:
+            return
+        if start > 0:
+            c.seek(int(max(0.0, start) / stream.time_base), stream=stream, backward=True, any_frame=False)
+        k = 0
+        prev = None  # (time, ndarray) of the last frame at or before the current target
+        try:
+            for frame in c.decode(stream):
+                if frame.pts is None:
+                    continue
+                t = float(frame.pts * frame.time_base)
+                while k < n_targets and t > start + k / fps + 1e-6:
+                    if prev is not None:
+                        yield k, prev
+                    k += 1
+                if k >= n_targets:
+                    break
+                prev = _to_bgr(frame, width)
+            while prev is not None and k < n_targets and start + k / fps < end:
+                # past the last decoded frame: hold it until the stream's end (within one frame)
+                yield k, prev
+                k += 1
+        except av.error.FFmpegError as e:
+            if k == 0 and prev is None:
+                raise StageError("video_decode_failed", str(e)) from e
+
+
+def _to_bgr(frame, width: Optional[int]) -> np.ndarray:
+    rot = int(getattr(frame, "rotation", 0) or 0) % 360
+    if width and frame.width > width:
+        w = width if rot in (0, 180) else None
+        if w is None:  # rotated: scale the side that becomes the width
+            h_out = width
+            w_out = int(round(frame.width * width / frame.height / 2)) * 2
+            img = frame.to_ndarray(format="bgr24", width=w_out, height=h_out)
+        else:
+            h = int(round(frame.height * width / frame.width / 2)) * 2
+            img = frame.to_ndarray(format="bgr24", width=width, height=h)
+    else:
+        img = frame.to_ndarray(format="bgr24")
+    if rot:
+        # display matrix rotation is counter-clockwise degrees
+        img = np.ascontiguousarray(np.rot90(img, k=rot // 90))
+    return img
+
+
+def decode_video(
+    path: str | os.PathLike, start: float, end: float, fps: float = 25.0, width: Optional[int] = None
+) -> VideoFrames:
+    frames = [f for _, f in iter_video(path, start, end, fps, width)]
+    scale = 1.0
+    if frames:
+        display_w = display_size(path)[0]
+        scale = frames[0].shape[1] / float(display_w) if display_w else 1.0
+    return VideoFrames(frames=frames, fps=fps, start=start, scale=scale)
+
+
+def display_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) as displayed, i.e. after the rotation metadata is applied."""
+    with _open(path) as c:
+        if not c.streams.video:
+            return (0, 0)
+        s = c.streams.video[0]
+        w, h = s.codec_context.width, s.codec_context.height
+        try:
+            rot = int(getattr(next(c.decode(s)), "rotation", 0) or 0) % 360
+        except (StopIteration, av.error.FFmpegError):
+            rot = 0
+    return (h, w) if rot in (90, 270) else (w, h)
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> None:
+    """Write FLAC (lossless) atomically; `audio` is [n] or [channels, n] float32."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = audio.T if audio.ndim == 2 else audio
+    tmp = path.with_name(path.name + ".part")
+    sf.write(str(tmp), np.clip(data, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
+    os.replace(tmp, path)
+
+
+def write_clip(
+    path: str | os.PathLike,
+    frames: list[np.ndarray],
+    fps: float,
+    audio: Optional[np.ndarray],
+    sample_rate: int,
+    crf: int = 23,
+) -> None:
+    """Mux BGR frames (H.264, yuv420p) with mono audio (AAC) into an MP4, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part.mp4")
+    h, w = frames[0].shape[:2]
+    with av.open(str(tmp), "w", format="mp4") as out:
+        vs = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        vs.width, vs.height = w - w % 2, h - h % 2
+        vs.pix_fmt = "yuv420p"
+        vs.options = {"crf": str(crf), "preset": "veryfast"}
+        aus = None
+        if audio is not None and audio.size:
+            aus = out.add_stream("aac", rate=sample_rate, layout="mono")
+        for img in frames:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[: vs.height, : vs.width]), format="bgr24")
+            for pkt in vs.encode(vf):
+                out.mux(pkt)
+        for pkt in vs.encode(None):
+            out.mux(pkt)
+        if aus is not None:
+            mono = audio if audio.ndim == 1 else audio.mean(axis=0)
+            af = av.AudioFrame.from_ndarray(mono.astype(np.float32)[None, :], format="flt", layout="mono")
+            af.sample_rate = sample_rate
+            af.pts = 0
+            for pkt in aus.encode(af):
+                out.mux(pkt)
+            for pkt in aus.encode(None):
+                out.mux(pkt)
+    os.replace(tmp, path)

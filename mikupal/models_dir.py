@@ -1,0 +1,111 @@
+"""Where model weights come from: one folder laid out by kind, else the official source.
+
+<models_dir>/whisper/<name>/        CTranslate2 dirs (faster-whisper)
+<models_dir>/light-asd/pretrain_AVA_CVPR.model, lr-asd/pretrain_AVA.model, talknet/pretrain_TalkSet.model
+<models_dir>/yunet/yunet_s_640_640.onnx, s3fd/sfd_face.pth
+<models_dir>/mdx/<model file> + audio-separator's JSON metadata
+
+A file present there is used with no network access. A missing one is downloaded from its
+official source when allowed; otherwise one clear line names the file and where to get it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from .errors import UserError
+
+# Official sources of the files we know by name (None: the user must supply it).
+OFFICIAL_SOURCES: dict[str, Optional[str]] = {
+    "yunet/yunet_s_640_640.onnx": "https://github.com/ShiqiYu/libfacedetection.train/raw/master/onnx/yunet_s_640_640.onnx",
+    "light-asd/pretrain_AVA_CVPR.model": "https://github.com/Junhua-Liao/Light-ASD/raw/main/weight/pretrain_AVA_CVPR.model",
+    "lr-asd/pretrain_AVA.model": "https://github.com/Junhua-Liao/LR-ASD/raw/main/weight/pretrain_AVA.model",
+    "talknet/pretrain_TalkSet.model": None,
+    "s3fd/sfd_face.pth": None,
+}
+
+MANUAL_HINTS = {
+    "talknet/pretrain_TalkSet.model": "download pretrain_TalkSet.model from the TalkNet-ASD project page (TaoRuijie/TalkNet-ASD)",
+    "s3fd/sfd_face.pth": "download sfd_face.pth from the S3FD project (e.g. the TalkNet-ASD demo's faceDetector/s3fd)",
+}
+
+
+def is_offline(offline_flag: bool = False) -> bool:
+    return offline_flag or os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "True") or os.environ.get("MIKUPAL_OFFLINE", "") in ("1", "true")
+
+
+@dataclass
+class ModelStatus:
+    component: str
+    name: str
+    path: str
+    present: bool
+    source: str
+
+
+def resolve(models_dir: str | os.PathLike, rel: str) -> Path:
+    """A config path: absolute as given, else relative to the models folder."""
+    p = Path(os.path.expanduser(rel))
+    return p if p.is_absolute() else Path(models_dir) / rel
+
+
+def ensure_file(models_dir: str | os.PathLike, rel: str, offline: bool = False) -> Path:
+    """The local path of a weight file, downloading it from its official source if allowed."""
+    path = resolve(models_dir, rel)
+    if path.is_file():
+        return path
+    url = OFFICIAL_SOURCES.get(rel)
+    if url is None or is_offline(offline):
+        where = url or MANUAL_HINTS.get(rel, "its project page")
+        raise UserError(f"model file missing: {path} (get it from {where}; set MIKUPAL_MODELS_DIR or models_dir=)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
+            shutil.copyfileobj(r, tmp)
+        os.replace(tmp.name, path)
+    except OSError as e:
+        raise UserError(f"model file missing: {path} and the download from {url} failed ({e})") from None
+    return path
+
+
+def whisper_model(models_dir: str | os.PathLike, name: str, offline: bool = False) -> str:
+    """A faster-whisper model argument: a local CTranslate2 dir when we have one, else the name to download."""
+    as_path = Path(os.path.expanduser(name))
+    if as_path.is_dir():
+        return str(as_path)
+    local = Path(models_dir) / "whisper" / name
+    if (local / "model.bin").is_file():
+        return str(local)
+    if is_offline(offline):
+        raise UserError(
+            f"whisper model '{name}' missing: put its CTranslate2 files in {local} "
+            f"(e.g. from the Hugging Face repo Systran/faster-whisper-{name}) or go online"
+        )
+    return name  # faster-whisper downloads it from the Hugging Face hub
+
+
+def status(cfg) -> list[ModelStatus]:
+    """What the configured run needs, and whether each file is here."""
+    md = cfg.models_dir
+    out: list[ModelStatus] = []
+
+    def file_entry(component: str, rel: str) -> None:
+        path = resolve(md, rel)
+        src = OFFICIAL_SOURCES.get(rel) or MANUAL_HINTS.get(rel, "user supplied")
+        out.append(ModelStatus(component, rel, str(path), path.is_file(), src))
+
+    wpath = Path(os.path.expanduser(cfg.asr.model))
+    local = wpath if wpath.is_dir() else Path(md) / "whisper" / cfg.asr.model
+    out.append(ModelStatus("asr", cfg.asr.model, str(local), (local / "model.bin").is_file(), "Hugging Face hub (faster-whisper)"))
+    if cfg.separation.kind == "mdx":
+        mp = Path(md) / "mdx" / cfg.separation.model
+        out.append(ModelStatus("separation", cfg.separation.model, str(mp), mp.is_file(), "audio-separator model repository"))
+    file_entry("faces", cfg.faces.model)
+    file_entry("asd", cfg.asd.model)
+    return out

@@ -1,0 +1,249 @@
+"""Typed records that travel between stages and land in Parquet.
+
+Each record is a pydantic model; its Arrow schema is derived from the model's annotations
+(`arrow_schema(Model)`), so a column's type is written down once and Parquet is always typed,
+never pickled. Mappings such as category -> intensity are stored as list<struct<name, intensity>>
+because HF `datasets` cannot load Arrow map columns.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from functools import lru_cache
+from typing import Any, Iterable, Optional, TypeVar, Union
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+M = TypeVar("M", bound="Record")
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def arrow_schema(cls) -> pa.Schema:
+        return arrow_schema(cls)
+
+    @classmethod
+    def to_table(cls: type[M], rows: Iterable[M]) -> pa.Table:
+        schema = cls.arrow_schema()
+        return pa.Table.from_pylist([r.model_dump(mode="python") for r in rows], schema=schema)
+
+    @classmethod
+    def from_table(cls: type[M], table: pa.Table) -> list[M]:
+        names = set(cls.model_fields)
+        return [cls.model_validate({k: v for k, v in row.items() if k in names}) for row in table.to_pylist()]
+
+
+# ---------------------------------------------------------------- pydantic -> arrow
+
+_SCALARS: dict[Any, pa.DataType] = {
+    str: pa.string(),
+    int: pa.int64(),
+    float: pa.float64(),
+    bool: pa.bool_(),
+    bytes: pa.binary(),
+}
+
+
+def _arrow_type(annotation: Any) -> tuple[pa.DataType, bool]:
+    """Map one annotation to (arrow type, nullable)."""
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"unsupported union {annotation!r}")
+        return _arrow_type(args[0])[0], True
+    if origin is typing.Literal:
+        return pa.string(), False
+    if origin in (list, tuple) or annotation in (list, tuple):
+        args = typing.get_args(annotation)
+        item = args[0] if args else str
+        return pa.list_(_arrow_type(item)[0]), False
+    if annotation in _SCALARS:
+        return _SCALARS[annotation], False
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return pa.struct(_fields(annotation)), False
+    raise TypeError(f"no Arrow type for {annotation!r}")
+
+
+def _fields(model: type[BaseModel]) -> list[pa.Field]:
+    hints = typing.get_type_hints(model)
+    out = []
+    for name in model.model_fields:
+        typ, nullable = _arrow_type(hints[name])
+        out.append(pa.field(name, typ, nullable=nullable))
+    return out
+
+
+@lru_cache(maxsize=None)
+def arrow_schema(model: type[BaseModel]) -> pa.Schema:
+    return pa.schema(_fields(model))
+
+
+# ---------------------------------------------------------------- records
+
+
+class StreamInfo(Record):
+    index: int
+    kind: str  # "video" | "audio" | "subtitle" | "data"
+    codec: Optional[str] = None
+    duration: Optional[float] = None
+    width: Optional[int] = None
+    height: Optional[int] = None
+    fps: Optional[float] = None
+    sample_rate: Optional[int] = None
+    channels: Optional[int] = None
+
+
+class SourceVideo(Record):
+    """One input file, as probed. `video_id` is a content hash, so a renamed copy is the same video."""
+
+    video_id: str
+    source: str  # the path as the user gave it
+    path: str  # resolved absolute path
+    size_bytes: int
+    duration: float
+    streams: list[StreamInfo] = Field(default_factory=list)
+    has_video: bool = False
+    has_audio: bool = False
+    width: Optional[int] = None  # displayed size (after rotation)
+    height: Optional[int] = None
+    fps: Optional[float] = None
+    rotation: int = 0
+    format_name: Optional[str] = None
+
+
+class Word(Record):
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+class SpeechRegion(Record):
+    """A VAD region in source seconds, with its SNR estimate before and after separation."""
+
+    start: float
+    end: float
+    snr_db_before: Optional[float] = None
+    snr_db_after: Optional[float] = None
+
+
+class SpeechSegment(Record):
+    """One utterance candidate: transcript and word timings in source seconds."""
+
+    segment_id: str
+    video_id: str
+    source: str
+    start: float
+    end: float
+    text: str
+    language: str = ""
+    language_probability: float = 0.0
+    words: list[Word] = Field(default_factory=list)
+    no_speech_prob: float = 0.0
+    avg_logprob: float = 0.0
+    snr_db: Optional[float] = None
+
+
+class FaceTrack(Record):
+    """A face followed over consecutive 25 fps frames of one segment, with its ASD score per frame."""
+
+    track_id: int
+    frames: list[int]  # frame index within the segment at 25 fps
+    boxes: list[list[float]]  # [x1, y1, x2, y2] in source pixels, one per frame
+    detection_scores: list[float] = Field(default_factory=list)
+    asd_scores: list[float] = Field(default_factory=list)
+
+
+class EmotionIntensity(Record):
+    name: str
+    intensity: float
+
+
+class EmotionAnnotation(Record):
+    """What the labeler said about one segment, with what it cost."""
+
+    emotions: list[EmotionIntensity]  # one entry per category of the configured taxonomy
+    primary_emotion: str
+    rationale: str = ""
+    face_analysis: str = ""
+    voice_analysis: str = ""
+    text_analysis: str = ""
+    labeler_model: str = ""
+    prompt_version: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    input_tokens_by_modality: list[EmotionIntensity] = Field(default_factory=list)  # name=modality, intensity=tokens
+    cost_usd: float = 0.0
+    samples: int = 1
+    agreement: Optional[float] = None  # self-consistency over `samples` answers
+
+
+class Reject(Record):
+    """A dropped video or segment: where (stage) and why (stable reason code)."""
+
+    item_id: str
+    video_id: str
+    source: str
+    stage: str
+    reason: str
+    message: str = ""
+    start: Optional[float] = None
+    end: Optional[float] = None
+
+
+class DatasetSegment(Record):
+    """One row of `segments/`: the dataset contract users and later stages rely on."""
+
+    segment_id: str
+    video_id: str
+    source: str
+    start: float
+    end: float
+    duration: float
+    text: str
+    language: str
+    language_probability: float = 0.0
+    words: list[Word]
+    audio_path: str  # relative to the output dir
+    clip_path: str  # relative to the output dir
+    sample_rate: int
+    speaker_boxes: list[list[float]]  # [x1, y1, x2, y2] source pixels, one per 25 fps frame
+    asd_score: float
+    speaking_fraction: float = 0.0
+    snr_db: Optional[float] = None
+    emotions: list[EmotionIntensity] = Field(default_factory=list)
+    primary_emotion: Optional[str] = None
+    rationale: Optional[str] = None
+    face_analysis: Optional[str] = None
+    voice_analysis: Optional[str] = None
+    text_analysis: Optional[str] = None
+    emotion_agreement: Optional[float] = None
+    labeler_model: Optional[str] = None
+    prompt_version: Optional[str] = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+ALL_RECORDS: tuple[type[Record], ...] = (
+    StreamInfo,
+    SourceVideo,
+    Word,
+    SpeechRegion,
+    SpeechSegment,
+    FaceTrack,
+    EmotionIntensity,
+    EmotionAnnotation,
+    Reject,
+    DatasetSegment,
+)
+
+
+def segment_id(video_id: str, start: float) -> str:
+    """Stable id: the video's content hash plus the start in milliseconds."""
+    return f"{video_id}_{int(round(start * 1000)):09d}"

@@ -1,0 +1,150 @@
+"""The one shape every stage has, and the typed work item that flows between stages.
+
+A stage declares its resources, loads its models once in `setup()` (once per Ray actor), and
+maps one `WorkItem` to zero or more `WorkItem`s in `process()`. Executors (Ray Data, the
+sequential engine) adapt any stage through `run_batch` without knowing what it does.
+
+An item that is rejected becomes `status="dropped"` with a `Reject` attached; later stages pass
+it through untouched, so it still reaches the writer and lands in `rejects/`: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar, Literal, Optional
+
+import pyarrow as pa
+from pydantic import Field
+
+from ..config import Resources, RunConfig
+from ..errors import StageError
+from ..records import (
+    EmotionAnnotation,
+    FaceTrack,
+    Record,
+    Reject,
+    SourceVideo,
+    SpeechRegion,
+    SpeechSegment,
+)
+
+
+class StageTime(Record):
+    stage: str
+    seconds: float
+
+
+class WorkItem(Record):
+    """A video (before the ASR fan-out) or one utterance of it (after)."""
+
+    source: str  # the input path as given
+    video_id: str = ""
+    status: Literal["video", "segment", "dropped"] = "video"
+    fanout_total: int = 1  # items this video became at the fan-out: the writer commits when all arrived
+    video: Optional[SourceVideo] = None
+    vocals_path: Optional[str] = None  # full-band vocals (dataset rate), under the work dir
+    analysis_path: Optional[str] = None  # 16 kHz mono analysis audio, under the work dir
+    speech_seconds: float = 0.0
+    regions: list[SpeechRegion] = Field(default_factory=list)
+    segment: Optional[SpeechSegment] = None
+    tracks: list[FaceTrack] = Field(default_factory=list)
+    speaker_track: Optional[int] = None
+    speaker_boxes: list[list[float]] = Field(default_factory=list)
+    asd_score: Optional[float] = None
+    speaking_fraction: Optional[float] = None
+    audio_path: Optional[str] = None  # relative to the output dir
+    clip_path: Optional[str] = None  # relative to the output dir
+    annotation: Optional[EmotionAnnotation] = None
+    rejects: list[Reject] = Field(default_factory=list)
+    times: list[StageTime] = Field(default_factory=list)
+
+    @property
+    def item_id(self) -> str:
+        return self.segment.segment_id if self.segment else self.video_id or self.source
+
+    def reject(self, stage: str, reason: str, message: str = "") -> "WorkItem":
+        """Drop this item with a reason; it still travels to the writer."""
+        start = end = None
+        if self.segment is not None:
+            start, end = self.segment.start, self.segment.end
+        self.rejects.append(
+            Reject(
+                item_id=self.item_id,
+                video_id=self.video_id,
+                source=self.source,
+                stage=stage,
+                reason=reason,
+                message=message or reason,
+                start=start,
+                end=end,
+            )
+        )
+        self.status = "dropped"
+        return self
+
+
+class Stage(ABC):
+    """One pipeline step. Subclasses set `name`, implement `process`, and may override `setup`."""
+
+    name: ClassVar[str]
+    #: "video" stages run before the fan-out, "segment" stages after it
+    level: ClassVar[Literal["video", "segment"]] = "segment"
+
+    def __init__(self, cfg: RunConfig, output_dir: str | Path):
+        self.cfg = cfg
+        self.output_dir = Path(output_dir)
+        self._ready = False
+
+    @property
+    def resources(self) -> Resources:
+        return Resources()
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space for intermediate media (separated vocals ...), removed after commit."""
+        return self.output_dir / ".work"
+
+    def setup(self) -> None:
+        """Load models. Called once per worker, before the first item."""
+
+    @abstractmethod
+    def process(self, item: WorkItem) -> list[WorkItem]:
+        """Map one live item to its successors (usually one; several at the fan-out)."""
+
+    # ------------------------------------------------------------ executor side
+
+    def run_item(self, item: WorkItem) -> list[WorkItem]:
+        """Process with fault isolation: any exception becomes a reject of this item."""
+        if item.status == "dropped":
+            return [item]
+        if not self._ready:
+            self.setup()
+            self._ready = True
+        t0 = time.perf_counter()
+        try:
+            out = self.process(item)
+        except StageError as e:
+            out = [item.reject(self.name, e.reason, e.message)]
+        except MemoryError:
+            out = [item.reject(self.name, "out_of_memory", f"{self.name} ran out of memory")]
+        except Exception as e:  # noqa: BLE001 - one bad item must never end the run
+            tb = traceback.format_exception_only(type(e), e)[-1].strip()
+            out = [item.reject(self.name, "stage_error", f"{tb}")]
+        dt = time.perf_counter() - t0
+        if not out:  # a stage may not swallow an item
+            out = [item.reject(self.name, "lost_item", f"{self.name} returned nothing for this item")]
+        if out:
+            out[0].times.append(StageTime(stage=self.name, seconds=dt))
+        return out
+
+    def run_batch(self, batch: pa.Table) -> pa.Table:
+        items = WorkItem.from_table(batch)
+        out: list[WorkItem] = []
+        for it in items:
+            out.extend(self.run_item(it))
+        return WorkItem.to_table(out)
+
+    __call__ = run_batch

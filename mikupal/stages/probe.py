@@ -1,0 +1,21 @@
+"""Probe: identify the input (content hash), read its streams, and reject what cannot be used."""
+
+from __future__ import annotations
+
+from .. import media
+from .base import Stage, WorkItem
+
+
+class ProbeStage(Stage):
+    name = "probe"
+    level = "video"
+
+    def process(self, item: WorkItem) -> list[WorkItem]:
+        video = media.probe(item.video and item.video.path or item.source, source=item.source, video_id=item.video_id or None)
+        item.video = video
+        item.video_id = video.video_id
+        if not video.has_audio:
+            return [item.reject(self.name, "no_audio_stream", "the file has no decodable audio stream")]
+        if not video.has_video:
+            return [item.reject(self.name, "no_video_stream", "the file has no decodable video stream (audio only)")]
+        return [item]
