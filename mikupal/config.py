@@ -136,6 +136,11 @@ class LabelerConfig(_Strict):
     max_output_tokens: int = Field(2048, ge=16)
     batch: bool = False
     batch_discount: float = Field(0.5, ge=0, le=1)
+    thinking_budget: Optional[int] = Field(None, ge=-1)  # Gemini thinking tokens; None = model default, -1 = dynamic
+    context_turns: int = Field(2, ge=0)  # text mode (MELT): earlier utterances of the same video sent as context
+    video_transport: Literal["frames", "video_url"] = "frames"  # openai kind: JPEG frames, or the MP4 as a video_url data URL (vLLM)
+    frames_fps: float = Field(1.0, gt=0)  # openai kind, frames transport: frames sampled per second ...
+    max_frames: int = Field(16, ge=1)  # ... and at most this many per clip
     prices: dict[str, Price] = Field(default_factory=dict)
     resources: Resources = Resources()
 

@@ -7,7 +7,6 @@ Every failure is a `StageError` with a stable reason code, so callers turn it in
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -19,20 +18,12 @@ import av
 import numpy as np
 
 from .errors import StageError
+from .ids import content_id
 from .records import SourceVideo, StreamInfo
 
 ANALYSIS_RATE = 16000
 
 av.logging.set_level(av.logging.PANIC)
-
-
-def content_id(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    """BLAKE2b of the file's bytes (20 hex chars): a renamed or symlinked copy gets the same id."""
-    h = hashlib.blake2b(digest_size=10)
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _open(path: str | os.PathLike):

@@ -41,6 +41,7 @@ class WorkItem(Record):
     """A video (before the ASR fan-out) or one utterance of it (after)."""
 
     source: str  # the input path as given
+    path: str = ""  # the resolved absolute path (workers may run elsewhere than the driver's cwd)
     video_id: str = ""
     status: Literal["video", "segment", "dropped"] = "video"
     fanout_total: int = 1  # items this video became at the fan-out: the writer commits when all arrived

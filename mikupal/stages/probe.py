@@ -11,7 +11,7 @@ class ProbeStage(Stage):
     level = "video"
 
     def process(self, item: WorkItem) -> list[WorkItem]:
-        video = media.probe(item.video and item.video.path or item.source, source=item.source, video_id=item.video_id or None)
+        video = media.probe(item.path or item.source, source=item.source, video_id=item.video_id or None)
         item.video = video
         item.video_id = video.video_id
         if not video.has_audio:

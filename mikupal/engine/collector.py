@@ -1,0 +1,65 @@
+"""Gathers the items that come out of the pipeline, per video, and commits each video once all of
+its items have arrived (the fan-out told us how many)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from ..stages.base import WorkItem
+from .commit import OutputDir, VideoSummary
+
+
+@dataclass
+class Progress:
+    videos_total: int
+    videos_done: int = 0
+    segments_kept: int = 0
+    rejects: int = 0
+    media_seconds: float = 0.0
+    cost_usd: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def speed_ratio(self) -> float:
+        dt = time.perf_counter() - self.started
+        return self.media_seconds / dt if dt > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"videos {self.videos_done}/{self.videos_total}  segments kept {self.segments_kept}  "
+            f"rejects {self.rejects}  speed {self.speed_ratio:.2f}x  cost ${self.cost_usd:.4f}"
+        )
+
+
+class Collector:
+    def __init__(self, out: OutputDir, progress: Progress, on_commit: Optional[Callable[[VideoSummary], None]] = None):
+        self.out = out
+        self.progress = progress
+        self.pending: dict[str, list[WorkItem]] = {}
+        self.committed: set[str] = set()
+        self.on_commit = on_commit
+
+    def add(self, item: WorkItem) -> None:
+        key = item.video_id
+        bucket = self.pending.setdefault(key, [])
+        bucket.append(item)
+        expected = max(i.fanout_total for i in bucket)
+        if len(bucket) >= expected:
+            self._commit(key, self.pending.pop(key))
+
+    def _commit(self, key: str, items: list[WorkItem]) -> None:
+        summary = self.out.commit_video(key, items)
+        self.committed.add(key)
+        self.record(summary)
+
+    def record(self, summary: VideoSummary) -> None:
+        p = self.progress
+        p.videos_done += 1
+        p.segments_kept += summary.kept
+        p.rejects += summary.rejects
+        p.media_seconds += summary.duration
+        p.cost_usd += summary.cost_usd
+        if self.on_commit:
+            self.on_commit(summary)

@@ -1,0 +1,132 @@
+"""Ray Data executor: one streaming dataset, one row per video in, one row per utterance after the
+ASR fan-out. Model-holding stages run as actor pools (resources from config); the rest as tasks.
+Rows are Arrow tables of `WorkItem`s: paths and time ranges travel, never decoded media."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+
+from ..config import EngineConfig, RunConfig
+from ..errors import UserError
+from ..stages.base import Stage, WorkItem
+from .stages import ACTOR_STAGES, stage_classes
+
+log = logging.getLogger(__name__)
+
+
+def init_ray(engine: EngineConfig) -> None:
+    """Join a cluster when one is named (engine.address, RAY_ADDRESS, `ray job submit`), else start
+    a local Ray with a bounded object store."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    address = engine.address or os.environ.get("RAY_ADDRESS")
+    kwargs = dict(ignore_reinit_error=True, logging_level=logging.WARNING, log_to_driver=True)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(
+            num_cpus=engine.num_cpus,
+            include_dashboard=False,
+            object_store_memory=int(engine.object_store_memory_gb * (1 << 30)),
+            **kwargs,
+        )
+
+
+def _run_task(batch: pa.Table, cls: type[Stage], cfg: RunConfig, out_dir: str) -> pa.Table:
+    return cls(cfg, out_dir).run_batch(batch)
+
+
+def _check_capacity(plans: list[tuple[str, float, float, int]]) -> None:
+    """Actor pools hold their CPUs/GPUs for the whole run: if they cannot all fit, Ray would wait
+    forever. Say so in one line instead."""
+    import ray
+
+    total = ray.cluster_resources()
+    cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
+    need_cpu = sum(c * n for _, c, _, n in plans)
+    need_gpu = sum(g * n for _, _, g, n in plans)
+    if need_cpu > cpus + 1e-9 or need_gpu > gpus + 1e-9:
+        detail = ", ".join(f"{name}: {n} x ({c:g} CPU, {g:g} GPU)" for name, c, g, n in plans)
+        raise UserError(
+            f"the stage pools need {need_cpu:g} CPUs and {need_gpu:g} GPUs but the cluster has {cpus:g} and {gpus:g} "
+            f"({detail}); lower <stage>.resources.num_cpus/num_gpus/concurrency"
+        )
+
+
+def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[WorkItem]:
+    import ray
+    from ray.data import DataContext
+
+    init_ray(cfg.engine)
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.max_errored_blocks = -1  # a block lost to a dead worker must not end the run: the driver records it
+    ctx.enable_operator_progress_bars = False
+    total = ray.cluster_resources()
+    cluster_gpus, cluster_cpus = total.get("GPU", 0.0), total.get("CPU", 1.0)
+
+    blocks = [WorkItem.to_table([it]) for it in items]  # one block per video: videos spread over workers
+    ds = ray.data.from_arrow(blocks)
+    plans = []
+    for cls in stage_classes(cfg):
+        stage = cls(cfg, out_dir)
+        res = stage.resources
+        if cls.level == "video":
+            batch_size = 1
+        elif cls.name == "label":
+            batch_size = res.batch_size or max(1, cfg.labeler.concurrency)
+        else:
+            batch_size = res.batch_size or 1
+        remote = {"num_cpus": res.num_cpus}
+        if res.num_gpus:
+            remote["num_gpus"] = res.num_gpus
+        if cls.name in ACTOR_STAGES:
+            pool = res.pool_size(cluster_gpus, cluster_cpus)
+            plans.append((cls.name, res.num_cpus, res.num_gpus, pool))
+            ds = ds.map_batches(
+                cls,
+                fn_constructor_args=(cfg, str(out_dir)),
+                batch_size=batch_size,
+                batch_format="pyarrow",
+                concurrency=pool,
+                max_restarts=cfg.engine.max_actor_restarts,
+                max_task_retries=cfg.engine.max_task_retries,
+                **remote,
+            )
+        else:
+            ds = ds.map_batches(
+                _run_task,
+                fn_args=(cls, cfg, str(out_dir)),
+                batch_size=batch_size,
+                batch_format="pyarrow",
+                max_retries=cfg.engine.max_task_retries,
+                **remote,
+            )
+    _check_capacity(plans)
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
+        yield from WorkItem.from_table(batch)
+
+
+def placement_plan(cfg: RunConfig, cluster_gpus: float, cluster_cpus: float) -> list[dict]:
+    """What each stage asks of the cluster (for `--dry-run` and the deploy docs)."""
+    plan = []
+    for cls in stage_classes(cfg):
+        res = cls(cfg, "/tmp").resources
+        plan.append(
+            {
+                "stage": cls.name,
+                "kind": "actor pool" if cls.name in ACTOR_STAGES else "tasks",
+                "num_cpus": res.num_cpus,
+                "num_gpus": res.num_gpus,
+                "pool": res.pool_size(cluster_gpus, cluster_cpus) if cls.name in ACTOR_STAGES else None,
+            }
+        )
+    return plan

@@ -1,0 +1,20 @@
+"""The same stages in one process, one video after another: for debugging, and the baseline the
+Ray pipeline is measured against."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from ..config import RunConfig
+from ..stages.base import WorkItem
+from .stages import stage_classes
+
+
+def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[WorkItem]:
+    stages = [cls(cfg, out_dir) for cls in stage_classes(cfg)]
+    for item in items:
+        current = [item]
+        for stage in stages:
+            current = [out for it in current for out in stage.run_item(it)]
+        yield from current

@@ -1,0 +1,24 @@
+"""The stage list of a run, in order. The engines know only this list, never what a stage does."""
+
+from __future__ import annotations
+
+from ..config import RunConfig
+from ..stages.base import Stage
+
+
+def stage_classes(cfg: RunConfig) -> list[type[Stage]]:
+    from ..stages.asr import AsrStage
+    from ..stages.label import LabelStage
+    from ..stages.probe import ProbeStage
+    from ..stages.separate import SeparateStage
+    from ..stages.vad import VadStage
+    from ..stages.vision import VisionStage
+
+    classes: list[type[Stage]] = [ProbeStage, SeparateStage, VadStage, AsrStage, VisionStage]
+    if cfg.labeler.kind != "none":
+        classes.append(LabelStage)
+    return classes
+
+
+#: stages that hold models: Ray runs them as actor pools (the model loads once per actor)
+ACTOR_STAGES = {"separate", "asr", "vision", "label"}

@@ -1,0 +1,93 @@
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from mikupal import media as M
+from mikupal.errors import StageError
+
+CLIPS = [f"vr_face{i}.mp4" for i in range(1, 6)]
+
+
+def ffprobe(path):
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_type,r_frame_rate,width,height",
+         "-of", "json", str(path)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe not installed")
+@pytest.mark.parametrize("name", CLIPS)
+def test_probe_matches_ffprobe(media, name):
+    v = M.probe(media / name)
+    ref = ffprobe(media / name)
+    vs = next(s for s in ref["streams"] if s["codec_type"] == "video")
+    num, den = map(int, vs["r_frame_rate"].split("/"))
+    fps = num / den
+    assert abs(v.duration - float(ref["format"]["duration"])) <= 1.0 / fps
+    assert (v.width, v.height) == (vs["width"], vs["height"])
+    assert v.fps == pytest.approx(fps)
+    assert v.has_audio and v.has_video and v.rotation == 0
+    assert len(v.video_id) == 20
+
+
+
+
+def test_probe_audio_only(media):
+    v = M.probe(media / "jfk.flac")
+    assert v.has_audio and not v.has_video and v.duration == pytest.approx(11.0, abs=0.05)
+
+
+def test_corrupt_files_give_clear_errors(tmp_path, media):
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    half = tmp_path / "half.mp4"
+    data = (media / "vr_face1.mp4").read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+    with pytest.raises(StageError) as e:
+        M.probe(text)
+    assert e.value.reason == "unreadable_container"
+    with pytest.raises(StageError) as e:
+        M.probe(empty)
+    assert e.value.reason == "empty_file"
+    with pytest.raises(StageError) as e:
+        M.probe(tmp_path / "missing.mp4")
+    assert e.value.reason == "missing_file"
+    # a truncated MP4 has its index at the end: either unreadable, or readable with what is there
+    try:
+        v = M.probe(half)
+    except StageError as err:
+        assert err.reason in ("unreadable_container", "zero_duration")
+    else:
+        assert v.duration > 0
+
+
+def test_decode_audio_range(media):
+    full = M.decode_audio(media / "jfk.flac")
+    part = M.decode_audio(media / "jfk.flac", 2.0, 4.0)
+    assert full.dtype == np.float32 and full.ndim == 1
+    assert abs(len(full) - 11.0 * 16000) < 160
+    assert len(part) == 32000
+    # the range is the full decode's slice (up to the resampler's sub-sample phase)
+    assert np.corrcoef(part[1000:31000], full[33000:63000])[0, 1] > 0.97
+
+
+def test_decode_video_range_at_25fps(media):
+    vf = M.decode_video(media / "vr_face1.mp4", 1.0, 3.0, fps=25, width=320)
+    assert len(vf) == 50
+    assert vf.frames[0].shape == (320, 320, 3)
+    assert vf.scale == pytest.approx(320 / 700)
+
+
+def test_write_clip_round_trip(tmp_path, media):
+    vf = M.decode_video(media / "vr_face2.mp4", 0.0, 2.0, fps=25, width=224)
+    audio = M.decode_audio(media / "vr_face2.mp4", 0.0, 2.0)
+    out = tmp_path / "c.mp4"
+    M.write_clip(out, vf.frames, 25, audio, 16000)
+    v = M.probe(out)
+    assert v.has_audio and v.has_video and v.width == 224
+    assert v.duration == pytest.approx(2.0, abs=0.1)
