@@ -36,6 +36,7 @@ class SeparationConfig(_Strict):
     kind: Literal["mdx", "none"] = "mdx"
     model: str = "UVR-MDX-NET-Inst_HQ_3.onnx"
     chunk_seconds: float = Field(300.0, gt=0)
+    context_seconds: float = Field(1.0, ge=0)  # separated around each chunk and trimmed: seamless joins
     segment_size: int = 256
     overlap: float = Field(0.25, ge=0, lt=1)
     batch_size: int = 1
@@ -69,6 +70,8 @@ class SegmentConfig(_Strict):
     min_seconds: float = Field(2.0, ge=0)
     max_seconds: float = Field(15.0, gt=0)
     pause_seconds: float = Field(0.5, ge=0)
+    split_pause_seconds: float = Field(2.0, ge=0)  # a silence this long always ends an utterance
+    pad_seconds: float = Field(0.1, ge=0)  # kept around the first/last word (never into a neighbour word)
     max_no_speech_prob: float = Field(0.6, ge=0, le=1)
     min_avg_logprob: float = -1.0
     languages: list[str] = Field(default_factory=list)
@@ -87,6 +90,7 @@ class FacesConfig(_Strict):
     smooth_frames: int = Field(5, ge=1)
     shot_cut_threshold: float = Field(0.5, ge=0, le=2)
     min_track_frames: int = Field(10, ge=1)
+    work_width: int = Field(640, ge=64)  # frames of an utterance are decoded once at this width
     resources: Resources = Resources()
 
 
@@ -98,6 +102,9 @@ class AsdConfig(_Strict):
     min_speaking_fraction: float = Field(0.4, ge=0, le=1)
     min_coverage: float = Field(0.5, ge=0, le=1)
     overlap_margin: float = Field(0.5, ge=0)
+    min_evidence_fraction: float = Field(0.15, ge=0, le=1)
+    max_scored_seconds: Optional[float] = Field(4.0, ge=0)
+    scored_window_seconds: float = Field(2.0, gt=0)
     resources: Resources = Resources()
 
 

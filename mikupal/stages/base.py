@@ -10,6 +10,7 @@ it through untouched, so it still reaches the writer and lands in `rejects/`: no
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -35,6 +36,7 @@ from ..records import (
 class StageTime(Record):
     stage: str
     seconds: float
+    gpus: str = ""  # the GPUs the worker was given (CUDA_VISIBLE_DEVICES under Ray), for placement checks
 
 
 class WorkItem(Record):
@@ -138,7 +140,7 @@ class Stage(ABC):
         if not out:  # a stage may not swallow an item
             out = [item.reject(self.name, "lost_item", f"{self.name} returned nothing for this item")]
         if out:
-            out[0].times.append(StageTime(stage=self.name, seconds=dt))
+            out[0].times.append(StageTime(stage=self.name, seconds=dt, gpus=os.environ.get("CUDA_VISIBLE_DEVICES", "")))
         return out
 
     def run_batch(self, batch: pa.Table) -> pa.Table:
