@@ -36,7 +36,7 @@ def base_minute(cache: Path = CACHE) -> Path:
         parts.append(part)
     lst = cache / "parts.txt"
     # ~28 s of clips: loop the list three times, cut at a minute
-    lst.write_text(X)
+    lst.write_text("".join(f"file '{p}'\n" for p in parts * 3))
     _ffmpeg("-f", "concat", "-safe", "0", "-i", str(lst), "-t", "60", "-c", "copy", str(out))
     return out
 
