@@ -1,0 +1,1 @@
+"""Evaluation against benchmark gold labels, inter-run agreement, and emotion-map plots."""

@@ -1,0 +1,1 @@
+"""Benchmark adapters: MELD, IEMOCAP, and any CSV/Parquet table with id and label columns."""
