@@ -35,7 +35,7 @@ class Resources(_Strict):
 class SeparationConfig(_Strict):
     kind: Literal["mdx", "none"] = "mdx"
     model: str = "UVR-MDX-NET-Inst_HQ_3.onnx"
-    chunk_seconds: float = Field(300.0, gt=0)
+    chunk_seconds: float = Field(60.0, gt=0)  # peak RAM grows ~4.4 MB per second of chunk (audio-separator's copies)
     context_seconds: float = Field(1.0, ge=0)  # separated around each chunk and trimmed: seamless joins
     segment_size: int = 256
     overlap: float = Field(0.25, ge=0, lt=1)
@@ -104,7 +104,8 @@ class AsdConfig(_Strict):
     overlap_margin: float = Field(0.5, ge=0)
     min_evidence_fraction: float = Field(0.15, ge=0, le=1)
     max_scored_seconds: Optional[float] = Field(4.0, ge=0)
-    scored_window_seconds: float = Field(2.0, gt=0)
+    scored_window_seconds: float = Field(4.0, gt=0)
+    max_offset_frames: int = Field(5, ge=0)
     resources: Resources = Resources()
 
 
@@ -126,7 +127,7 @@ class LabelerConfig(_Strict):
     temperature: float = 0.0
     seed: Optional[int] = 1234
     media_resolution: Literal["low", "medium", "high"] = "low"
-    inline_max_mb: float = 18.0
+    inline_max_mb: float = 14.0  # raw bytes; base64 grows them by 4/3 under the 20 MB request limit
     api_key_env: str = "GEMINI_API_KEY"
     api_key_file: Optional[str] = None
     base_url: Optional[str] = None

@@ -1,4 +1,4 @@
-"""Emotion taxonomies (conf/taxonomy/*.yaml): categories, annotator descriptions, plot colors and
+"""Emotion taxonomies (conf/taxonomies/*.yaml): categories, annotator descriptions, plot colors and
 mappings onto the label sets of evaluation benchmarks (MELD, IEMOCAP).
 
     tax = load_taxonomy("cowen_keltner_26")
@@ -134,9 +134,9 @@ def _resolve(name_or_path: str | Path) -> Path:
         if not path.is_file():
             raise TaxonomyError(f"taxonomy file not found: {path}")
         return path
-    path = conf_dir() / "taxonomy" / f"{text}.yaml"
+    path = conf_dir() / "taxonomies" / f"{text}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in (conf_dir() / "taxonomy").glob("*.yaml"))
+        known = sorted(p.stem for p in (conf_dir() / "taxonomies").glob("*.yaml"))
         raise TaxonomyError(
             f"unknown taxonomy {text!r}: no {path} (built-in: {known or list(BUILTIN)}; "
             "or give a path ending in .yaml)"
@@ -161,7 +161,7 @@ def _read(path: Path) -> Taxonomy:
 
 
 def _find_target(target: str, near: Path) -> Optional[Path]:
-    for folder in (near.parent, conf_dir() / "taxonomy"):
+    for folder in (near.parent, conf_dir() / "taxonomies"):
         for suffix in (".yaml", ".yml"):
             candidate = folder / f"{target}{suffix}"
             if candidate.is_file():

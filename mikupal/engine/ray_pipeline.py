@@ -44,14 +44,14 @@ def _run_task(batch: pa.Table, cls: type[Stage], cfg: RunConfig, out_dir: str) -
     return cls(cfg, out_dir).run_batch(batch)
 
 
-def _check_capacity(plans: list[tuple[str, float, float, int]]) -> None:
+def _check_capacity(plans: list[tuple[str, float, float, int]], task_cpus: float) -> None:
     """Actor pools hold their CPUs/GPUs for the whole run: if they cannot all fit, Ray would wait
     forever. Say so in one line instead."""
     import ray
 
     total = ray.cluster_resources()
     cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
-    need_cpu = sum(c * n for _, c, _, n in plans)
+    need_cpu = sum(c * n for _, c, _, n in plans) + task_cpus  # tasks need room beside the pools
     need_gpu = sum(g * n for _, _, g, n in plans)
     if need_cpu > cpus + 1e-9 or need_gpu > gpus + 1e-9:
         detail = ", ".join(f"{name}: {n} x ({c:g} CPU, {g:g} GPU)" for name, c, g, n in plans)
@@ -76,6 +76,7 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
     blocks = [WorkItem.to_table([it]) for it in items]  # one block per video: videos spread over workers
     ds = ray.data.from_arrow(blocks)
     plans = []
+    task_cpus = 0.0
     for cls in stage_classes(cfg):
         stage = cls(cfg, out_dir)
         res = stage.resources
@@ -102,6 +103,7 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
                 **remote,
             )
         else:
+            task_cpus = max(task_cpus, res.num_cpus)
             ds = ds.map_batches(
                 _run_task,
                 fn_args=(cls, cfg, str(out_dir)),
@@ -110,7 +112,7 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
                 max_retries=cfg.engine.max_task_retries,
                 **remote,
             )
-    _check_capacity(plans)
+    _check_capacity(plans, task_cpus)
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
         yield from WorkItem.from_table(batch)
 

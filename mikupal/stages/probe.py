@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from .. import media
+from ..config import Resources
 from .base import Stage, WorkItem
 
 
 class ProbeStage(Stage):
     name = "probe"
     level = "video"
+
+    @property
+    def resources(self) -> Resources:
+        """Reading headers and one frame: a small slice of a CPU, so probing never waits on the pools."""
+        return Resources(num_cpus=0.25)
 
     def process(self, item: WorkItem) -> list[WorkItem]:
         video = media.probe(item.path or item.source, source=item.source, video_id=item.video_id or None)

@@ -1,0 +1,258 @@
+"""Any OpenAI-compatible chat completions server through the `openai` client: OpenAI itself
+(GPT-4o, the text-only MELT mode), vLLM or Ollama serving an open multimodal model locally.
+
+Messages: the system prompt, then one user turn whose content parts are the media (first) and the
+transcript text. JSON output through `response_format={"type": "json_schema", "strict": true}`.
+
+Media per mode:
+  text   no media (works everywhere).
+  video  `labeler.video_transport=frames` (default): JPEG frames sampled at `frames_fps` (at most
+         `max_frames`) as `image_url` data URLs (`detail: low` at media_resolution=low). Works with
+         OpenAI vision models, vLLM and Ollama. The audio track is NOT sent: the voice only reaches
+         the model through the transcript (use Gemini, or video_url, for the voice).
+         `video_transport=video_url`: the MP4 itself, with its audio, as a
+         `{"type": "video_url", "video_url": {"url": "data:video/mp4;base64,..."}}` part: vLLM's
+         extension for video models (Qwen2.5-VL; Qwen2.5-Omni also hears the audio when the server
+         runs with `--mm-processor-kwargs '{"use_audio_in_video": true}'`). OpenAI and Ollama reject it.
+  audio  the vocals as an `input_audio` part (WAV, transcoded): gpt-4o-audio models, vLLM audio models.
+
+The SDK's retries are off (`max_retries=0`): `pool.LabelPool` is the only retry policy.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import wave
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import UserError
+from .base import (
+    AUTH_ERROR,
+    BAD_REQUEST,
+    CONNECTION_ERROR,
+    INVALID_OUTPUT,
+    MAX_TOKENS,
+    RATE_LIMITED,
+    SAFETY_BLOCK,
+    SERVER_ERROR,
+    TIMEOUT,
+    Answer,
+    LabelerError,
+    LabelRequest,
+    Labeler,
+    Usage,
+    request_duration,
+    text_tokens,
+    truncate,
+)
+from .gemini import retry_after_header
+
+IMAGE_TOKENS = {"low": 85, "medium": 255, "high": 765}  # GPT-4o: detail=low is 85 tokens per image
+AUDIO_TOKENS_PER_S = 10  # gpt-4o-audio: about 10 tokens per second of input audio
+
+
+def _frames_jpeg(path: Path, fps: float, max_frames: int) -> list[bytes]:
+    """JPEG frames sampled evenly at `fps` (at most `max_frames`, spread over the clip)."""
+    import av
+    import cv2
+
+    images: list[np.ndarray]
+    native = 25.0
+    try:
+        with av.open(str(path)) as c:
+            vs = c.streams.video[0]
+            native = float(vs.average_rate or 25.0)
+            images = [f.to_ndarray(format="bgr24") for f in c.decode(vs)]
+    except Exception as e:  # noqa: BLE001
+        raise LabelerError(BAD_REQUEST, f"cannot decode the clip {path.name}: {e}") from None
+    if not images:
+        raise LabelerError(BAD_REQUEST, f"the clip {path.name} has no video frames")
+    step = max(1, int(round(native / fps)))
+    picked = images[::step]
+    if len(picked) > max_frames:
+        idx = np.linspace(0, len(images) - 1, max_frames).round().astype(int)
+        picked = [images[i] for i in idx]
+    out = []
+    for img in picked:
+        ok, buf = cv2.imencode(".jpg", img, [int(cv2.IMWRITE_JPEG_QUALITY), 85])
+        if ok:
+            out.append(buf.tobytes())
+    return out
+
+
+def _wav_bytes(path: Path, sample_rate: int = 16000) -> bytes:
+    """Any audio file -> 16-bit mono WAV bytes (what `input_audio` accepts)."""
+    import av
+
+    chunks = []
+    try:
+        with av.open(str(path)) as c:
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+            for frame in c.decode(audio=0):
+                for f in resampler.resample(frame):
+                    chunks.append(f.to_ndarray().reshape(-1))
+            for f in resampler.resample(None):
+                chunks.append(f.to_ndarray().reshape(-1))
+    except Exception as e:  # noqa: BLE001
+        raise LabelerError(BAD_REQUEST, f"cannot decode the audio {path.name}: {e}") from None
+    pcm = np.concatenate(chunks).astype(np.int16) if chunks else np.zeros(0, np.int16)
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+def map_error(e: BaseException) -> LabelerError:
+    import openai
+
+    if isinstance(e, openai.APITimeoutError):
+        return LabelerError(TIMEOUT, "the request timed out", retryable=True)
+    if isinstance(e, openai.APIConnectionError):
+        return LabelerError(CONNECTION_ERROR, f"{type(e).__name__}: {e}", retryable=True)
+    if isinstance(e, openai.APIStatusError):
+        code = e.status_code
+        hint = retry_after_header(e.response.headers if e.response is not None else None)
+        body = e.body if isinstance(e.body, dict) else {}
+        detail = body.get("message") or (body.get("error") or {}).get("message") if isinstance(body, dict) else None
+        msg = f"HTTP {code}: {detail or e.message}"
+        if code == 429:
+            return LabelerError(RATE_LIMITED, msg, retryable=True, retry_after=hint)
+        if code >= 500:
+            return LabelerError(SERVER_ERROR, msg, retryable=True, retry_after=hint)
+        if code == 408:
+            return LabelerError(TIMEOUT, msg, retryable=True, retry_after=hint)
+        if code in (401, 403):
+            return LabelerError(AUTH_ERROR, msg, fatal=True)
+        return LabelerError(BAD_REQUEST, msg)
+    raise e
+
+
+class OpenAICompatLabeler(Labeler):
+    kind = "openai"
+
+    def __init__(self, cfg, taxonomy, api_key: Optional[str] = None):
+        super().__init__(cfg, taxonomy, api_key)
+        if not api_key and not cfg.base_url:
+            raise UserError(
+                f"labeler=openai needs an API key for api.openai.com: set {cfg.api_key_env} or "
+                "labeler.api_key_file=PATH (a local server needs labeler.base_url=http://HOST:PORT/v1)"
+            )
+        from openai import AsyncOpenAI
+
+        # local servers (vLLM, Ollama) ignore the key, but the client insists on one
+        self.client = AsyncOpenAI(
+            api_key=api_key or "not-needed", base_url=cfg.base_url, max_retries=0, timeout=cfg.timeout_s + 1.0
+        )
+        self._official = not cfg.base_url or "api.openai.com" in cfg.base_url
+
+    def estimate_input(self, request: LabelRequest) -> dict[str, int]:
+        est = {"text": text_tokens(self.prompt.system) + text_tokens(self.user_text(request))}
+        if request.mode == "text":
+            return est
+        secs = request_duration(request) or 15.0
+        if request.mode == "video":
+            if self.cfg.video_transport == "frames":
+                n = min(self.cfg.max_frames, math.ceil(secs * self.cfg.frames_fps) + 1)
+                est["image"] = n * IMAGE_TOKENS[self.cfg.media_resolution]
+            else:  # a local video model: ~ Gemini-like frame tokens, generous
+                est["video"] = (math.ceil(secs) + 1) * 300
+                est["audio"] = math.ceil((secs + 1) * 32)
+        else:
+            est["audio"] = math.ceil((secs + 1) * 32)
+        return est
+
+    def _media_parts(self, request: LabelRequest) -> list[dict[str, Any]]:
+        media = request.media_path()
+        if request.mode == "text" or media is None:
+            return []
+        if request.mode == "audio":
+            data = base64.b64encode(_wav_bytes(media)).decode()
+            return [{"type": "input_audio", "input_audio": {"data": data, "format": "wav"}}]
+        if self.cfg.video_transport == "video_url":
+            data = base64.b64encode(media.read_bytes()).decode()
+            return [{"type": "video_url", "video_url": {"url": f"data:video/mp4;base64,{data}"}}]
+        detail = "low" if self.cfg.media_resolution == "low" else "high"
+        return [
+            {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(j).decode(),
+                                                "detail": detail}}
+            for j in _frames_jpeg(media, self.cfg.frames_fps, self.cfg.max_frames)
+        ]
+
+    def messages(self, request: LabelRequest) -> list[dict[str, Any]]:
+        content = self._media_parts(request) + [{"type": "text", "text": self.user_text(request)}]
+        return [{"role": "system", "content": self.prompt.system}, {"role": "user", "content": content}]
+
+    def request_kwargs(self, request: LabelRequest, sample: int = 0) -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(
+            model=self.cfg.model,
+            messages=self.messages(request),
+            temperature=self.cfg.temperature,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "emotion_annotation", "strict": True, "schema": self.schema.json_schema()},
+            },
+        )
+        # api.openai.com wants max_completion_tokens; vLLM/Ollama understand max_tokens
+        kwargs["max_completion_tokens" if self._official else "max_tokens"] = self.cfg.max_output_tokens
+        seed = self.seed(sample)
+        if seed is not None:
+            kwargs["seed"] = seed
+        return kwargs
+
+    async def generate(self, request: LabelRequest, sample: int = 0) -> Answer:
+        import asyncio
+
+        try:
+            if request.mode == "text":
+                kwargs = self.request_kwargs(request, sample)
+            else:  # decoding frames / transcoding audio: off the event loop
+                kwargs = await asyncio.to_thread(self.request_kwargs, request, sample)
+            resp = await self.client.chat.completions.create(**kwargs)
+        except LabelerError:
+            raise
+        except Exception as e:  # noqa: BLE001 - mapped or re-raised
+            raise map_error(e) from None
+        return self.answer(resp)
+
+    def answer(self, resp: Any) -> Answer:
+        u = resp.usage
+        usage = Usage()
+        if u is not None:
+            audio = int(getattr(getattr(u, "prompt_tokens_details", None), "audio_tokens", None) or 0)
+            prompt = int(u.prompt_tokens or 0)
+            by = {"text": max(0, prompt - audio)}
+            if audio:
+                by["audio"] = audio
+            # completion_tokens already include reasoning tokens: no separate thoughts count
+            usage = Usage(input_by_modality=by, output_tokens=int(u.completion_tokens or 0))
+        if not resp.choices:
+            raise LabelerError(INVALID_OUTPUT, "the answer has no choices", usage=usage)
+        choice = resp.choices[0]
+        msg = choice.message
+        text = (msg.content or "") if msg is not None else ""
+        refusal = getattr(msg, "refusal", None) if msg is not None else None
+        reason = choice.finish_reason or "stop"
+        if reason == "content_filter" or refusal:
+            raise LabelerError(SAFETY_BLOCK, f"finish reason {reason}" + (f": {refusal}" if refusal else ""),
+                               usage=usage)
+        if reason == "length":
+            raise LabelerError(
+                MAX_TOKENS,
+                f"the answer was cut at max tokens={self.cfg.max_output_tokens}; raw answer: {truncate(text)}",
+                usage=usage,
+            )
+        return Answer(text=text, usage=usage, model=resp.model or self.cfg.model, finish_reason=reason)
+
+    async def aclose(self) -> None:
+        try:
+            await self.client.close()
+        except Exception:  # noqa: BLE001
+            pass

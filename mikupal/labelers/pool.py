@@ -1,0 +1,381 @@
+"""The request policy shared by every backend: bounded concurrency, RPM/TPM limits, retries with
+exponential backoff and jitter (honouring the server's retry hints), a per-request timeout,
+answer validation with re-asks, self-consistency samples and a hard budget.
+
+Every segment handed to `LabelPool.label` ends as exactly one `LabelResult`: an annotation, or a
+stable reject reason with a message. Retries are bounded per sample:
+`1 + max_retries` exchanges for transient faults (429, 5xx, timeouts, connection errors) plus
+`invalid_retries` re-asks for answers that fail validation. The SDKs' own retries are off, so this
+is the only retry policy.
+
+Budget (`labeler.max_usd`): before each exchange the pool reserves a pessimistic cost (estimated
+input tokens + `max_output_tokens` at output price) and settles the actual cost afterwards. A
+request that does not fit next to the spent and in-flight money waits for in-flight requests to
+settle; once it cannot fit even with nothing in flight the budget is exhausted for good, no new
+request is sent, and every remaining segment is rejected with `budget_exhausted`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Iterable, Optional
+
+from ..config import LabelerConfig
+from ..records import EmotionAnnotation, EmotionIntensity
+from .base import (
+    BUDGET_EXHAUSTED,
+    INTERNAL_ERROR,
+    INVALID_OUTPUT,
+    MISSING_MEDIA,
+    TIMEOUT,
+    Answer,
+    LabelerError,
+    LabelRequest,
+    LabelResult,
+    Labeler,
+    Usage,
+    truncate,
+)
+from .pricing import RunCost, cost_usd
+from .schema import InvalidOutput, SampleLabel, aggregate
+
+log = logging.getLogger("mikupal.labelers")
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class TokenBucket:
+    """`rate` units per second, bursts up to `capacity`; FIFO waiters. A request larger than the
+    capacity waits for a full bucket and then runs it into debt (so it is never starved)."""
+
+    def __init__(self, rate: float, capacity: float, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep):
+        self.rate = float(rate)
+        self.capacity = max(1.0, float(capacity))
+        self.level = self.capacity
+        self._t = clock()
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self.level = min(self.capacity, self.level + (now - self._t) * self.rate)
+        self._t = now
+
+    async def acquire(self, n: float = 1.0) -> None:
+        async with self._lock:
+            need = min(float(n), self.capacity)
+            while True:
+                self._refill()
+                if self.level >= need:
+                    self.level -= n
+                    return
+                await self._sleep((need - self.level) / self.rate)
+
+    def give(self, n: float) -> None:
+        """Correct a previous estimate: positive gives units back, negative takes more (debt)."""
+        self._refill()
+        self.level = min(self.capacity, self.level + n)
+
+
+class RateLimiter:
+    """Requests per minute and (input) tokens per minute, plus a global pause after a 429."""
+
+    def __init__(self, requests_per_minute: float, tokens_per_minute: float, clock: Clock = time.monotonic,
+                 sleep: Sleep = asyncio.sleep):
+        rps, tps = requests_per_minute / 60.0, tokens_per_minute / 60.0
+        self.requests = TokenBucket(rps, max(1.0, rps), clock, sleep)  # one second of burst
+        self.tokens = TokenBucket(tps, max(1.0, tps), clock, sleep)
+        self._clock = clock
+        self._sleep = sleep
+        self.pause_until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        self.pause_until = max(self.pause_until, self._clock() + seconds)
+
+    async def acquire(self, tokens: int) -> None:
+        while (wait := self.pause_until - self._clock()) > 0:
+            await self._sleep(wait)
+        await self.requests.acquire(1)
+        await self.tokens.acquire(max(0, tokens))
+
+    def correct(self, estimated: int, actual: int) -> None:
+        self.tokens.give(estimated - actual)
+
+
+class Budget:
+    """A hard USD cap with reservations for in-flight requests (see the module doc)."""
+
+    def __init__(self, max_usd: Optional[float]):
+        self.max_usd = max_usd
+        self.spent = 0.0
+        self.reserved = 0.0
+        self.exhausted = False
+        self._cond = asyncio.Condition()
+
+    async def reserve(self, usd: float) -> bool:
+        async with self._cond:
+            while True:
+                if self.max_usd is None:
+                    self.reserved += usd
+                    return True
+                if self.exhausted:
+                    return False
+                if self.spent + self.reserved + usd <= self.max_usd + 1e-12:
+                    self.reserved += usd
+                    return True
+                if self.reserved <= 1e-15:
+                    self.exhausted = True
+                    self._cond.notify_all()
+                    return False
+                await self._cond.wait()
+
+    async def settle(self, reserved: float, actual: float) -> None:
+        async with self._cond:
+            self.reserved = max(0.0, self.reserved - reserved)
+            self.spent += actual
+            self._cond.notify_all()
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter: uniform in [d/2, d], d = min(cap, base * 2**attempt)."""
+    d = min(cap, base * (2**attempt))
+    return rng.uniform(d / 2, d)
+
+
+@dataclass
+class _Sample:
+    label: Optional[SampleLabel] = None
+    reason: Optional[str] = None
+    message: str = ""
+    usage: Usage = field(default_factory=Usage)
+    usd: float = 0.0
+    attempts: int = 0
+    model: str = ""
+
+
+def make_annotation(
+    labels: list[SampleLabel], names: list[str], *, usage: Usage, usd: float, model: str, prompt_version: str
+) -> EmotionAnnotation:
+    """The segment's annotation from its validated samples (see `schema.aggregate`)."""
+    mean, chosen, agreement = aggregate(labels, names)
+    return EmotionAnnotation(
+        emotions=[EmotionIntensity(name=n, intensity=round(v, 6)) for n, v in mean.items()],
+        primary_emotion=chosen.primary,
+        rationale=chosen.rationale,
+        face_analysis=chosen.face_analysis,
+        voice_analysis=chosen.voice_analysis,
+        text_analysis=chosen.text_analysis,
+        labeler_model=model,
+        prompt_version=prompt_version,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.billed_output_tokens,
+        input_tokens_by_modality=[
+            EmotionIntensity(name=m, intensity=float(t)) for m, t in sorted(usage.input_by_modality.items())
+        ],
+        cost_usd=usd,
+        samples=len(labels),
+        agreement=agreement,
+    )
+
+
+def _outcome(reason: str) -> str:
+    return reason.removeprefix("labeler_")
+
+
+class LabelPool:
+    """Labels segments through one backend under the config's policy. Use from one event loop."""
+
+    def __init__(
+        self,
+        labeler: Labeler,
+        cfg: Optional[LabelerConfig] = None,
+        *,
+        stats: Optional[RunCost] = None,
+        rng: Optional[random.Random] = None,
+        sleep: Sleep = asyncio.sleep,
+        limiter: Optional[RateLimiter] = None,
+    ):
+        self.labeler = labeler
+        self.cfg = cfg or labeler.cfg
+        self.price = self.cfg.price()
+        self.stats = stats or RunCost(model=self.cfg.model)
+        self.limiter = limiter or RateLimiter(self.cfg.requests_per_minute, self.cfg.tokens_per_minute)
+        self.budget = Budget(self.cfg.max_usd)
+        self._sem = asyncio.Semaphore(self.cfg.concurrency)
+        self._rng = rng or random.Random()
+        self._sleep = sleep  # backoff waits (tests pass a recorder)
+        self._fatal: Optional[LabelerError] = None
+        self._secrets = [s for s in labeler.secrets if s]
+        self.in_flight = 0
+        self.max_in_flight = 0
+        if self.cfg.samples > 1 and self.cfg.temperature == 0:
+            log.warning("labeler.samples=%d at temperature 0: the samples differ only by their seed; "
+                        "raise labeler.temperature for a meaningful agreement score", self.cfg.samples)
+
+    # ------------------------------------------------------------ helpers
+
+    def redact(self, text: str) -> str:
+        for s in self._secrets:
+            text = text.replace(s, "***")
+        return text
+
+    # ------------------------------------------------------------ public
+
+    async def label_many(
+        self, requests: Iterable[LabelRequest], on_result: Optional[Callable[[LabelResult], None]] = None
+    ) -> list[LabelResult]:
+        """Label concurrently (bounded by `concurrency`); results in input order."""
+
+        async def one(req: LabelRequest) -> LabelResult:
+            res = await self.label(req)
+            if on_result is not None:
+                on_result(res)
+            return res
+
+        return list(await asyncio.gather(*(one(r) for r in requests)))
+
+    async def label(self, request: LabelRequest) -> LabelResult:
+        """One segment: k samples, each retried under the policy; never raises."""
+        try:
+            result = await self._label(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug on one segment must not lose it
+            log.exception("labeling %s failed unexpectedly", request.segment_id)
+            result = LabelResult(request.segment_id, reason=INTERNAL_ERROR,
+                                 message=self.redact(f"{type(e).__name__}: {e}"))
+        self.stats.add_segment(result.ok, request.duration, result.reason)
+        return result
+
+    async def _label(self, request: LabelRequest) -> LabelResult:
+        media = request.media_path()
+        if request.mode != "text" and (media is None or not media.is_file()):
+            what = "clip" if request.mode == "video" else "audio"
+            return LabelResult(request.segment_id, reason=MISSING_MEDIA,
+                               message=f"{request.mode} mode needs the {what} file, not found: {media}")
+        try:
+            samples = await asyncio.gather(*(self._sample(request, i) for i in range(self.cfg.samples)))
+        finally:
+            try:
+                await self.labeler.release(request)
+            except Exception as e:  # noqa: BLE001 - cleanup must not turn a label into a reject
+                log.warning("could not release server resources of %s: %s", request.segment_id, self.redact(str(e)))
+        usage = Usage()
+        for s in samples:
+            usage = usage + s.usage
+        usd = sum(s.usd for s in samples)
+        attempts = sum(s.attempts for s in samples)
+        good = [s for s in samples if s.label is not None]
+        if not good:
+            first = samples[0]
+            return LabelResult(request.segment_id, reason=first.reason, message=first.message,
+                               attempts=attempts, cost_usd=usd)
+        ann = make_annotation(
+            [s.label for s in good],  # type: ignore[misc]
+            self.labeler.schema.names,
+            usage=usage,
+            usd=usd,
+            model=good[0].model or self.cfg.model,
+            prompt_version=self.cfg.prompt_version,
+        )
+        return LabelResult(request.segment_id, annotation=ann, attempts=attempts, cost_usd=usd)
+
+    async def _sample(self, request: LabelRequest, index: int) -> _Sample:
+        cfg = self.cfg
+        out = _Sample()
+        transient_left = cfg.max_retries
+        invalid_left = cfg.invalid_retries
+        retry = 0
+        est_in = self.labeler.estimate_input(request)
+        est_tokens = sum(est_in.values())
+        est_usd = cost_usd(Usage(dict(est_in), cfg.max_output_tokens, 0), self.price)
+        while True:
+            error: Optional[LabelerError] = None
+            answer: Optional[Answer] = None
+            async with self._sem:
+                if self._fatal is not None:  # checked once a slot is ours: no request after a fatal error
+                    out.reason, out.message = self._fatal.reason, self._fatal.message
+                    return out
+                if not await self.budget.reserve(est_usd):
+                    out.reason = BUDGET_EXHAUSTED
+                    out.message = (f"labeler.max_usd={cfg.max_usd} reached (spent ${self.budget.spent:.4f}); "
+                                   "no request sent for this segment")
+                    return out
+                actual_usd = 0.0
+                try:
+                    await self.limiter.acquire(est_tokens)
+                    out.attempts += 1
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                    try:
+                        answer = await asyncio.wait_for(self.labeler.generate(request, index), cfg.timeout_s)
+                    except asyncio.TimeoutError:
+                        error = LabelerError(TIMEOUT, f"no answer within labeler.timeout_s={cfg.timeout_s}s",
+                                             retryable=True)
+                    except LabelerError as e:
+                        error = e
+                    finally:
+                        self.in_flight -= 1
+                    used = answer.usage if answer is not None else (error.usage if error is not None else None)
+                    if used is not None:
+                        actual_usd = cost_usd(used, self.price)
+                        out.usage = out.usage + used
+                        out.usd += actual_usd
+                        self.limiter.correct(est_tokens, used.input_tokens)
+                finally:
+                    await self.budget.settle(est_usd, actual_usd)
+
+            if answer is not None:
+                out.model = answer.model
+                try:
+                    out.label = self.labeler.schema.parse(answer.text)
+                    self.stats.add_attempt("ok", answer.usage, actual_usd)
+                    return out
+                except InvalidOutput as e:
+                    self.stats.add_attempt(_outcome(INVALID_OUTPUT), answer.usage, actual_usd)
+                    if invalid_left > 0:
+                        invalid_left -= 1
+                        log.info("%s: invalid answer (%s), asking again", request.segment_id, e)
+                        continue
+                    out.reason = INVALID_OUTPUT
+                    out.message = self.redact(
+                        f"{e} after {cfg.invalid_retries + 1} answers; raw answer: {truncate(answer.text)}"
+                    )
+                    return out
+
+            assert error is not None
+            self.stats.add_attempt(_outcome(error.reason), error.usage, actual_usd)
+            message = self.redact(error.message)
+            if error.fatal:
+                self._fatal = LabelerError(error.reason, message)
+                log.error("%s: %s; stopping all requests", request.segment_id, message)
+            if error.reason == INVALID_OUTPUT and invalid_left > 0:
+                invalid_left -= 1
+                continue
+            if not error.retryable or error.fatal:
+                out.reason, out.message = error.reason, message
+                return out
+            if transient_left <= 0:
+                out.reason = error.reason
+                out.message = f"{message} (gave up after {cfg.max_retries + 1} attempts)"
+                return out
+            hint = error.retry_after
+            if hint is not None and hint > cfg.backoff_max_s:
+                out.reason = error.reason
+                out.message = f"{message} (server asks to retry in {hint:g}s > labeler.backoff_max_s)"
+                return out
+            if hint is not None:
+                delay = hint * self._rng.uniform(1.0, 1.2)
+                self.limiter.pause(hint)
+            else:
+                delay = backoff_delay(retry, cfg.backoff_base_s, cfg.backoff_max_s, self._rng)
+            transient_left -= 1
+            retry += 1
+            log.info("%s: %s, retry %d/%d in %.2fs", request.segment_id, error.reason, retry, cfg.max_retries, delay)
+            await self._sleep(delay)

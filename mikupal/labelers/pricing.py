@@ -1,0 +1,109 @@
+"""Cost: billed tokens per modality times the price table (USD per 1M tokens) of the config.
+
+    usd = sum(input_tokens[m] * price[m] for m in text/image/video/audio) / 1e6
+          + (output_tokens + thoughts_tokens) * price.output / 1e6          (x batch_discount in batch mode)
+
+Per segment: `EmotionAnnotation.cost_usd` (all its samples and retried attempts).
+Per run: `RunCost.usd`, every billed answer, those of rejected segments included.
+Per kept hour: run USD / hours of labeled (kept) audio, i.e. what one hour of dataset cost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ..config import Price
+from .base import Usage
+
+
+def cost_usd(usage: Usage, price: Price, discount: float = 1.0) -> float:
+    """USD for one answer's usage. Unknown modalities (e.g. DOCUMENT) are priced as text."""
+    total = 0.0
+    for modality, tokens in usage.input_by_modality.items():
+        rate = getattr(price, modality, None) if modality in ("text", "image", "video", "audio") else None
+        total += tokens * (price.text if rate is None else rate)
+    total += usage.billed_output_tokens * price.output
+    return total / 1e6 * discount
+
+
+@dataclass
+class RunCost:
+    """What one labeling run spent and produced; `to_dict()` is the report."""
+
+    model: str = ""
+    requests: int = 0  # HTTP exchanges sent
+    outcomes: Counter = field(default_factory=Counter)  # per exchange: ok, rate_limited, invalid_output ...
+    usage: Usage = field(default_factory=Usage)
+    usd: float = 0.0
+    segments_labeled: int = 0
+    segments_rejected: Counter = field(default_factory=Counter)  # reason -> segments
+    kept_seconds: float = 0.0  # media seconds of the labeled segments
+
+    def add_attempt(self, outcome: str, usage: Optional[Usage] = None, usd: float = 0.0) -> None:
+        self.requests += 1
+        self.outcomes[outcome] += 1
+        if usage is not None:
+            self.usage = self.usage + usage
+        self.usd += usd
+
+    def add_segment(self, ok: bool, duration: float = 0.0, reason: Optional[str] = None) -> None:
+        if ok:
+            self.segments_labeled += 1
+            self.kept_seconds += max(0.0, duration)
+        else:
+            self.segments_rejected[reason or "unknown"] += 1
+
+    @property
+    def kept_hours(self) -> float:
+        return self.kept_seconds / 3600.0
+
+    @property
+    def usd_per_kept_hour(self) -> Optional[float]:
+        """Run USD per hour of labeled audio; None before anything was kept."""
+        return self.usd / self.kept_hours if self.kept_seconds > 0 else None
+
+    @property
+    def usd_per_segment(self) -> Optional[float]:
+        return self.usd / self.segments_labeled if self.segments_labeled else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "requests": self.requests,
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "input_tokens_by_modality": dict(sorted(self.usage.input_by_modality.items())),
+            "input_tokens": self.usage.input_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "thoughts_tokens": self.usage.thoughts_tokens,
+            "usd": round(self.usd, 8),
+            "segments_labeled": self.segments_labeled,
+            "segments_rejected": dict(sorted(self.segments_rejected.items())),
+            "kept_seconds": round(self.kept_seconds, 3),
+            "usd_per_segment": None if self.usd_per_segment is None else round(self.usd_per_segment, 8),
+            "usd_per_kept_hour": None if self.usd_per_kept_hour is None else round(self.usd_per_kept_hour, 6),
+        }
+
+    def summary(self) -> str:
+        per_hour = self.usd_per_kept_hour
+        rejected = sum(self.segments_rejected.values())
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.segments_rejected.items()))
+        return (
+            f"labeled {self.segments_labeled} segments ({self.kept_seconds / 60:.1f} min), rejected {rejected}"
+            + (f" ({reasons})" if reasons else "")
+            + f"; {self.requests} requests, {self.usage.input_tokens} input + "
+            f"{self.usage.billed_output_tokens} output tokens, ${self.usd:.4f}"
+            + (f", ${per_hour:.2f} per kept hour" if per_hour is not None else "")
+        )
+
+    def write_json(self, path: str | os.PathLike) -> None:
+        """Atomically write the report (tmp + rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)

@@ -1,0 +1,195 @@
+"""Label: MLLM emotion annotation of each kept segment (see `mikupal.labelers`).
+
+All live segment items of a batch are labeled concurrently through one `LabelPool` (bounded
+concurrency, RPM/TPM limits, backoff, budget); each item gets `item.annotation` or is rejected
+with the labeler's reason (`labeler_invalid_output`, `labeler_rate_limited`,
+`labeler_server_error`, `labeler_timeout`, `labeler_safety_block`, `labeler_max_tokens`,
+`budget_exhausted`, ...). The pool and its limits live on a private event loop thread for the
+stage's lifetime, so limits and the budget hold across batches.
+
+`labeler=none`, and `labeler.batch=true` (requests go through `mikupal label ... labeler.batch=true`
+later), pass items through unlabeled.
+
+Run cost (every billed answer, rejected segments included, and the cost per kept hour) is written
+to `<output>/labeler/cost.json` after every batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Coroutine, Optional
+
+import pyarrow as pa
+
+from ..config import Resources
+from ..errors import UserError
+from ..labelers.base import LabelRequest, LabelResult, read_api_key
+from ..labelers.pricing import RunCost
+from .base import Stage, StageTime, WorkItem
+
+log = logging.getLogger("mikupal.labelers")
+
+COST_FILE = Path("labeler") / "cost.json"
+
+
+class LoopThread:
+    """An asyncio event loop on a daemon thread; `run(coro)` blocks until the coroutine is done."""
+
+    def __init__(self, name: str = "mikupal-labeler"):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        fut: Future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return fut.result()
+
+    def close(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+class LabelStage(Stage):
+    name = "label"
+    level = "segment"
+
+    def __init__(self, cfg, output_dir):
+        super().__init__(cfg, output_dir)
+        self.stats = RunCost(model=cfg.labeler.model)
+        self._loop: Optional[LoopThread] = None
+        self._labeler = None
+        self._pool = None
+
+    def __getstate__(self) -> dict[str, Any]:  # picklable for Ray before and after setup
+        state = dict(self.__dict__)
+        state.update(_loop=None, _labeler=None, _pool=None, _ready=False)
+        return state
+
+    @property
+    def resources(self) -> Resources:
+        return self.cfg.labeler.resources
+
+    @property
+    def active(self) -> bool:
+        lc = self.cfg.labeler
+        return lc.kind != "none" and not lc.batch
+
+    # ------------------------------------------------------------ lifecycle
+
+    def setup(self) -> None:
+        if not self.active:
+            return
+        from ..labelers.base import make_labeler
+        from ..labelers.pool import LabelPool
+        from ..taxonomy import TaxonomyError, load_taxonomy
+
+        try:
+            taxonomy = load_taxonomy(self.cfg.taxonomy)
+        except TaxonomyError as e:
+            raise UserError(f"taxonomy: {e}") from None
+        api_key = read_api_key(self.cfg.labeler)  # kept only inside the client, never logged
+        self._labeler = make_labeler(self.cfg.labeler, taxonomy, api_key)
+        self._loop = LoopThread()
+        self._pool = LabelPool(self._labeler, self.cfg.labeler, stats=self.stats)
+        log.info("labeling with %s (%s mode, prompt %s, taxonomy %s)", self.cfg.labeler.model,
+                 self.cfg.labeler.mode, self.cfg.labeler.prompt_version, taxonomy.name)
+
+    def close(self) -> None:
+        """Close connections and stop the loop thread (safe to call twice)."""
+        if self._loop is not None:
+            if self._labeler is not None:
+                try:
+                    self._loop.run(self._labeler.aclose())
+                except Exception:  # noqa: BLE001
+                    pass
+            self._loop.close()
+        self._loop = self._labeler = self._pool = None
+        self._ready = False
+
+    # ------------------------------------------------------------ requests
+
+    def request_for(self, item: WorkItem, context: list[str]) -> LabelRequest:
+        seg = item.segment
+        assert seg is not None
+        lc = self.cfg.labeler
+        return LabelRequest(
+            segment_id=seg.segment_id,
+            transcript=seg.text,
+            mode=lc.mode,
+            clip_path=(self.output_dir / item.clip_path) if item.clip_path else None,
+            audio_path=(self.output_dir / item.audio_path) if item.audio_path else None,
+            context=context if lc.mode == "text" else [],
+            duration=max(0.0, seg.end - seg.start),
+        )
+
+    def _contexts(self, items: list[WorkItem]) -> dict[int, list[str]]:
+        """Text mode: the `context_turns` utterances before each item among the batch's items of
+        the same video (a batch rarely holds a whole video: the context is best effort)."""
+        n = self.cfg.labeler.context_turns
+        out: dict[int, list[str]] = {id(it): [] for it in items}
+        if self.cfg.labeler.mode != "text" or n <= 0:
+            return out
+        by_video: dict[str, list[WorkItem]] = defaultdict(list)
+        for it in items:
+            by_video[it.video_id].append(it)
+        for group in by_video.values():
+            group.sort(key=lambda it: it.segment.start if it.segment else 0.0)
+            for i, it in enumerate(group):
+                out[id(it)] = [g.segment.text for g in group[max(0, i - n) : i] if g.segment]
+        return out
+
+    # ------------------------------------------------------------ execution
+
+    def process(self, item: WorkItem) -> list[WorkItem]:
+        return self._label([item])
+
+    def run_batch(self, batch: pa.Table) -> pa.Table:
+        items = WorkItem.from_table(batch)
+        return WorkItem.to_table(self._label(items))
+
+    __call__ = run_batch
+
+    def _label(self, items: list[WorkItem]) -> list[WorkItem]:
+        live = [it for it in items if it.status == "segment" and it.segment is not None]
+        if not self.active or not live:
+            return items
+        if not self._ready:
+            self.setup()
+            self._ready = True
+        assert self._loop is not None and self._pool is not None
+        contexts = self._contexts(live)
+        requests = [self.request_for(it, contexts[id(it)]) for it in live]
+        pool = self._pool
+
+        async def timed(req: LabelRequest) -> tuple[LabelResult, float]:
+            t0 = time.perf_counter()
+            res = await pool.label(req)
+            return res, time.perf_counter() - t0
+
+        async def all_of() -> list[tuple[LabelResult, float]]:
+            return list(await asyncio.gather(*(timed(r) for r in requests)))
+
+        results = self._loop.run(all_of())
+        for it, (res, dt) in zip(live, results):
+            if res.ok:
+                it.annotation = res.annotation
+            else:
+                it.reject(self.name, res.reason or "labeler_error", res.message)
+            it.times.append(StageTime(stage=self.name, seconds=dt))
+        self._write_cost()
+        return items
+
+    def _write_cost(self) -> None:
+        try:
+            self.stats.write_json(self.output_dir / COST_FILE)
+        except OSError as e:
+            log.warning("could not write %s: %s", self.output_dir / COST_FILE, e)

@@ -1,0 +1,229 @@
+"""A fake OpenAI-compatible chat completions server (OpenAI / vLLM / Ollama) for the `openai` SDK.
+
+    client = AsyncOpenAI(base_url=f"{srv.url}/v1", api_key=srv.api_key)
+
+`POST /v1/chat/completions` only. Strict like api.openai.com: no or a wrong `Authorization:
+Bearer` key is 401; unknown parameters ("Unrecognized request argument supplied"), missing model
+or messages, bad roles, unknown content part types, image/video data URLs that are not base64, a
+`json_schema` response format without a valid name or with a non-strict-compatible schema (every
+object needs `additionalProperties: false` and all its properties required) are 400.
+
+Usage: text ~4 characters per token, 85 tokens per `detail: low` image (765 otherwise), video_url
+at 1 frame per second times 66 + 32 audio tokens per second, input_audio 10 tokens per second
+(reported in `prompt_tokens_details.audio_tokens`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import time
+import uuid
+from typing import Any, Optional
+
+from . import FakeServer, FaultPlan, HttpError, fake_value, json_body, media_seconds, tokens_of_text
+
+PARAMS = {
+    "messages", "model", "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+    "max_completion_tokens", "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls", "prediction",
+    "presence_penalty", "reasoning_effort", "response_format", "seed", "service_tier", "stop", "store", "stream",
+    "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user",
+}
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+PART_TYPES = {"text", "image_url", "input_audio", "video_url", "audio_url", "file"}
+_DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+);base64,(.*)$", re.S)
+
+
+def _bad(message: str, param: Optional[str] = None) -> HttpError:
+    return HttpError(400, {"error": {"message": message, "type": "invalid_request_error", "param": param,
+                                     "code": None}})
+
+
+def _data_url(url: Any, where: str) -> tuple[str, bytes]:
+    if not isinstance(url, str):
+        raise _bad(f"{where}.url must be a string", where)
+    m = _DATA_URL.match(url)
+    if not m:
+        if url.startswith(("http://", "https://")):
+            return "", b""
+        raise _bad(f"Invalid URL at {where}: expected a data URL or http(s)", where)
+    try:
+        return m.group(1), base64.b64decode(m.group(2), validate=True)
+    except (binascii.Error, ValueError):
+        raise _bad(f"Invalid base64 data at {where}", where) from None
+
+
+def _strict_schema(node: Any, where: str) -> None:
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "object" or "properties" in node:
+        props = node.get("properties", {})
+        if node.get("additionalProperties", True) is not False:
+            raise _bad(f"Invalid schema for response_format 'json_schema': In context={where}, "
+                       "'additionalProperties' is required to be supplied and to be false.", "response_format")
+        if sorted(node.get("required", [])) != sorted(props):
+            raise _bad(f"Invalid schema for response_format 'json_schema': In context={where}, 'required' is "
+                       "required to be supplied and to be an array including every key in properties.",
+                       "response_format")
+        for name, sub in props.items():
+            _strict_schema(sub, f"{where}.properties.{name}")
+    if "items" in node:
+        _strict_schema(node["items"], f"{where}.items")
+    if "$ref" in node and "$defs" not in node:
+        pass  # refs are allowed; resolution is the model's business
+
+
+class FakeOpenAI(FakeServer):
+    def __init__(self, api_key: str = "fake-openai-key", faults: Optional[FaultPlan] = None, latency_s: float = 0.0,
+                 reasoning_tokens: int = 0):
+        super().__init__(faults, latency_s)
+        self.api_key = api_key
+        self.reasoning_tokens = reasoning_tokens
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes):
+        if path.split("?")[0] != "/v1/chat/completions" or method != "POST":
+            raise HttpError(404, {"error": {"message": f"Invalid URL ({method} {path})", "type": "invalid_request_error"}})
+        lower = {k.lower(): v for k, v in headers.items()}
+        auth = lower.get("authorization", "")
+        if auth != f"Bearer {self.api_key}":
+            raise HttpError(401, {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error",
+                                            "code": "invalid_api_key"}})
+        req = json_body(body, _bad)
+        return self._complete(req)
+
+    def _validate(self, req: Any) -> tuple[str, int, int, dict[str, Any]]:
+        if not isinstance(req, dict):
+            raise _bad("The request body must be a JSON object")
+        for k in req:
+            if k not in PARAMS:
+                raise _bad(f"Unrecognized request argument supplied: {k}", k)
+        if not isinstance(req.get("model"), str) or not req["model"]:
+            raise _bad("you must provide a model parameter", "model")
+        msgs = req.get("messages")
+        if not isinstance(msgs, list) or not msgs:
+            raise _bad("[] is too short - 'messages'", "messages")
+        if "max_tokens" in req and "max_completion_tokens" in req:
+            raise _bad("max_tokens and max_completion_tokens cannot both be set", "max_tokens")
+        temp = req.get("temperature")
+        if temp is not None and not (isinstance(temp, (int, float)) and 0 <= temp <= 2):
+            raise _bad("temperature must be in [0, 2]", "temperature")
+        text_tokens = 0
+        audio_tokens = 0
+        user_texts: list[str] = []
+        for i, msg in enumerate(msgs):
+            where = f"messages[{i}]"
+            if not isinstance(msg, dict) or msg.get("role") not in ROLES:
+                raise _bad(f"Invalid value for '{where}.role': expected one of {sorted(ROLES)}", f"{where}.role")
+            content = msg.get("content")
+            if isinstance(content, str):
+                text_tokens += tokens_of_text(content)
+                if msg["role"] == "user":
+                    user_texts.append(content)
+                continue
+            if not isinstance(content, list) or not content:
+                raise _bad(f"Invalid '{where}.content': expected a string or a non-empty array", where)
+            for j, part in enumerate(content):
+                pw = f"{where}.content[{j}]"
+                typ = part.get("type") if isinstance(part, dict) else None
+                if typ not in PART_TYPES:
+                    raise _bad(f"Invalid value: '{typ}'. Supported values are: {sorted(PART_TYPES)}", f"{pw}.type")
+                if msg["role"] == "system" and typ != "text":
+                    raise _bad(f"Invalid '{pw}': system messages take text parts only", pw)
+                if typ == "text":
+                    if not isinstance(part.get("text"), str):
+                        raise _bad(f"Missing '{pw}.text'", pw)
+                    text_tokens += tokens_of_text(part["text"])
+                    if msg["role"] == "user":
+                        user_texts.append(part["text"])
+                elif typ == "image_url":
+                    img = part.get("image_url") or {}
+                    mime, _ = _data_url(img.get("url"), f"{pw}.image_url")
+                    if mime and not mime.startswith("image/"):
+                        raise _bad(f"Invalid image mime type {mime}", pw)
+                    detail = img.get("detail", "auto")
+                    if detail not in ("auto", "low", "high"):
+                        raise _bad(f"Invalid detail {detail!r}", pw)
+                    text_tokens += 85 if detail == "low" else 765
+                elif typ == "video_url":
+                    mime, data = _data_url((part.get("video_url") or {}).get("url"), f"{pw}.video_url")
+                    secs = media_seconds(data)
+                    text_tokens += max(1, math.ceil(secs)) * 66
+                    audio_tokens += math.ceil(secs * 32)
+                elif typ == "input_audio":
+                    au = part.get("input_audio") or {}
+                    if au.get("format") not in ("wav", "mp3"):
+                        raise _bad("input_audio.format must be wav or mp3", pw)
+                    try:
+                        data = base64.b64decode(au.get("data", ""), validate=True)
+                    except (binascii.Error, ValueError):
+                        raise _bad(f"Invalid base64 input_audio at {pw}", pw) from None
+                    audio_tokens += math.ceil(media_seconds(data) * 10)
+        rf = req.get("response_format")
+        if rf is not None:
+            if not isinstance(rf, dict) or rf.get("type") not in ("text", "json_object", "json_schema"):
+                raise _bad("Invalid response_format type", "response_format")
+            if rf["type"] == "json_schema":
+                js = rf.get("json_schema") or {}
+                if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(js.get("name", ""))):
+                    raise _bad("response_format.json_schema.name must match ^[a-zA-Z0-9_-]{1,64}$", "response_format")
+                if not isinstance(js.get("schema"), dict):
+                    raise _bad("response_format.json_schema.schema is required", "response_format")
+                if js.get("strict"):
+                    _strict_schema(js["schema"], "root")
+        return "\n".join(user_texts), text_tokens, audio_tokens, rf or {}
+
+    def _complete(self, req: Any):
+        key, text_tokens, audio_tokens, rf = self._validate(req)
+        with self._lock:
+            self.requests.append(req)
+        attempt = self.next_attempt(key)
+        fault = self.faults.pick(key, attempt)
+        if fault == "rate_limit":
+            ms = int(self.faults.retry_delay_s * 1000)
+            raise HttpError(429, {"error": {"message": "Rate limit reached for requests", "type": "requests",
+                                            "code": "rate_limit_exceeded"}},
+                            headers={"retry-after-ms": str(ms), "retry-after": str(math.ceil(ms / 1000))},
+                            outcome=fault, key=key, attempt=attempt)
+        if fault in ("server_error", "unavailable"):
+            code = 500 if fault == "server_error" else 503
+            raise HttpError(code, {"error": {"message": "The server had an error processing your request.",
+                                             "type": "server_error"}}, outcome=fault, key=key, attempt=attempt)
+        if fault == "slow":
+            self.record(key, fault, attempt=attempt)
+            time.sleep(self.faults.slow_s)
+        schema = ((rf.get("json_schema") or {}).get("schema")) if rf.get("type") == "json_schema" else None
+        text: Optional[str] = json.dumps(fake_value(schema, key)) if schema else "fake answer"
+        finish = "stop"
+        if fault == "invalid_json":
+            text = text[: len(text) // 2]
+        elif fault == "max_tokens":
+            text = text[: len(text) // 3]
+            finish = "length"
+        elif fault == "safety":
+            text, finish = None, "content_filter"
+        completion = tokens_of_text(text or "") + self.reasoning_tokens
+        body = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": req["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                         "finish_reason": finish, "logprobs": None}],
+            "usage": {
+                "prompt_tokens": text_tokens + audio_tokens,
+                "completion_tokens": completion,
+                "total_tokens": text_tokens + audio_tokens + completion,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": audio_tokens},
+                "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens, "audio_tokens": 0},
+            },
+        }
+        if fault != "slow":
+            self.record(key, fault or "ok", attempt=attempt, usage=body["usage"])
+        return 200, body, {}
