@@ -23,7 +23,8 @@ from .records import SourceVideo, StreamInfo
 
 ANALYSIS_RATE = 16000
 
-av.logging.set_level(av.logging.PANIC)
+# FFmpeg's own logging stays off (PyAV's default, level None): a Python log callback called from
+# FFmpeg's decoder threads can deadlock a decode running in a worker thread (as Ray actors do).
 
 
 def _open(path: str | os.PathLike):
