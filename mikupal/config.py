@@ -106,6 +106,7 @@ class AsdConfig(_Strict):
     max_scored_seconds: Optional[float] = Field(4.0, ge=0)
     scored_window_seconds: float = Field(4.0, gt=0)
     max_offset_frames: int = Field(5, ge=0)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     resources: Resources = Resources()
 
 

@@ -89,6 +89,12 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
         remote = {"num_cpus": res.num_cpus}
         if res.num_gpus:
             remote["num_gpus"] = res.num_gpus
+        if cls.name == "label":
+            # workers started before this run (a shared cluster) don't have the driver's env: the
+            # key travels in Ray's runtime_env, never in our config, rows or files
+            env = {k: os.environ[k] for k in (cfg.labeler.api_key_env, "GOOGLE_GEMINI_BASE_URL") if os.environ.get(k)}
+            if env:
+                remote["runtime_env"] = {"env_vars": env}
         if cls.name in ACTOR_STAGES:
             pool = res.pool_size(cluster_gpus, cluster_cpus)
             plans.append((cls.name, res.num_cpus, res.num_gpus, pool))

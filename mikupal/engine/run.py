@@ -53,6 +53,7 @@ def _safe_config(cfg: RunConfig) -> dict:
 def run(cfg: RunConfig, console=None) -> dict:
     if not cfg.output:
         raise UserError("no output given: pass output=DIR")
+    _check_labeler_key(cfg)
     t0 = time.perf_counter()
     out = OutputDir(cfg.output, cfg.dataset.sample_rate)
     out.sweep_partials()
@@ -116,6 +117,19 @@ def run(cfg: RunConfig, console=None) -> dict:
     write_report(out.root, report)
     write_html(out.root, report, out.read_segments())
     return report
+
+
+def _check_labeler_key(cfg: RunConfig) -> None:
+    """A missing API key is a one-line error now, not a failure after the heavy stages ran."""
+    if cfg.labeler.kind != "gemini" or cfg.labeler.batch:
+        return
+    from ..labelers.base import read_api_key
+
+    if not read_api_key(cfg.labeler):
+        raise UserError(
+            f"labeler=gemini needs an API key: set {cfg.labeler.api_key_env} or labeler.api_key_file=PATH "
+            "(or labeler=none to write the dataset unlabeled, then `mikupal label`)"
+        )
 
 
 class _Printer:

@@ -49,7 +49,7 @@ def full_run(tmp_path_factory, ray_session, models_dir, inputs):
     from tests.fakes.gemini_server import FakeGemini
 
     out = tmp_path_factory.mktemp("run")
-    with FakeGemini() as server:
+    with FakeGemini(api_key="test-key-not-secret") as server:
         os.environ["GEMINI_API_KEY"] = "test-key-not-secret"
         cfg = compose(base_overrides(models_dir, out, inputs, "labeler=gemini", f"labeler.base_url={server.url}"))
         report = run(cfg)
@@ -215,8 +215,13 @@ def test_ray_job_submit_to_a_local_cluster(tmp_path, models_dir, media):
         cmd = [str(ray_bin), "job", "submit", f"--address=http://127.0.0.1:{dash}", "--",
                sys.executable, "-m", "mikupal.cli", "run",
                *base_overrides(models_dir, out, media / "vr_face2.mp4", "labeler=none")]
-        job = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env,
-                             cwd=Path(__file__).resolve().parents[2])
+        deadline = time.time() + 120
+        while True:  # the job agent comes up a little after the dashboard answers
+            job = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env,
+                                 cwd=Path(__file__).resolve().parents[2])
+            if "No available agent" not in job.stderr or time.time() > deadline:
+                break
+            time.sleep(2)
         assert job.returncode == 0, (job.stdout + job.stderr)[-3000:]
         report = json.loads((out / "report.json").read_text())
         assert report["videos"] == 1

@@ -1,0 +1,48 @@
+"""Separate: vocals for the dataset (full band) and a 16 kHz mono copy for VAD and ASR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from .. import media
+from ..audio.separation import VocalSeparator
+from ..config import Resources
+from .base import Stage, WorkItem
+
+
+class SeparateStage(Stage):
+    name = "separate"
+    level = "video"
+
+    separator: Optional[VocalSeparator] = None
+
+    @property
+    def resources(self) -> Resources:
+        return self.cfg.separation.resources
+
+    def setup(self) -> None:
+        self.separator = VocalSeparator(
+            self.cfg.separation,
+            self.cfg.models_dir,
+            dataset_rate=self.cfg.dataset.sample_rate,
+            offline=self.cfg.offline,
+        )
+        self.separator.load()
+
+    def video_dir(self, item: WorkItem) -> Path:
+        return self.work_dir / item.video_id
+
+    def process(self, item: WorkItem) -> list[WorkItem]:
+        if self.separator is None:
+            self.setup()
+        assert self.separator is not None
+        src = item.video.path if item.video else item.source
+        if not item.video_id:
+            item.video_id = media.content_id(src)
+        d = self.video_dir(item)
+        mixture = d / "mixture16k.wav" if self.cfg.separation.kind != "none" else None
+        vocals, analysis = self.separator.separate(src, d / "vocals.flac", d / "analysis16k.wav", mixture)
+        item.vocals_path = vocals
+        item.analysis_path = analysis
+        return [item]
