@@ -4,8 +4,10 @@ each video as it completes, and write the report. Safe to interrupt at any momen
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -17,20 +19,42 @@ from ..errors import UserError
 from ..records import Reject
 from ..report.html import write_html
 from ..report.summary import build_report, write_report
-from ..stages.base import WorkItem
-from .collector import Collector, Progress
+from ..ids import source_key
+from ..stages.base import DISK_FULL_ERRNOS, WorkItem
+from .collector import Collector, DiskFull, Progress
 from .commit import OutputDir
 from .inputs import expand_inputs
 
 log = logging.getLogger("mikupal")
 
 
-class _Stop(Exception):
-    pass
+class Stopped(UserError):
+    """The run was stopped by SIGTERM/SIGINT: one line, and the shell's exit code for it (128 + signal)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Stop(BaseException):
+    """Raised by the signal handler. A BaseException, like KeyboardInterrupt: a stage's fault
+    isolation (`except Exception`) must not turn a stop request into a reject of the current item."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def _on_signal(signum, frame):  # noqa: ARG001
-    raise _Stop(signal.Signals(signum).name)
+    raise _Stop(signum)
+
+
+def _disk_full_error(out: OutputDir, progress: Progress, detail: str) -> UserError:
+    detail = " ".join(str(detail).split())
+    return UserError(
+        f"output disk full: {detail}; free space under {out.root} and re-run the same command to resume "
+        f"({progress.videos_done} videos committed)"
+    )
 
 
 def _peak_rss_mb() -> float:
@@ -53,7 +77,25 @@ def _safe_config(cfg: RunConfig) -> dict:
 def run(cfg: RunConfig, console=None) -> dict:
     if not cfg.output:
         raise UserError("no output given: pass output=DIR")
+    if cfg.input and not Path(os.path.expanduser(cfg.input)).exists():
+        raise UserError(f"input not found: {cfg.input}")  # before the key check: the first mistake first
     _check_labeler_key(cfg)
+    # a stop request (SIGTERM, SIGINT) ends the run between two commits: what is committed stays,
+    # the rest is redone by the next run
+    main = threading.current_thread() is threading.main_thread()  # handlers can only be set there
+    old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    for s in old:
+        signal.signal(s, _on_signal)
+    try:
+        return _run(cfg, console)
+    except _Stop as e:
+        raise Stopped(f"stopped by {e}: re-run the same command to resume (committed videos are kept)", 128 + e.signum) from None
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _run(cfg: RunConfig, console=None) -> dict:
     t0 = time.perf_counter()
     out = OutputDir(cfg.output, cfg.dataset.sample_rate)
     out.sweep_partials()
@@ -63,59 +105,68 @@ def run(cfg: RunConfig, console=None) -> dict:
     printer = _Printer(console, progress, enabled=cfg.engine.progress)
     collector = Collector(out, progress, on_commit=lambda s: printer.update())
 
-    for rej in inputs.rejects:
-        if not out.is_done(rej.item_id):
-            collector.record(out.commit_rejects(rej.item_id, [rej], rej.source, rej.video_id))
-            collector.committed.add(rej.item_id)
-        else:
-            progress.videos_done += 1
     todo: list[WorkItem] = []
-    for src, path, vid in inputs.videos:
-        if out.is_done(vid):
-            progress.videos_done += 1
-            continue
-        out.clear_unfinished(vid)
-        todo.append(WorkItem(source=src, path=path, video_id=vid))
-
-    if cfg.engine.kind == "ray" and todo:
-        from .ray_pipeline import stream
-    else:
-        from .sequential import stream
-
-    old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    for s in old:
-        signal.signal(s, _on_signal)
+    stream = None
     peak = 0.0
-    stopped: Optional[str] = None
     try:
-        printer.start()
-        for item in stream(cfg, out.root, todo) if todo else ():
-            collector.add(item)
-            peak = max(peak, _peak_rss_mb())
-    except _Stop as e:
-        stopped = str(e)
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        printer.stop()
-    if stopped:
-        raise UserError(f"stopped by {stopped}: {progress.videos_done} videos committed; re-run the same command to resume")
+        for rej in inputs.rejects:
+            if not out.is_done(rej.item_id):
+                collector.record(out.commit_rejects(rej.item_id, [rej], rej.source, rej.video_id))
+                collector.committed.add(rej.item_id)
+            else:
+                progress.videos_done += 1
+        for src, path, vid in inputs.videos:
+            stale = source_key(src)  # this source was missing or a duplicate in an earlier run
+            if out.marker(stale).exists():
+                out.clear_unfinished(stale)
+            if out.is_done(vid):
+                progress.videos_done += 1
+                continue
+            out.clear_unfinished(vid)
+            todo.append(WorkItem(source=src, path=path, video_id=vid))
 
-    # Anything the pipeline lost (a worker died for good) is recorded, and redone by the next run.
-    for it in todo:
-        if it.video_id not in collector.committed:
-            pending = collector.pending.pop(it.video_id, [])
-            rej = Reject(
-                item_id=it.video_id, video_id=it.video_id, source=it.source, stage="engine", reason="worker_lost",
-                message=f"the pipeline lost this video ({len(pending)} of its items arrived); re-run to retry",
-            )
-            collector.record(out.commit_rejects(it.video_id, [rej], it.source, it.video_id, final=False))
+        if cfg.engine.kind == "ray" and todo:
+            from .ray_pipeline import stream as engine_stream
+        else:
+            from .sequential import stream as engine_stream
 
-    wall = time.perf_counter() - t0
-    processed = {it.video_id for it in todo} | {r.item_id for r in inputs.rejects}
-    report = build_report(out, wall, processed, config=_safe_config(cfg), peak_rss_mb=round(max(peak, _peak_rss_mb()), 1))
-    write_report(out.root, report)
-    write_html(out.root, report, out.read_segments())
+        try:
+            printer.start()
+            if todo:
+                stream = engine_stream(cfg, out.root, todo)
+                for item in stream:
+                    collector.add(item)
+                    peak = max(peak, _peak_rss_mb())
+        finally:
+            printer.stop()
+            if stream is not None:
+                stream.close()  # stops the engine (Ray Data's executor) when the loop ended early
+
+        # Anything the pipeline lost (a worker died for good) is recorded, and redone by the next run.
+        for it in todo:
+            if it.video_id not in collector.committed:
+                pending = collector.pending.pop(it.video_id, [])
+                rej = Reject(
+                    item_id=it.video_id, video_id=it.video_id, source=it.source, stage="engine", reason="worker_lost",
+                    message=f"the pipeline lost this video ({len(pending)} of its items arrived); re-run to retry",
+                )
+                collector.record(out.commit_rejects(it.video_id, [rej], it.source, it.video_id, final=False))
+
+        wall = time.perf_counter() - t0
+        processed = {it.video_id for it in todo} | {r.item_id for r in inputs.rejects}
+        report = build_report(out, wall, processed, config=_safe_config(cfg), peak_rss_mb=round(max(peak, _peak_rss_mb()), 1))
+        write_report(out.root, report)
+        write_html(out.root, report, out.read_segments())
+    except DiskFull as e:
+        raise _disk_full_error(out, progress, str(e)) from None
+    except OSError as e:
+        if e.errno in DISK_FULL_ERRNOS:
+            raise _disk_full_error(out, progress, f"{e.strerror or e} ({e.filename or out.root})") from None
+        raise
+    retry = [s.key for s in out.summaries() if not s.final]
+    if retry:
+        log.warning("%d videos met a transient failure (a crash, a lost worker, the labeler API): re-run the same "
+                    "command to redo them", len(retry))
     return report
 
 

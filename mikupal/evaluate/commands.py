@@ -6,6 +6,8 @@ model, prints one JSON object to stdout and returns an exit code; user mistakes 
 
     mikupal evaluate predictions=PATH gold=meld:test meld_dir=DIR pred_column=label output=DIR
     mikupal evaluate predictions=PATH gold=gold.csv gold_column=emotion id_columns=[a,b] output=DIR
+    mikupal evaluate dataset=meld split=test meld_dir=DIR clips=DIR labeler=gemini output=DIR [limit=N]
+        (label the benchmark's own clips first: see mikupal.evaluate.label_benchmark)
     mikupal agreement runs=[out1,out2,out3] id_columns=[segment_id] pred_column=primary_emotion
     mikupal report map=RUN_DIR [output=DIR]
 """
@@ -41,7 +43,7 @@ def _comma_list(v: Any) -> Any:
 
 
 class EvaluateArgs(_Args):
-    predictions: str
+    predictions: Optional[str] = None  # a predictions table; without it the benchmark is labeled (clips=...)
     gold: Optional[str] = None  # a table path, or meld[:split] / iemocap[:sessions]
     dataset: Optional[str] = None  # meld | iemocap | table (alternative to gold=meld:test)
     split: Optional[str] = None  # meld: train/dev/test; iemocap: sessions, e.g. "5" or "4,5"
@@ -57,6 +59,12 @@ class EvaluateArgs(_Args):
     labels: Optional[list[str]] = None  # label set; default the gold labels
     exclude: Optional[list[str]] = None  # gold labels dropped in the second block; default neutral, frustrated
     output: Optional[str] = None
+    # labeling the benchmark (with clips=, or without predictions=); labeler.* overrides go to the labeler
+    clips: Optional[str] = None  # MELD: the folder of dia{D}_utt{U}.mp4; IEMOCAP: default iemocap_dir
+    limit: Optional[int] = None  # label only the first N items
+    text_column: str = "text"  # dataset=table: the transcript column
+    clip_column: str = "clip"  # dataset=table: the clip path column (relative to clips=)
+    taxonomy: Optional[str] = None  # dataset=table: the label set (default labels=[...] or the gold labels)
 
     _lists = field_validator("id_columns", "labels", "exclude", mode="before")(_comma_list)
 
@@ -159,8 +167,8 @@ def _dir_from(value: Optional[str], env: str, what: str) -> Path:
     return path
 
 
-def _load_gold(args: EvaluateArgs) -> tuple[Any, str, list[str], str, str]:
-    """-> (gold frame, dataset name, default id columns, default gold column, description)."""
+def _dataset_split(args: EvaluateArgs) -> tuple[str, Optional[str]]:
+    """dataset=meld split=test, gold=meld:test, or gold=PATH (a table) -> (dataset, split)."""
     dataset, split = args.dataset, args.split
     if args.gold and not Path(args.gold).expanduser().exists():
         name, _, rest = args.gold.partition(":")
@@ -170,17 +178,26 @@ def _load_gold(args: EvaluateArgs) -> tuple[Any, str, list[str], str, str]:
         dataset = "table"
     if dataset is None:
         raise UserError("missing gold=PATH (or gold=meld:test, or dataset=meld split=test)")
+    return dataset, split
+
+
+def _iemocap_sessions(split: Optional[str]) -> Optional[list[int]]:
+    try:
+        return [int(s) for s in split.split(",")] if split else None
+    except ValueError:
+        raise UserError(f"iemocap split must be session numbers like 5 or 4,5, got {split!r}") from None
+
+
+def _load_gold(args: EvaluateArgs) -> tuple[Any, str, list[str], str, str]:
+    """-> (gold frame, dataset name, default id columns, default gold column, description)."""
+    dataset, split = _dataset_split(args)
     if dataset == "meld":
         split = split or "test"
         folder = _dir_from(args.meld_dir, "MIKUPAL_MELD_DIR", "meld")
         return meld.meld_frame(folder, split), "meld", list(meld.ID_COLUMNS), meld.LABEL_COLUMN, f"meld:{split}"
     if dataset == "iemocap":
         folder = _dir_from(args.iemocap_dir, "MIKUPAL_IEMOCAP_DIR", "iemocap")
-        try:
-            sessions = [int(s) for s in split.split(",")] if split else None
-        except ValueError:
-            raise UserError(f"iemocap split must be session numbers like 5 or 4,5, got {split!r}") from None
-        frame = iemocap.iemocap_frame(folder, sessions)
+        frame = iemocap.iemocap_frame(folder, _iemocap_sessions(split))
         return frame, "iemocap", list(iemocap.ID_COLUMNS), iemocap.LABEL_COLUMN, f"iemocap:{split or 'all'}"
     if dataset == "table":
         if not args.gold:
@@ -189,13 +206,86 @@ def _load_gold(args: EvaluateArgs) -> tuple[Any, str, list[str], str, str]:
     raise UserError(f"unknown dataset {dataset!r}: use meld, iemocap or table")
 
 
+def _is_labeler_override(o: str) -> bool:
+    key = o.lstrip("+~").split("=", 1)[0].strip()
+    return key == "labeler" or key.startswith("labeler.")
+
+
+def _load_benchmark(args: EvaluateArgs, mode: str, context_turns: int):
+    from mikupal.evaluate import label_benchmark as lb
+
+    dataset, split = _dataset_split(args)
+    if dataset in ("meld", "iemocap") and args.taxonomy and args.taxonomy.lower() != dataset:
+        raise UserError(f"dataset={dataset} is labeled with its own label set: drop taxonomy={args.taxonomy}")
+    if dataset == "meld":
+        folder = _dir_from(args.meld_dir, "MIKUPAL_MELD_DIR", "meld")
+        return lb.load_meld(folder, split or "test", args.clips, mode, context_turns)
+    if dataset == "iemocap":
+        folder = _dir_from(args.iemocap_dir, "MIKUPAL_IEMOCAP_DIR", "iemocap")
+        return lb.load_iemocap(folder, _iemocap_sessions(split), args.clips, mode, context_turns)
+    if dataset == "table":
+        if not args.gold:
+            raise UserError("dataset=table needs gold=PATH")
+        if not args.id_columns:
+            raise UserError("missing id_columns=[...] (the columns that identify an item)")
+        if not args.gold_column:
+            raise UserError("missing gold_column=NAME (the gold label column)")
+        return lb.load_table(args.gold, args.id_columns, args.gold_column, args.clips, mode,
+                             args.text_column, args.clip_column, args.taxonomy, args.labels)  # fmt: skip
+    raise UserError(f"unknown dataset {dataset!r}: use meld, iemocap or table")
+
+
+def _label_and_evaluate(args: EvaluateArgs, labeler_overrides: list[str]) -> int:
+    """`clips=DIR`: label the benchmark's own clips, then score (see mikupal.evaluate.label_benchmark)."""
+    from mikupal.config import compose
+    from mikupal.evaluate.label_benchmark import label_and_evaluate
+
+    if not args.output:
+        raise UserError("labeling the benchmark needs output=DIR (predictions.parquet and metrics go there)")
+    if args.map_from:
+        raise UserError("map_from=... applies to predictions=PATH; labeling uses the benchmark's own labels")
+    cfg = compose(labeler_overrides)
+    bench = _load_benchmark(args, cfg.labeler.mode, cfg.labeler.context_turns)
+    if args.id_columns and list(args.id_columns) != bench.id_columns:
+        raise UserError(f"{bench.name} items are identified by {bench.id_columns}: drop id_columns=...")
+    output = Path(args.output).expanduser()
+    result = label_and_evaluate(bench, cfg, output, args.limit, args.labels, args.exclude)
+    result["inputs"] = {
+        "predictions": str(output / "predictions.parquet"),
+        "gold": bench.desc,
+        "pred_column": "prediction",
+        "gold_column": bench.gold_column,
+        "id_columns": bench.id_columns,
+        "map_from": None,
+        "clips": str(bench.clips) if bench.clips else None,
+        "limit": args.limit,
+    }
+    _emit(result, args.output, "metrics.json")
+    return 0
+
+
 @_user_errors
 def evaluate_command(overrides: Sequence[str]) -> int:
     """Score predictions against gold labels; print metrics as JSON, write metrics.json and
-    confusion_matrix.png into `output`."""
+    confusion_matrix.png into `output`. With `clips=DIR` (or labeler overrides and no
+    `predictions=`), first label the benchmark's own clips into `output/predictions.parquet`."""
     from mikupal.evaluate import metrics  # sklearn: imported only by the commands that need it
 
-    args = parse_overrides(overrides, EvaluateArgs)
+    labeler_overrides = [o for o in overrides if _is_labeler_override(o)]
+    args = parse_overrides([o for o in overrides if not _is_labeler_override(o)], EvaluateArgs)
+    if args.clips is not None or (args.predictions is None and labeler_overrides):
+        if args.predictions is not None:
+            raise UserError("give predictions=PATH (score a predictions file) or clips=DIR (label the "
+                            "benchmark's clips first), not both")  # fmt: skip
+        return _label_and_evaluate(args, labeler_overrides)
+    if args.predictions is None:
+        raise UserError("missing predictions=PATH (a predictions table), or clips=DIR to label the benchmark's "
+                        "clips first (with labeler=... overrides)")  # fmt: skip
+    if labeler_overrides:
+        raise UserError(f"{labeler_overrides[0]}: labeler settings apply when labeling (clips=DIR), "
+                        "not when scoring predictions=PATH")  # fmt: skip
+    if args.limit is not None:
+        raise UserError("limit=N applies when labeling (clips=DIR), not when scoring predictions=PATH")
     gold, dataset, default_ids, default_gold_column, gold_desc = _load_gold(args)
     id_columns = args.id_columns or default_ids
     gold_column = args.gold_column or default_gold_column

@@ -215,7 +215,7 @@ def test_ray_job_submit_to_a_local_cluster(tmp_path, models_dir, media):
         cmd = [str(ray_bin), "job", "submit", f"--address=http://127.0.0.1:{dash}", "--",
                sys.executable, "-m", "mikupal.cli", "run",
                *base_overrides(models_dir, out, media / "vr_face2.mp4", "labeler=none")]
-        deadline = time.time() + 120
+        deadline = time.time() + 300
         while True:  # the job agent comes up a little after the dashboard answers
             job = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env,
                                  cwd=Path(__file__).resolve().parents[2])
