@@ -21,7 +21,7 @@ class Resources(_Strict):
 
     num_cpus: float = 1.0
     num_gpus: float = 0.0
-    concurrency: Union[int, Literal["auto"]] = 1  # pool size; "auto" = one per GPU (or per CPU pair)
+    concurrency: Union[int, Literal["auto"]] = 1  # pool size; "auto" = one per GPU, or one per CPU core without GPUs
     batch_size: Optional[int] = None
 
     def pool_size(self, cluster_gpus: float, cluster_cpus: float) -> int:
@@ -29,7 +29,9 @@ class Resources(_Strict):
             return max(1, int(self.concurrency))
         if self.num_gpus > 0 and cluster_gpus > 0:
             return max(1, int(cluster_gpus))
-        return max(1, int(cluster_cpus // 2))
+        # CPU workers are single-threaded (models run on one thread each): one per core, within
+        # the CPUs each asks for
+        return max(1, min(int(cluster_cpus), int(cluster_cpus / max(self.num_cpus, 1e-9))))
 
 
 class SeparationConfig(_Strict):
@@ -103,8 +105,8 @@ class AsdConfig(_Strict):
     min_coverage: float = Field(0.5, ge=0, le=1)
     overlap_margin: float = Field(0.5, ge=0)
     min_evidence_fraction: float = Field(0.15, ge=0, le=1)
-    max_scored_seconds: Optional[float] = Field(4.0, ge=0)
-    scored_window_seconds: float = Field(4.0, gt=0)
+    max_scored_seconds: Optional[float] = Field(3.0, ge=0)
+    scored_window_seconds: float = Field(3.0, gt=0)
     max_offset_frames: int = Field(5, ge=0)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     resources: Resources = Resources()

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from ..config import EngineConfig, RunConfig
 from ..errors import UserError
-from ..stages.base import Stage, WorkItem
+from ..stages.base import FAULT_ENV, Stage, WorkItem
 from .stages import ACTOR_STAGES, stage_classes
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,32 @@ def init_ray(engine: EngineConfig) -> None:
         )
 
 
-def _run_task(batch: pa.Table, cls: type[Stage], cfg: RunConfig, out_dir: str) -> pa.Table:
-    return cls(cfg, out_dir).run_batch(batch)
+def _one_row_blocks(table: pa.Table) -> Iterator[pa.Table]:
+    """Yield each row as its own block, so the utterances of one video spread over the whole pool
+    (with DataContext.target_max_block_size tiny, every yielded table stays a block)."""
+    for i in range(table.num_rows):
+        yield table.slice(i, 1)
+
+
+def _run_task(batch: pa.Table, cls: type[Stage], cfg: RunConfig, out_dir: str) -> Iterator[pa.Table]:
+    yield from _one_row_blocks(cls(cfg, out_dir).run_batch(batch))
+
+
+class _StageActor:
+    """A Ray Data callable class around any stage: the stage (and its models) lives as long as the actor."""
+
+    stage_cls: type[Stage]
+
+    def __init__(self, cfg: RunConfig, out_dir: str):
+        self.stage = self.stage_cls(cfg, out_dir)
+
+    def __call__(self, batch: pa.Table) -> Iterator[pa.Table]:
+        yield from _one_row_blocks(self.stage.run_batch(batch))
+
+
+def _actor_class(cls: type[Stage]) -> type:
+    # a subclass per stage, named after it, so Ray's logs and dashboard say which stage is which
+    return type(cls.__name__, (_StageActor,), {"stage_cls": cls, "__module__": __name__})
 
 
 def _check_capacity(plans: list[tuple[str, float, float, int]], task_cpus: float) -> None:
@@ -70,6 +94,7 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
     ctx.enable_progress_bars = False
     ctx.max_errored_blocks = -1  # a block lost to a dead worker must not end the run: the driver records it
     ctx.enable_operator_progress_bars = False
+    ctx.target_max_block_size = 1  # rows are small (paths, times): one row per block spreads work evenly
     total = ray.cluster_resources()
     cluster_gpus, cluster_cpus = total.get("GPU", 0.0), total.get("CPU", 1.0)
 
@@ -89,17 +114,20 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
         remote = {"num_cpus": res.num_cpus}
         if res.num_gpus:
             remote["num_gpus"] = res.num_gpus
+        env = {}
         if cls.name == "label":
             # workers started before this run (a shared cluster) don't have the driver's env: the
             # key travels in Ray's runtime_env, never in our config, rows or files
             env = {k: os.environ[k] for k in (cfg.labeler.api_key_env, "GOOGLE_GEMINI_BASE_URL") if os.environ.get(k)}
-            if env:
-                remote["runtime_env"] = {"env_vars": env}
+        if os.environ.get(FAULT_ENV):  # test-only fault injection (stages/base.py), off unless set
+            env[FAULT_ENV] = os.environ[FAULT_ENV]
+        if env:
+            remote["runtime_env"] = {"env_vars": env}
         if cls.name in ACTOR_STAGES:
             pool = res.pool_size(cluster_gpus, cluster_cpus)
             plans.append((cls.name, res.num_cpus, res.num_gpus, pool))
             ds = ds.map_batches(
-                cls,
+                _actor_class(cls),
                 fn_constructor_args=(cfg, str(out_dir)),
                 batch_size=batch_size,
                 batch_format="pyarrow",
