@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.inputs import base_minute  # noqa: E402
-from benchmarks.vision_tradeoffs import SHARED, models_dir  # noqa: E402
+from benchmarks.vision_tradeoffs import models_dir  # noqa: E402
 
 UTTERANCE_S = 5.0
 
@@ -89,15 +89,21 @@ def main(argv: list[str] | None = None) -> int:
     ffd = ffmpeg_decode(path, None)
     load = os.getloadavg()
 
+    fc, ac = cfg.faces, cfg.asd
+    label = (
+        f"vision stage (decode at 25 fps, {fc.work_width} px; shot cuts; {fc.kind} on every {fc.detect_every}th frame at "
+        f"{fc.input_width} px; tracking; {ac.kind} ({'bf16' if stage.bf16 else 'fp32'}) on <= {ac.max_scored_seconds:g} s "
+        f"per track, offsets +-{ac.max_offset_frames}; clip + audio export)"
+    )
     rows = [
-        ("vision stage (decode 25 fps @640 px, shots, YuNet every 5th @320 px, track, ASD <= 4 s/track, clip export)", wall, cpu),
+        (label, wall, cpu),
         ("ffmpeg decode only, -threads 1", *ff1),
         ("ffmpeg decode only, default threads", *ffd),
     ]
     lines = [
         "# Vision throughput on CPU, 720p30 input",
         "",
-        f"Produced by `python -m benchmarks.vision_fps {' '.join(args.overrides)}`".rstrip() + "`"[:0],
+        "Produced by `" + " ".join(["python -m benchmarks.vision_fps", *args.overrides]) + "`.",
         "",
         f"Input: `{path.name}`, {info.width}x{info.height} @ {src_fps:g} fps, {info.duration:.1f} s (five talking-face clips "
         f"scaled+padded to 1280x720, looped); cut into {len(items)} consecutive {UTTERANCE_S:g} s utterances "
