@@ -19,6 +19,7 @@ commands:
              (--dry-run: show models present/missing and the stage plan, then stop)
   label      input=DIR [labeler=...]             label an existing unlabeled output (resumable)
   evaluate   predictions=PATH gold=PATH pred_column=NAME gold_column=NAME id_columns=[A,B] output=DIR
+             or: dataset=meld split=test meld_dir=DIR clips=DIR [labeler=...] output=DIR (label, then score)
   agreement  runs=[A,B,...] id_columns=[...] pred_column=NAME output=DIR
   report     map=DIR [output=DIR]                emotion map (t-SNE) and label distribution plots
   models     [models_dir=DIR] [overrides]        which model files are present, which are missing
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(COMMANDS[cmd](args) or 0)
     except UserError as e:
         print(f"mikupal {cmd}: {e}", file=sys.stderr)
-        return 2
+        return int(getattr(e, "exit_code", 2))  # 2, or 128 + signal for a run stopped by SIGTERM/SIGINT
     except KeyboardInterrupt:
         print(f"mikupal {cmd}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
+
+_SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 FULL_HASH_LIMIT = 64 << 20
 SAMPLE_CHUNKS = 16
@@ -33,3 +36,11 @@ def content_id(path: str | os.PathLike) -> str:
 def source_key(source: str) -> str:
     """A stable file-name-safe key for an input that has no content id (missing, unreadable)."""
     return "src-" + hashlib.blake2b(source.encode("utf-8", "surrogateescape"), digest_size=10).hexdigest()
+
+
+def check_key(key: str) -> str:
+    """`key` if it can name files under the output dir (letters, digits, '_' and '-': no separator,
+    no '..', nothing absolute), else ValueError: no id can make a write or a delete escape it."""
+    if not isinstance(key, str) or not _SAFE_KEY.fullmatch(key):
+        raise ValueError(f"unsafe output key {key!r}")
+    return key

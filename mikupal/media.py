@@ -51,6 +51,9 @@ def probe(path: str | os.PathLike, source: Optional[str] = None, video_id: Optio
     if size == 0:
         raise StageError("empty_file", f"{path}: zero bytes")
     vid = video_id or content_id(p)
+    cut = truncation(p, size)
+    if cut:
+        raise StageError("truncated_file", f"{path}: {cut} (an incomplete download or copy)")
     with _open(p) as c:
         streams: list[StreamInfo] = []
         for s in c.streams:
@@ -99,6 +102,43 @@ def probe(path: str | os.PathLike, source: Optional[str] = None, video_id: Optio
         rotation=rotation,
         format_name=fmt,
     )
+
+
+_BOX_TYPE = bytes(range(0x20, 0x7F))  # box types are four printable characters
+
+
+def truncation(path: str | os.PathLike, size: Optional[int] = None) -> Optional[str]:
+    """Why an ISO-BMFF file (MP4, MOV, M4A, 3GP) is cut short, or None: walks the top-level boxes'
+    headers (a few reads, whatever the file's length) and checks that the last one ends at the end
+    of the file. A truncated MP4 has lost its index (moov at the end) or part of its media (mdat)."""
+    size = os.path.getsize(path) if size is None else size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8 or head[4:8] != b"ftyp":
+            return None  # not ISO-BMFF: FFmpeg judges it
+        pos = 0
+        for _ in range(100_000):
+            if pos == size:
+                return None
+            f.seek(pos)
+            hdr = f.read(16)
+            if len(hdr) < 8:
+                return f"the file ends inside a box header at byte {pos}"
+            box_size, box_type = int.from_bytes(hdr[:4], "big"), hdr[4:8]
+            if box_type.strip(_BOX_TYPE):
+                return None  # not a box header: leave it to FFmpeg
+            if box_size == 1:
+                if len(hdr) < 16:
+                    return f"the file ends inside the '{box_type.decode()}' box header at byte {pos}"
+                box_size = int.from_bytes(hdr[8:16], "big")
+            elif box_size == 0:
+                return None  # the last box runs to the end of the file, whatever its length
+            if box_size < 8:
+                return None
+            if pos + box_size > size:
+                return f"the '{box_type.decode()}' box runs to byte {pos + box_size} but the file has {size} bytes"
+            pos += box_size
+    return None
 
 
 def _audio_stream(c):

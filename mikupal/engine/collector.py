@@ -33,6 +33,10 @@ class Progress:
         )
 
 
+class DiskFull(Exception):
+    """A stage could not write under the output dir: the run stops (the video stays uncommitted)."""
+
+
 class Collector:
     def __init__(self, out: OutputDir, progress: Progress, on_commit: Optional[Callable[[VideoSummary], None]] = None):
         self.out = out
@@ -42,6 +46,9 @@ class Collector:
         self.on_commit = on_commit
 
     def add(self, item: WorkItem) -> None:
+        full = next((r for r in item.rejects if r.reason == "disk_full"), None)
+        if full is not None:
+            raise DiskFull(full.message)
         key = item.video_id
         bucket = self.pending.setdefault(key, [])
         bucket.append(item)

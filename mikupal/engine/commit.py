@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
+from ..ids import check_key
 from ..records import DatasetSegment, Record, Reject
 from ..stages.base import StageTime, WorkItem
 
@@ -57,24 +58,41 @@ class VideoSummary(Record):
 
 FUNNEL_STAGES = ("input", "probe", "vad", "segments", "vision", "label")
 
+#: reasons that say nothing about the data (a crash, a full disk, a lost worker, a flaky, garbled or
+#: unpaid labeler API): a video with such a reject is committed with final=False, so the next run
+#: redoes it instead of skipping it, and a resumed run ends equal to one that never met the fault
+RETRY_REASONS = frozenset({
+    "stage_error", "out_of_memory", "worker_lost", "disk_full",
+    "labeler_rate_limited", "labeler_server_error", "labeler_timeout", "labeler_connection_error",
+    "labeler_invalid_output", "labeler_auth_error", "budget_exhausted",
+})
+
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not keep the half-written file's space
+        raise
 
 
 def _atomic_text(text: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
@@ -161,6 +179,7 @@ def summarize(key: str, items: list[WorkItem]) -> tuple[list[DatasetSegment], li
     summary.output_tokens = sum(i.annotation.output_tokens for i in items if i.annotation)
     summary.times = [StageTime(stage=k, seconds=v) for k, v in times.items()]
     summary.primary_emotions = [r.primary_emotion for r in rows if r.primary_emotion]
+    summary.final = not any(r.reason in RETRY_REASONS for r in rejects)
     if video_level_drop and not rejects:  # never silent: a dropped video always says why
         rejects.append(Reject(item_id=key, video_id=first.video_id, source=first.source, stage="unknown", reason="dropped_without_reason"))
         summary.rejects = 1
@@ -177,7 +196,7 @@ class OutputDir:
     # ---------------------------------------------------------------- state
 
     def marker(self, key: str) -> Path:
-        return self.root / ".state" / "done" / f"{key}.json"
+        return self.root / ".state" / "done" / f"{check_key(key)}.json"
 
     def is_done(self, key: str) -> bool:
         p = self.marker(key)
@@ -196,6 +215,7 @@ class OutputDir:
 
     def clear_unfinished(self, key: str) -> None:
         """Remove what a crashed attempt may have left for a video that has no marker."""
+        check_key(key)
         for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet", self.marker(key)):
             p.unlink(missing_ok=True)
         for sub in ("audio", "clips", "debug"):
@@ -214,8 +234,7 @@ class OutputDir:
         rows, rejects, summary = summarize(key, items)
         for r in rows:
             r.sample_rate = self.sample_rate
-        self._write(key, rows, rejects)
-        _atomic_text(summary.model_dump_json(), self.marker(key))
+        self._commit(key, rows, rejects, summary)
         shutil.rmtree(self.root / ".work" / key, ignore_errors=True)
         return summary
 
@@ -225,11 +244,22 @@ class OutputDir:
         """An input that never reached a stage (missing, duplicate ...) or that the pipeline lost."""
         summary = VideoSummary(key=key, video_id=video_id, source=source, rejects=len(rejects), final=final)
         summary.funnel = [FunnelCounts(stage=s, count=int(s == "input"), seconds=0.0) for s in FUNNEL_STAGES]
-        self._write(key, [], rejects)
-        _atomic_text(summary.model_dump_json(), self.marker(key))
+        self._commit(key, [], rejects, summary)
         return summary
 
+    def _commit(self, key: str, rows: list[DatasetSegment], rejects: list[Reject], summary: VideoSummary) -> None:
+        """Rows, rejects, then the marker; a failure on the way (a full disk) leaves no file of the video."""
+        check_key(key)  # before anything is written or removed
+        try:
+            self._write(key, rows, rejects)
+            _atomic_text(summary.model_dump_json(), self.marker(key))
+        except BaseException:
+            for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet"):
+                p.unlink(missing_ok=True)
+            raise
+
     def _write(self, key: str, rows: list[DatasetSegment], rejects: list[Reject]) -> None:
+        check_key(key)
         seg_path = self.root / "segments" / f"{key}.parquet"
         rej_path = self.root / "rejects" / f"{key}.parquet"
         if rows:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pyarrow as pa
 
@@ -51,12 +51,23 @@ def _run_task(batch: pa.Table, cls: type[Stage], cfg: RunConfig, out_dir: str) -
     yield from _one_row_blocks(cls(cfg, out_dir).run_batch(batch))
 
 
+class _Secrets(dict):
+    """Environment variables a stage needs that must not be logged (the labeler's API key). They
+    travel in the actor's constructor arguments: Ray's runtime-env agent writes a runtime_env's
+    env_vars, values included, to its log file."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} secret env vars>"
+
+
 class _StageActor:
     """A Ray Data callable class around any stage: the stage (and its models) lives as long as the actor."""
 
     stage_cls: type[Stage]
 
-    def __init__(self, cfg: RunConfig, out_dir: str):
+    def __init__(self, cfg: RunConfig, out_dir: str, secrets: Optional[_Secrets] = None):
+        if secrets:
+            os.environ.update(secrets)
         self.stage = self.stage_cls(cfg, out_dir)
 
     def __call__(self, batch: pa.Table) -> Iterator[pa.Table]:
@@ -114,21 +125,21 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
         remote = {"num_cpus": res.num_cpus}
         if res.num_gpus:
             remote["num_gpus"] = res.num_gpus
-        env = {}
+        secrets = None
         if cls.name == "label":
             # workers started before this run (a shared cluster) don't have the driver's env: the
-            # key travels in Ray's runtime_env, never in our config, rows or files
-            env = {k: os.environ[k] for k in (cfg.labeler.api_key_env, "GOOGLE_GEMINI_BASE_URL") if os.environ.get(k)}
+            # key travels with the actor's constructor arguments, never in our config, rows, files
+            # or Ray's runtime_env (logged)
+            secrets = _Secrets({k: os.environ[k] for k in (cfg.labeler.api_key_env, "GOOGLE_GEMINI_BASE_URL")
+                                if os.environ.get(k)})
         if os.environ.get(FAULT_ENV):  # test-only fault injection (stages/base.py), off unless set
-            env[FAULT_ENV] = os.environ[FAULT_ENV]
-        if env:
-            remote["runtime_env"] = {"env_vars": env}
+            remote["runtime_env"] = {"env_vars": {FAULT_ENV: os.environ[FAULT_ENV]}}
         if cls.name in ACTOR_STAGES:
             pool = res.pool_size(cluster_gpus, cluster_cpus)
             plans.append((cls.name, res.num_cpus, res.num_gpus, pool))
             ds = ds.map_batches(
                 _actor_class(cls),
-                fn_constructor_args=(cfg, str(out_dir)),
+                fn_constructor_args=(cfg, str(out_dir), secrets),
                 batch_size=batch_size,
                 batch_format="pyarrow",
                 concurrency=pool,

@@ -10,16 +10,15 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 import psutil
 
 from ..config import RunConfig
 from ..errors import UserError
+from ..ids import source_key
 from ..records import Reject
 from ..report.html import write_html
 from ..report.summary import build_report, write_report
-from ..ids import source_key
 from ..stages.base import DISK_FULL_ERRNOS, WorkItem
 from .collector import Collector, DiskFull, Progress
 from .commit import OutputDir
