@@ -194,13 +194,14 @@ def test_ray_job_submit_to_a_local_cluster(tmp_path, models_dir, media):
     ray_bin = Path(sys.executable).with_name("ray")
     env = dict(os.environ, RAY_AUTH_MODE="disabled")
     env.pop("RAY_ADDRESS", None)
-    gcs, dash = _free_port(), _free_port()
+    gcs, dash, agent = _free_port(), _free_port(), _free_port()
     temp = Path("/tmp") / f"rayjob{os.getpid()}"
     # --block keeps the head in the foreground of its own process group: the test stops exactly
     # this cluster (not `ray stop`, which would end every Ray on the machine, the test session's too)
     head = subprocess.Popen(
         [str(ray_bin), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2", "--include-dashboard=true",
-         f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1", f"--temp-dir={temp}", "--disable-usage-stats"],
+         f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1", f"--dashboard-agent-listen-port={agent}",
+         f"--temp-dir={temp}", "--disable-usage-stats"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline:
