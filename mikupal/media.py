@@ -276,13 +276,33 @@ def _to_bgr(frame, width: Optional[int]) -> np.ndarray:
 
 
 def decode_video(
-    path: str | os.PathLike, start: float, end: float, fps: float = 25.0, width: Optional[int] = None
+    path: str | os.PathLike,
+    start: float,
+    end: float,
+    fps: float = 25.0,
+    width: Optional[int] = None,
+    display_width: Optional[int] = None,
 ) -> VideoFrames:
-    frames = [f for _, f in iter_video(path, start, end, fps, width)]
+    """Frames at `fps` for [start, end), indexed by target time: `frames[k]` shows start + k/fps.
+
+    Targets before the stream's first frame take that frame (a video stream that starts a little
+    after the audio must not shift every later frame by one); targets past its end are cut off.
+    """
+    n = max(0, int(math.ceil((end - start) * fps - 1e-6)))
+    got: list[Optional[np.ndarray]] = [None] * n
+    for k, f in iter_video(path, start, end, fps, width):
+        if k < n:
+            got[k] = f
+    last = max((k for k, f in enumerate(got) if f is not None), default=-1)
+    frames: list[np.ndarray] = []
+    prev = next((f for f in got if f is not None), None)
+    for k in range(last + 1):
+        prev = got[k] if got[k] is not None else prev
+        frames.append(prev)
     scale = 1.0
     if frames:
-        display_w = display_size(path)[0]
-        scale = frames[0].shape[1] / float(display_w) if display_w else 1.0
+        dw = display_width or display_size(path)[0]
+        scale = frames[0].shape[1] / float(dw) if dw else 1.0
     return VideoFrames(frames=frames, fps=fps, start=start, scale=scale)
 
 

@@ -30,7 +30,6 @@ def render_html(report: dict, segments: pa.Table) -> str:
     emo = [(k, float(v), str(v)) for k, v in report.get("emotion_distribution", {}).items()]
     reasons = [(f"{r['stage']}: {r['reason']}", float(r["count"]), str(r["count"])) for r in report.get("reject_reasons", [])]
     rows = []
-    cols = set(segments.column_names)
     for r in segments.slice(0, MAX_ROWS).to_pylist():
         audio = html.escape(r.get("audio_path") or "")
         clip = html.escape(r.get("clip_path") or "")
@@ -52,7 +51,6 @@ def render_html(report: dict, segments: pa.Table) -> str:
         f"(retention {100 * report['retention']:.1f}%). Wall {report['wall_seconds']:.1f} s, "
         f"speed ratio {report['speed_ratio']:.2f}x. Cost ${report['cost_usd']:.4f}.</p>"
     )
-    _ = cols
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>mikupal run report</title>
 <style>

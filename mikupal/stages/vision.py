@@ -49,30 +49,6 @@ def _larger(a: Resources, b: Resources) -> Resources:
     )
 
 
-def decode_frames(path: str, start: float, end: float, width: Optional[int], display_width: Optional[int] = None) -> media.VideoFrames:
-    """Frames at 25 fps for [start, end), indexed by target time: `frames[k]` shows start + k/25.
-
-    Targets before the stream's first frame take that frame (a video stream that starts a little
-    after the audio must not shift every later frame by one); targets past its end are cut off.
-    """
-    n = max(0, int(math.ceil((end - start) * VIDEO_FPS - 1e-6)))
-    got: list[Optional[np.ndarray]] = [None] * n
-    for k, f in media.iter_video(path, start, end, VIDEO_FPS, width):
-        if k < n:
-            got[k] = f
-    last = max((k for k, f in enumerate(got) if f is not None), default=-1)
-    frames: list[np.ndarray] = []
-    prev = next((f for f in got if f is not None), None)
-    for k in range(last + 1):
-        prev = got[k] if got[k] is not None else prev
-        frames.append(prev)
-    scale = 1.0
-    if frames:
-        dw = display_width or media.display_size(path)[0]
-        scale = frames[0].shape[1] / float(dw) if dw else 1.0
-    return media.VideoFrames(frames=frames, fps=VIDEO_FPS, start=start, scale=scale)
-
-
 def _window_frames(t: int, seconds: float) -> int:
     if seconds is None or not math.isfinite(seconds) or seconds <= 0:
         return t
@@ -294,7 +270,7 @@ class VisionStage(Stage):
         path = item.video.path if item.video else item.source
         fc, ac, dc = self.cfg.faces, self.cfg.asd, self.cfg.dataset
         t = time.perf_counter()
-        decoded = decode_frames(path, seg.start, seg.end, fc.work_width, item.video.width if item.video else None)
+        decoded = media.decode_video(path, seg.start, seg.end, VIDEO_FPS, fc.work_width, item.video.width if item.video else None)
         frames, scale = decoded.frames, decoded.scale
         n = len(frames)
         self.counts["frames"] += n
