@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         cfg = compose([f"models_dir={models_dir(tmp)}", "profile=cpu", *args.overrides])
-        stage = VisionStage(cfg, tmp / "out")
+        stage = VisionStage(cfg, tmp / "out", threads=1)
         stage.setup()
         stage._ready = True
         whole = work_item(path, tmp / "work")

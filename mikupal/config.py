@@ -33,6 +33,12 @@ class Resources(_Strict):
         # the CPUs each asks for
         return max(1, min(int(cluster_cpus), int(cluster_cpus / max(self.num_cpus, 1e-9))))
 
+    @property
+    def worker_threads(self) -> int:
+        """Math-library threads for one worker of a pool: the whole CPUs it asks for, at least one.
+        Workers that each ran one thread per core would fight over the same cores."""
+        return max(1, int(self.num_cpus))
+
 
 class SeparationConfig(_Strict):
     kind: Literal["mdx", "none"] = "mdx"

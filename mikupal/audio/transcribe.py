@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -138,10 +138,11 @@ def plan_clips(regions: Sequence[SpeechRegion], audio: Optional[_Audio] = None, 
 class Transcriber:
     """Loads faster-whisper once; `transcribe(audio16k, regions) -> list[RegionTranscript]`."""
 
-    def __init__(self, cfg: AsrConfig, models_dir: str | os.PathLike, offline: bool = False):
+    def __init__(self, cfg: AsrConfig, models_dir: str | os.PathLike, offline: bool = False, threads: Optional[int] = None):
         self.cfg = cfg
         self.models_dir = Path(models_dir)
         self.offline = offline
+        self.threads = threads  # CTranslate2 threads when asr.cpu_threads is 0 (None: its default)
         self.model = None
         self.pipeline = None
         self.model_ref: Optional[str] = None
@@ -156,7 +157,7 @@ class Transcriber:
         kwargs = dict(
             device=self.cfg.device,
             compute_type=self.cfg.compute_type,
-            cpu_threads=int(self.cfg.cpu_threads),
+            cpu_threads=int(self.cfg.cpu_threads or self.threads or 0),
             num_workers=1,
             local_files_only=is_offline(self.offline) or Path(ref).is_dir(),
         )
@@ -175,14 +176,21 @@ class Transcriber:
 
     def transcribe(self, audio16k: AudioSource, regions: Sequence[SpeechRegion]) -> list[RegionTranscript]:
         """Transcribe only the regions; word times are in source seconds, inside each clip."""
+        return [rt for group in self.iter_transcribe(audio16k, regions) for rt in group]
+
+    def iter_transcribe(self, audio16k: AudioSource, regions: Sequence[SpeechRegion]) -> Iterator[list[RegionTranscript]]:
+        """`transcribe` in time order, a clip (or a batched group of clips) at a time, so that
+        utterances can be cut and passed on while the rest of the file is still transcribed."""
         self.load()
         audio = _Audio(audio16k)
         clips = plan_clips(regions, audio)
-        if not clips:
-            return []
         if self.pipeline is not None:
-            return self._transcribe_batched(audio, clips)
-        return [self._transcribe_clip(audio, c) for c in clips]
+            per_call = max(1, int(self.cfg.batch_size) * GROUP_CLIPS_PER_BATCH)
+            for g in range(0, len(clips), per_call):
+                yield self._batch_group(audio, clips[g : g + per_call])
+            return
+        for c in clips:
+            yield [self._transcribe_clip(audio, c)]
 
     # ------------------------------------------------------------ plain
 
@@ -208,13 +216,6 @@ class Transcriber:
         return out
 
     # ------------------------------------------------------------ batched
-
-    def _transcribe_batched(self, audio: _Audio, clips: list[_Clip]) -> list[RegionTranscript]:
-        per_call = max(1, int(self.cfg.batch_size) * GROUP_CLIPS_PER_BATCH)
-        out: list[RegionTranscript] = []
-        for g in range(0, len(clips), per_call):
-            out.extend(self._batch_group(audio, clips[g : g + per_call]))
-        return out
 
     def _batch_group(self, audio: _Audio, group: list[_Clip]) -> list[RegionTranscript]:
         """Concatenate the group's clips, transcribe them as clip_timestamps, map times back."""

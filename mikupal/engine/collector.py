@@ -41,7 +41,7 @@ class Collector:
     def __init__(self, out: OutputDir, progress: Progress, on_commit: Optional[Callable[[VideoSummary], None]] = None):
         self.out = out
         self.progress = progress
-        self.pending: dict[str, list[WorkItem]] = {}
+        self.pending: dict[str, dict[str, WorkItem]] = {}
         self.committed: set[str] = set()
         self.on_commit = on_commit
 
@@ -50,11 +50,14 @@ class Collector:
         if full is not None:
             raise DiskFull(full.message)
         key = item.video_id
-        bucket = self.pending.setdefault(key, [])
-        bucket.append(item)
-        expected = max(i.fanout_total for i in bucket)
-        if len(bucket) >= expected:
-            self._commit(key, self.pending.pop(key))
+        # keyed by item id: an item a retried task passes on again replaces its first copy
+        bucket = self.pending.setdefault(key, {})
+        bucket[item.item_id] = item
+        # the fan-out streams a video's utterances; only the last one says how many there are
+        # (fanout_total 0 = more to come)
+        expected = max(i.fanout_total for i in bucket.values())
+        if expected and len(bucket) >= expected:
+            self._commit(key, list(self.pending.pop(key).values()))
 
     def _commit(self, key: str, items: list[WorkItem]) -> None:
         summary = self.out.commit_video(key, items)

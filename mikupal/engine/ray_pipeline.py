@@ -14,7 +14,7 @@ import pyarrow as pa
 from ..config import EngineConfig, RunConfig
 from ..errors import UserError
 from ..stages.base import FAULT_ENV, Stage, WorkItem
-from .stages import ACTOR_STAGES, stage_classes
+from .stages import runs_as_actor, stage_classes
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,16 @@ def init_ray(engine: EngineConfig) -> None:
         )
 
 
-def _one_row_blocks(table: pa.Table) -> Iterator[pa.Table]:
-    """Yield each row as its own block, so the utterances of one video spread over the whole pool
-    (with DataContext.target_max_block_size tiny, every yielded table stays a block)."""
-    for i in range(table.num_rows):
-        yield table.slice(i, 1)
+def _one_row_blocks(items: Iterator[WorkItem]) -> Iterator[pa.Table]:
+    """Yield each item as its own block the moment the stage passes it on, so the utterances of one
+    video spread over the whole pool, and the first ones are worked on while the fan-out is still
+    transcribing the rest (with DataContext.target_max_block_size tiny, every table stays a block)."""
+    for it in items:
+        yield WorkItem.to_table([it])
 
 
 def _run_task(batch: pa.Table, cls: type[Stage], cfg: RunConfig, out_dir: str) -> Iterator[pa.Table]:
-    yield from _one_row_blocks(cls(cfg, out_dir).run_batch(batch))
+    yield from _one_row_blocks(cls(cfg, out_dir).iter_batch(batch))
 
 
 class _Secrets(dict):
@@ -68,10 +69,19 @@ class _StageActor:
     def __init__(self, cfg: RunConfig, out_dir: str, secrets: Optional[_Secrets] = None):
         if secrets:
             os.environ.update(secrets)
-        self.stage = self.stage_cls(cfg, out_dir)
+        stage = self.stage_cls(cfg, out_dir)
+        stage.threads = stage.resources.worker_threads  # pools share the cores: no thread oversubscription
+        self.stage = stage
+        # load the models now: actors start with the run, so this overlaps the stages before them
+        # instead of delaying the first item. A failure is left to the first item, which records it.
+        try:
+            stage.setup()
+            stage._ready = True
+        except Exception:  # noqa: BLE001
+            log.debug("%s setup failed in the actor's constructor; retried on the first item", stage.name, exc_info=True)
 
     def __call__(self, batch: pa.Table) -> Iterator[pa.Table]:
-        yield from _one_row_blocks(self.stage.run_batch(batch))
+        yield from _one_row_blocks(self.stage.iter_batch(batch))
 
 
 def _actor_class(cls: type[Stage]) -> type:
@@ -134,7 +144,7 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
                                 if os.environ.get(k)})
         if os.environ.get(FAULT_ENV):  # test-only fault injection (stages/base.py), off unless set
             remote["runtime_env"] = {"env_vars": {FAULT_ENV: os.environ[FAULT_ENV]}}
-        if cls.name in ACTOR_STAGES:
+        if runs_as_actor(stage):
             pool = res.pool_size(cluster_gpus, cluster_cpus)
             plans.append((cls.name, res.num_cpus, res.num_gpus, pool))
             ds = ds.map_batches(
@@ -166,14 +176,15 @@ def placement_plan(cfg: RunConfig, cluster_gpus: float, cluster_cpus: float) -> 
     """What each stage asks of the cluster (for `--dry-run` and the deploy docs)."""
     plan = []
     for cls in stage_classes(cfg):
-        res = cls(cfg, "/tmp").resources
+        stage = cls(cfg, "/tmp")
+        res, actor = stage.resources, runs_as_actor(stage)
         plan.append(
             {
                 "stage": cls.name,
-                "kind": "actor pool" if cls.name in ACTOR_STAGES else "tasks",
+                "kind": "actor pool" if actor else "tasks",
                 "num_cpus": res.num_cpus,
                 "num_gpus": res.num_gpus,
-                "pool": res.pool_size(cluster_gpus, cluster_cpus) if cls.name in ACTOR_STAGES else None,
+                "pool": res.pool_size(cluster_gpus, cluster_cpus) if actor else None,
             }
         )
     return plan

@@ -144,7 +144,7 @@ def _run(cfg: RunConfig, console=None) -> dict:
         # Anything the pipeline lost (a worker died for good) is recorded, and redone by the next run.
         for it in todo:
             if it.video_id not in collector.committed:
-                pending = collector.pending.pop(it.video_id, [])
+                pending = collector.pending.pop(it.video_id, {})
                 rej = Reject(
                     item_id=it.video_id, video_id=it.video_id, source=it.source, stage="engine", reason="worker_lost",
                     message=f"the pipeline lost this video ({len(pending)} of its items arrived); re-run to retry",

@@ -16,5 +16,5 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
     for item in items:
         current = [item]
         for stage in stages:
-            current = [out for it in current for out in stage.run_item(it)]
+            current = [out for it in current for out in stage.iter_item(it)]
         yield from current

@@ -1,21 +1,27 @@
-"""ASR: the fan-out. Transcribe the speech regions, cut utterances, one item per utterance."""
+"""ASR: the fan-out. Transcribe the speech regions, cut utterances, one item per utterance.
+
+Utterances are passed on as each whisper clip is transcribed (a generator), so the vision pool
+starts on a video's first utterances while the rest of it is still being transcribed. Whisper
+clips never cross a region boundary and utterances never cross a clip, so cutting clip by clip
+gives the same utterances as cutting the whole file at once."""
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Optional
+from typing import Iterator, Optional
 
 from .. import media
 from ..audio.segmentation import cut_utterances, video_reject_reason
 from ..audio.transcribe import Transcriber
 from ..config import Resources
-from ..records import Reject, segment_id
+from ..records import Reject, SpeechSegment, segment_id
 from .base import Stage, WorkItem
 
 
 class AsrStage(Stage):
     name = "asr"
     level = "video"  # consumes videos, emits segments
+    fans_out = True
 
     transcriber: Optional[Transcriber] = None
 
@@ -24,19 +30,12 @@ class AsrStage(Stage):
         return self.cfg.asr.resources
 
     def setup(self) -> None:
-        self.transcriber = Transcriber(self.cfg.asr, self.cfg.models_dir, offline=self.cfg.offline)
+        self.transcriber = Transcriber(self.cfg.asr, self.cfg.models_dir, offline=self.cfg.offline, threads=self.threads)
         self.transcriber.load()
 
-    def process(self, item: WorkItem) -> list[WorkItem]:
-        if self.transcriber is None:
-            self.setup()
-        assert self.transcriber is not None
-        if not item.regions:
-            return [item.reject(self.name, "no_speech", "no speech regions to transcribe")]
-        # a region shorter than the shortest utterance cannot yield one: do not spend whisper on it
+    def _too_short(self, item: WorkItem) -> list[Reject]:
         min_s = self.cfg.segment.min_seconds
-        regions = [r for r in item.regions if r.end - r.start >= min_s - 1e-9]
-        rejects: list[Reject] = [
+        return [
             Reject(
                 item_id=segment_id(item.video_id, r.start),
                 video_id=item.video_id,
@@ -50,31 +49,53 @@ class AsrStage(Stage):
             for r in item.regions
             if r.end - r.start < min_s - 1e-9
         ]
-        segments = []
-        if regions:
-            audio = item.analysis_path or media.decode_audio(item.video.path if item.video else item.source)
-            transcripts = self.transcriber.transcribe(audio, regions)
-            segments, cut_rejects = cut_utterances(item.video_id, item.source, transcripts, self.cfg.segment, regions)
-            rejects = sorted(rejects + cut_rejects, key=lambda r: r.start if r.start is not None else -1.0)
-        if not segments:
-            item.rejects.extend(rejects)
-            counts = Counter(r.reason for r in rejects)
-            summary = ", ".join(f"{n} {r}" for r, n in counts.most_common()) or "nothing transcribed"
-            item.fanout_total = 1
-            return [item.reject(self.name, video_reject_reason(rejects), f"no utterance survived ({summary})")]
-        out: list[WorkItem] = []
-        base_rejects = list(item.rejects) + rejects
+
+    def process(self, item: WorkItem) -> Iterator[WorkItem]:
+        if self.transcriber is None:
+            self.setup()
+        assert self.transcriber is not None
+        if not item.regions:
+            yield item.reject(self.name, "no_speech", "no speech regions to transcribe")
+            return
+        # a region shorter than the shortest utterance cannot yield one: do not spend whisper on it
+        min_s = self.cfg.segment.min_seconds
         regions = item.regions
-        item.regions = []  # each utterance carries only the regions it overlaps
-        for k, seg in enumerate(segments):
-            it = item.model_copy(deep=True)
-            it.status = "segment"
-            it.segment = seg
-            it.fanout_total = len(segments)
-            it.regions = [r.model_copy() for r in regions if r.end > seg.start and r.start < seg.end]
-            # video-level accounting (rejects, earlier stage times) travels once, on the first item
-            it.rejects = base_rejects if k == 0 else []
-            if k > 0:
-                it.times = []
-            out.append(it)
-        return out
+        long_enough = [r for r in regions if r.end - r.start >= min_s - 1e-9]
+        # video-level accounting (earlier rejects and stage times) travels once, on the first item;
+        # rejects found while transcribing ride on the next utterance passed on (or the last one)
+        rejects: list[Reject] = list(item.rejects) + self._too_short(item)
+        all_rejects: list[Reject] = list(rejects)
+        template = item.model_copy(update={"regions": [], "rejects": [], "times": []})
+        held: Optional[WorkItem] = None
+        n = 0
+        if long_enough:
+            audio = item.analysis_path or media.decode_audio(item.video.path if item.video else item.source)
+            for transcripts in self.transcriber.iter_transcribe(audio, long_enough):
+                segments, cut_rejects = cut_utterances(item.video_id, item.source, transcripts, self.cfg.segment, regions)
+                rejects.extend(cut_rejects)
+                all_rejects.extend(cut_rejects)
+                for seg in segments:
+                    if held is not None:
+                        yield held
+                    held = self._utterance(template, seg, regions, first=n == 0, item=item)
+                    held.rejects, rejects = rejects, []
+                    n += 1
+        if held is None:
+            found = sorted(all_rejects[len(item.rejects) :], key=lambda r: r.start if r.start is not None else -1.0)
+            item.rejects.extend(found)
+            counts = Counter(r.reason for r in found)
+            summary = ", ".join(f"{c} {r}" for r, c in counts.most_common()) or "nothing transcribed"
+            yield item.reject(self.name, video_reject_reason(found), f"no utterance survived ({summary})")
+            return
+        held.rejects = held.rejects + rejects
+        yield held
+
+    @staticmethod
+    def _utterance(template: WorkItem, seg: SpeechSegment, regions, first: bool, item: WorkItem) -> WorkItem:
+        it = template.model_copy(deep=True)
+        it.status = "segment"
+        it.segment = seg
+        it.regions = [r.model_copy() for r in regions if r.end > seg.start and r.start < seg.end]
+        if first:
+            it.times = list(item.times)
+        return it

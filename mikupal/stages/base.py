@@ -17,7 +17,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar, Literal, Optional
+from typing import ClassVar, Iterable, Iterator, Literal, Optional
 
 import pyarrow as pa
 from pydantic import Field
@@ -144,11 +144,16 @@ class Stage(ABC):
     name: ClassVar[str]
     #: "video" stages run before the fan-out, "segment" stages after it
     level: ClassVar[Literal["video", "segment"]] = "segment"
+    #: the fan-out stage (one video in, its utterances out, streamed)
+    fans_out: ClassVar[bool] = False
 
-    def __init__(self, cfg: RunConfig, output_dir: str | Path):
+    def __init__(self, cfg: RunConfig, output_dir: str | Path, threads: Optional[int] = None):
         self.cfg = cfg
         self.output_dir = Path(output_dir)
         self._ready = False
+        #: math-library threads this worker may use (decoders, torch, OpenCV, ONNX Runtime,
+        #: CTranslate2); None = each library's default (all cores: one process running everything)
+        self.threads = threads
 
     @property
     def resources(self) -> Resources:
@@ -162,48 +167,91 @@ class Stage(ABC):
     def setup(self) -> None:
         """Load models. Called once per worker, before the first item."""
 
+    def limit_threads(self) -> None:
+        """Cap this process's torch and OpenCV thread pools at `threads` (no-op when None)."""
+        if not self.threads:
+            return
+        import cv2
+        import torch
+
+        cv2.setNumThreads(int(self.threads))
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(int(self.threads))
+
     @abstractmethod
-    def process(self, item: WorkItem) -> list[WorkItem]:
-        """Map one live item to its successors (usually one; several at the fan-out)."""
+    def process(self, item: WorkItem) -> Iterable[WorkItem]:
+        """Map one live item to its successors (usually one; several at the fan-out, where a
+        generator passes each on as soon as it is ready)."""
 
     # ------------------------------------------------------------ executor side
 
     def run_item(self, item: WorkItem) -> list[WorkItem]:
         """Process with fault isolation: any exception becomes a reject of this item."""
+        return list(self.iter_item(item))
+
+    def iter_item(self, item: WorkItem) -> Iterator[WorkItem]:
+        """`process` with fault isolation, streamed: successors are passed on as `process` yields
+        them (a fan-out stage's first utterances reach the next stage while it still works on the
+        rest). Any exception becomes a reject: of this item, or, after some successors were
+        already passed on, one more item carrying the reject. This stage's time rides on the last
+        item; a fan-out stage marks the last one with how many there were (`fanout_total`, 0 =
+        more to come), so the writer knows when a video is complete."""
         if item.status == "dropped":
-            return [item]
+            yield item
+            return
         if not self._ready:
             self.setup()
             self._ready = True
         t0 = time.perf_counter()
+        held: Optional[WorkItem] = None  # the latest successor, passed on when the next one comes
+        n = 0
+        failure: Optional[tuple[str, str]] = None
         try:
             _injected_fault(self.name, item)
-            out = self.process(item)
+            for out in self.process(item):
+                if held is not None:
+                    yield self._not_last(held)
+                held, n = out, n + 1
         except StageError as e:
             if is_disk_full(e, self.output_dir, heuristic=False):
-                out = [item.reject(self.name, "disk_full", f"no space left under {self.output_dir}: {e.message}")]
+                failure = ("disk_full", f"no space left under {self.output_dir}: {e.message}")
             else:
-                out = [item.reject(self.name, e.reason, e.message)]
+                failure = (e.reason, e.message)
         except MemoryError:
-            out = [item.reject(self.name, "out_of_memory", f"{self.name} ran out of memory")]
+            failure = ("out_of_memory", f"{self.name} ran out of memory")
         except Exception as e:  # noqa: BLE001 - one bad item must never end the run
             tb = traceback.format_exception_only(type(e), e)[-1].strip()
             if is_disk_full(e, self.output_dir):  # the driver stops the run; the video is redone on resume
-                out = [item.reject(self.name, "disk_full", f"no space left under {self.output_dir}: {tb}")]
+                failure = ("disk_full", f"no space left under {self.output_dir}: {tb}")
             else:
-                out = [item.reject(self.name, "stage_error", f"{tb}")]
-        dt = time.perf_counter() - t0
-        if not out:  # a stage may not swallow an item
-            out = [item.reject(self.name, "lost_item", f"{self.name} returned nothing for this item")]
-        if out:
-            out[0].times.append(StageTime(stage=self.name, seconds=dt, gpus=os.environ.get("CUDA_VISIBLE_DEVICES", "")))
-        return out
+                failure = ("stage_error", f"{tb}")
+        if failure is not None and held is not None:
+            yield self._not_last(held)
+            # what the input carried (video-level rejects, earlier stage times) went out with the
+            # first successor: the reject item carries only the failure
+            held = item.model_copy(update={"rejects": [], "times": [], "segment": None, "status": "video"})
+            held = held.reject(self.name, *failure)
+            n += 1
+        elif failure is not None:
+            held, n = item.reject(self.name, *failure), 1
+        elif held is None:  # a stage may not swallow an item
+            held, n = item.reject(self.name, "lost_item", f"{self.name} returned nothing for this item"), 1
+        if self.fans_out:
+            held.fanout_total = n
+        held.times.append(StageTime(stage=self.name, seconds=time.perf_counter() - t0, gpus=os.environ.get("CUDA_VISIBLE_DEVICES", "")))
+        yield held
+
+    def _not_last(self, item: WorkItem) -> WorkItem:
+        if self.fans_out:
+            item.fanout_total = 0  # more of this video's items are coming
+        return item
+
+    def iter_batch(self, batch: pa.Table) -> Iterator[WorkItem]:
+        """Every item of an Arrow batch through `iter_item` (the labeler overrides it to batch requests)."""
+        for it in WorkItem.from_table(batch):
+            yield from self.iter_item(it)
 
     def run_batch(self, batch: pa.Table) -> pa.Table:
-        items = WorkItem.from_table(batch)
-        out: list[WorkItem] = []
-        for it in items:
-            out.extend(self.run_item(it))
-        return WorkItem.to_table(out)
+        return WorkItem.to_table(list(self.iter_batch(batch)))
 
     __call__ = run_batch

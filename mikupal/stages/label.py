@@ -23,7 +23,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Coroutine, Optional
+from typing import Any, Coroutine, Iterator, Optional
 
 import pyarrow as pa
 
@@ -62,8 +62,8 @@ class LabelStage(Stage):
     name = "label"
     level = "segment"
 
-    def __init__(self, cfg, output_dir):
-        super().__init__(cfg, output_dir)
+    def __init__(self, cfg, output_dir, threads=None):
+        super().__init__(cfg, output_dir, threads)
         self.stats = RunCost(model=cfg.labeler.model)
         self._loop: Optional[LoopThread] = None
         self._labeler = None
@@ -152,11 +152,9 @@ class LabelStage(Stage):
     def process(self, item: WorkItem) -> list[WorkItem]:
         return self._label([item])
 
-    def run_batch(self, batch: pa.Table) -> pa.Table:
-        items = WorkItem.from_table(batch)
-        return WorkItem.to_table(self._label(items))
-
-    __call__ = run_batch
+    def iter_batch(self, batch: pa.Table) -> Iterator[WorkItem]:
+        """The whole batch's requests go to the pool at once (its concurrency is the point)."""
+        yield from self._label(WorkItem.from_table(batch))
 
     def _label(self, items: list[WorkItem]) -> list[WorkItem]:
         live = [it for it in items if it.status == "segment" and it.segment is not None]

@@ -109,9 +109,11 @@ def score_offsets(
         out[:, : len(s)] = s[None, :]
         return out
     dev = model.device
-    with torch.inference_mode(), amp:
-        ea = net.encode_audio(torch.from_numpy(np.ascontiguousarray(rows))[None].to(dev))[0]
-        ev = net.encode_visual(torch.from_numpy(np.ascontiguousarray(crops)).to(dev, torch.float32)[None])[0]
+    enc = net if bf16 else getattr(model, "encoders", net)  # ONNX Runtime's fp32 encoders where exported
+    with torch.inference_mode():
+        with amp:  # the encoders are the cost; the small backend runs in fp32 (bf16 is slower there)
+            ea = enc.encode_audio(torch.from_numpy(np.ascontiguousarray(rows))[None].to(dev))[0].to(dev).float()
+            ev = enc.encode_visual(torch.from_numpy(np.ascontiguousarray(crops)).to(dev, torch.float32)[None])[0].to(dev).float()
         for j, o in enumerate(offsets):
             a = ea[k + o : k + o + t]
             total = torch.zeros(t, device=dev)
@@ -127,8 +129,8 @@ class VisionStage(Stage):
     name = "vision"
     level = "segment"
 
-    def __init__(self, cfg, output_dir):
-        super().__init__(cfg, output_dir)
+    def __init__(self, cfg, output_dir, threads=None):
+        super().__init__(cfg, output_dir, threads)
         self.detector = None
         self.asd = None
         #: seconds spent per step and counts, summed over the items this worker processed (benchmarks)
@@ -157,13 +159,15 @@ class VisionStage(Stage):
         det_path = ensure_file(self.cfg.models_dir, fc.model, self.cfg.offline)
         asd_path = ensure_file(self.cfg.models_dir, ac.model, self.cfg.offline)
         device = self._device()
+        self.limit_threads()
         if fc.kind == "yunet":
             self.detector = load_face_detector("yunet", det_path, score_threshold=fc.score_threshold, input_width=fc.input_width)
         else:
             scale = min(1.0, fc.input_width / float(fc.work_width))
             self.detector = load_face_detector(fc.kind, det_path, device=device, scale=scale, score_threshold=fc.score_threshold)
-        self.asd = ActiveSpeakerModel.load(ac.kind, asd_path, device=device)
         self.bf16 = use_bf16(ac.precision, device)
+        # bf16 runs the torch encoders (faster than ONNX Runtime's fp32 there): skip the ONNX export
+        self.asd = ActiveSpeakerModel.load(ac.kind, asd_path, device=device, runtime="torch" if self.bf16 else "auto", threads=self.threads)
 
     # ------------------------------------------------------------------ steps
 
@@ -270,7 +274,9 @@ class VisionStage(Stage):
         path = item.video.path if item.video else item.source
         fc, ac, dc = self.cfg.faces, self.cfg.asd, self.cfg.dataset
         t = time.perf_counter()
-        decoded = media.decode_video(path, seg.start, seg.end, VIDEO_FPS, fc.work_width, item.video.width if item.video else None)
+        decoded = media.decode_video(
+            path, seg.start, seg.end, VIDEO_FPS, fc.work_width, item.video.width if item.video else None, threads=self.threads
+        )
         frames, scale = decoded.frames, decoded.scale
         n = len(frames)
         self.counts["frames"] += n
@@ -335,6 +341,7 @@ class VisionStage(Stage):
             fps=dc.clip_fps,
             size=dc.clip_size,
             margin=dc.clip_margin,
+            threads=self.threads,
         )
         self._tick("export", t)
         item.audio_path = paths["audio"]

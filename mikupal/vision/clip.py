@@ -125,10 +125,11 @@ def write_speaker_clip(
     fps: float = 25.0,
     size: int = 224,
     margin: float = 0.6,
+    threads: Optional[int] = None,
 ) -> None:
     """The speaker clip: face-centred crops of `frames` muxed with `audio` ([n] or [channels, n])."""
     crops = speaker_frames(frames, boxes_src, scale, size, margin)
-    media.write_clip(out_path, crops, fps, _mono(audio), sample_rate)
+    media.write_clip(out_path, crops, fps, _mono(audio), sample_rate, threads=threads)
 
 
 def render_debug(

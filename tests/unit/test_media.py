@@ -88,3 +88,49 @@ def test_write_clip_round_trip(tmp_path, media):
     v = M.probe(out)
     assert v.has_audio and v.has_video and v.width == 224
     assert v.duration == pytest.approx(2.0, abs=0.1)
+
+
+def _ffmpeg_yuv(tmp_path, pix_fmt, size="640x360"):
+    """A 5-frame test-pattern clip in `pix_fmt`."""
+    out = tmp_path / f"pattern_{pix_fmt}.mp4"  # H.264 signals the colour range (full for yuvj420p)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25", "-frames:v", "5",
+                    "-pix_fmt", pix_fmt, "-c:v", "libx264", "-qp", "0" if pix_fmt == "yuv420p" else "10", str(out)], check=True)
+    return out
+
+
+@pytest.mark.parametrize("width", [None, 350])
+def test_fast_i420_conversion_matches_swscale(media, width):
+    """The OpenCV plane-by-plane path gives FFmpeg's picture (within a grey level on average)."""
+    import av
+
+    with av.open(str(media / "vr_face1.mp4")) as c:
+        frame = next(c.decode(video=0))
+    assert frame.format.name == "yuv420p"
+    fast = M._to_bgr(frame, width)
+    w = h = width or frame.width
+    # the same kind of downscale (pixel-area averaging): what is compared is the colour conversion
+    ref = frame.to_ndarray(format="bgr24", width=w, height=h, interpolation="AREA")
+    assert fast.shape == ref.shape == (h, w, 3) and fast.dtype == np.uint8
+    assert np.abs(fast.astype(int) - ref).mean() < 1.5
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+@pytest.mark.parametrize("pix_fmt,size", [("yuv444p", "640x360"), ("yuvj420p", "640x360"), ("yuv420p", "642x362")])
+def test_other_layouts_take_swscale(tmp_path, pix_fmt, size):
+    import av
+
+    with av.open(str(_ffmpeg_yuv(tmp_path, pix_fmt, size))) as c:
+        frame = next(c.decode(video=0))
+    if pix_fmt == "yuv420p":  # 642/2 = 321: an odd output chroma width
+        assert M._i420_to_bgr(frame, 322, 181) is None
+    else:
+        assert M._i420_to_bgr(frame, frame.width, frame.height) is None
+    img = M._to_bgr(frame, 320)
+    assert img.shape[1] == 320 and img.dtype == np.uint8
+
+
+def test_decode_threads_do_not_change_frames(media):
+    a = M.decode_video(media / "vr_face1.mp4", 1.0, 2.0, 25.0, 320)
+    b = M.decode_video(media / "vr_face1.mp4", 1.0, 2.0, 25.0, 320, threads=1)
+    assert len(a) == len(b) == 25
+    assert all(np.array_equal(x, y) for x, y in zip(a.frames, b.frames))

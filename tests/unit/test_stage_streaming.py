@@ -1,0 +1,102 @@
+"""The streamed fan-out protocol: successors pass on as a stage yields them, a failure after some
+of them still ends in a reject, and the writer commits a video once all of its items arrived."""
+
+from __future__ import annotations
+
+import pytest
+
+from mikupal.config import Resources, compose
+from mikupal.engine.collector import Collector, Progress
+from mikupal.errors import StageError
+from mikupal.records import SpeechSegment
+from mikupal.stages.base import Stage, WorkItem
+
+
+def _segment(k: int) -> SpeechSegment:
+    return SpeechSegment(segment_id=f"v_{k:09d}", video_id="v", source="x.mp4", start=k * 3.0, end=k * 3.0 + 2.5, text="hi")
+
+
+class FanOut(Stage):
+    name = "fan"
+    level = "video"
+    fans_out = True
+
+    def __init__(self, cfg, out, n: int, fail_after: int | None = None, error: Exception | None = None):
+        super().__init__(cfg, out)
+        self.n, self.fail_after, self.error = n, fail_after, error
+        self.passed_on = 0  # how many successors the consumer had taken when the stage produced the next
+
+    def process(self, item):
+        for k in range(self.n):
+            if self.fail_after is not None and k == self.fail_after:
+                raise self.error or RuntimeError("boom")
+            it = item.model_copy(deep=True)
+            it.status, it.segment = "segment", _segment(k)
+            if k > 0:
+                it.rejects, it.times = [], []
+            yield it
+
+
+@pytest.fixture()
+def cfg(tmp_path):
+    return compose([f"output={tmp_path}"])
+
+
+def _video() -> WorkItem:
+    return WorkItem(source="x.mp4", video_id="v")
+
+
+def test_successors_stream_and_only_the_last_knows_the_total(cfg, tmp_path):
+    st = FanOut(cfg, tmp_path, 4)
+    gen = st.iter_item(_video())
+    first = next(gen)  # available before the stage has produced its last successor
+    assert first.segment.segment_id == "v_000000000" and first.fanout_total == 0
+    rest = list(gen)
+    assert [i.fanout_total for i in [first] + rest] == [0, 0, 0, 4]
+    assert [t.stage for i in [first] + rest for t in i.times] == ["fan"], "the stage's time rides once, on the last"
+
+
+@pytest.mark.parametrize("error,reason", [(RuntimeError("boom"), "stage_error"), (StageError("bad_thing", "broken"), "bad_thing")])
+def test_a_failure_after_some_successors_adds_one_reject_item(cfg, tmp_path, error, reason):
+    out = list(FanOut(cfg, tmp_path, 5, fail_after=2, error=error).iter_item(_video()))
+    assert [i.status for i in out] == ["segment", "segment", "dropped"]
+    assert [i.fanout_total for i in out] == [0, 0, 3]
+    assert out[-1].rejects[-1].reason == reason and out[-1].rejects[-1].stage == "fan"
+
+
+def test_a_failure_before_any_successor_rejects_the_video(cfg, tmp_path):
+    out = list(FanOut(cfg, tmp_path, 5, fail_after=0).iter_item(_video()))
+    assert len(out) == 1 and out[0].status == "dropped" and out[0].fanout_total == 1
+
+
+def test_a_stage_that_yields_nothing_loses_no_item(cfg, tmp_path):
+    out = list(FanOut(cfg, tmp_path, 0).iter_item(_video()))
+    assert len(out) == 1 and out[0].rejects[-1].reason == "lost_item"
+
+
+class _Out:
+    def __init__(self):
+        self.committed: list[list[WorkItem]] = []
+
+    def commit_video(self, key, items):
+        from mikupal.engine.commit import VideoSummary
+
+        self.committed.append(items)
+        return VideoSummary(key=key, video_id=key, source="x.mp4", kept=len(items))
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [3, 0, 2, 1], [1, 3, 3, 0, 2]])
+def test_collector_commits_when_all_arrived_in_any_order_once(cfg, tmp_path, order):
+    items = list(FanOut(cfg, tmp_path, 4).iter_item(_video()))
+    out = _Out()
+    col = Collector(out, Progress(videos_total=1))
+    for k in order:  # [1, 3, 3, ...]: a retried task passes an item on twice
+        col.add(items[k].model_copy(deep=True))
+    assert len(out.committed) == 1 and len(out.committed[0]) == 4
+    assert sorted(i.segment.segment_id for i in out.committed[0]) == [f"v_{k:09d}" for k in range(4)]
+
+
+def test_pool_workers_get_one_thread_per_whole_cpu():
+    assert Resources(num_cpus=0.5).worker_threads == 1
+    assert Resources(num_cpus=1).worker_threads == 1
+    assert Resources(num_cpus=4).worker_threads == 4
