@@ -172,7 +172,11 @@ class EngineConfig(_Strict):
     object_store_memory_gb: float = Field(1.0, gt=0)
     max_actor_restarts: int = Field(2, ge=0)
     max_task_retries: int = Field(1, ge=0)
-    video_timeout_s: float = Field(3600, gt=0)
+    # one stage on one item (a whole video before the fan-out, one utterance after it) may take at
+    # most item_timeout_s + item_timeout_per_media_s x the item's media seconds; past it the item
+    # is rejected (reason timeout). Both 0 = no limit.
+    item_timeout_s: float = Field(600, ge=0)
+    item_timeout_per_media_s: float = Field(20, ge=0)
     progress: bool = True
 
 

@@ -33,6 +33,7 @@ from ..records import (
     SpeechRegion,
     SpeechSegment,
 )
+from .time_limit import TimeLimit, item_limit_s
 
 
 #: errno values that mean the output filesystem is full (a run-level condition, not a bad item)
@@ -206,9 +207,16 @@ class Stage(ABC):
         held: Optional[WorkItem] = None  # the latest successor, passed on when the next one comes
         n = 0
         failure: Optional[tuple[str, str]] = None
+        limit = TimeLimit(self._time_limit_s(item), f"{self.name} on {item.item_id}")
         try:
-            _injected_fault(self.name, item)
-            for out in self.process(item):
+            with limit:
+                _injected_fault(self.name, item)
+                outputs = iter(self.process(item))
+            while True:
+                with limit:  # the alarm is off while a successor is handed on
+                    out = next(outputs, None)
+                if out is None:
+                    break
                 if held is not None:
                     yield self._not_last(held)
                 held, n = out, n + 1
@@ -240,6 +248,14 @@ class Stage(ABC):
             held.fanout_total = n
         held.times.append(StageTime(stage=self.name, seconds=time.perf_counter() - t0, gpus=os.environ.get("CUDA_VISIBLE_DEVICES", "")))
         yield held
+
+    def _time_limit_s(self, item: WorkItem) -> Optional[float]:
+        e = self.cfg.engine
+        if item.segment is not None:
+            media_s = item.segment.end - item.segment.start
+        else:
+            media_s = item.video.duration if item.video is not None else 0.0
+        return item_limit_s(e.item_timeout_s, e.item_timeout_per_media_s, media_s)
 
     def _not_last(self, item: WorkItem) -> WorkItem:
         if self.fans_out:

@@ -100,3 +100,52 @@ def test_pool_workers_get_one_thread_per_whole_cpu():
     assert Resources(num_cpus=0.5).worker_threads == 1
     assert Resources(num_cpus=1).worker_threads == 1
     assert Resources(num_cpus=4).worker_threads == 4
+
+
+class Slow(Stage):
+    name = "slow"
+
+    def __init__(self, cfg, out, work_s: float):
+        super().__init__(cfg, out)
+        self.work_s = work_s
+
+    def process(self, item):
+        import time
+
+        t = time.monotonic()
+        while time.monotonic() - t < self.work_s:  # Python-level work: interruptible
+            sum(range(1000))
+        yield item
+
+
+def test_an_item_over_its_time_limit_is_rejected_with_timeout(tmp_path):
+    cfg = compose([f"output={tmp_path}", "engine.item_timeout_s=0.3", "engine.item_timeout_per_media_s=0"])
+    out = list(Slow(cfg, tmp_path, 5.0).iter_item(_video()))
+    assert len(out) == 1 and out[0].status == "dropped"
+    r = out[0].rejects[-1]
+    assert r.reason == "timeout" and "slow" in r.message and "engine.item_timeout_s" in r.message
+    assert out[0].times[-1].seconds < 2.0, "stopped at the limit, not after the whole work"
+
+
+def test_the_limit_scales_with_the_item_and_can_be_off(tmp_path):
+    seg = _video().model_copy(update={"segment": _segment(0), "status": "segment"})  # 2.5 s of media
+    cfg = compose([f"output={tmp_path}", "engine.item_timeout_s=0.1", "engine.item_timeout_per_media_s=0.4"])
+    assert Slow(cfg, tmp_path, 0)._time_limit_s(seg) == pytest.approx(1.1)
+    assert list(Slow(cfg, tmp_path, 0.5).iter_item(seg))[0].status == "segment"  # 0.5 s < 1.1 s
+    off = compose([f"output={tmp_path}", "engine.item_timeout_s=0", "engine.item_timeout_per_media_s=0"])
+    assert Slow(off, tmp_path, 0)._time_limit_s(seg) is None
+
+
+def test_the_alarm_never_fires_in_the_consumers_code(cfg, tmp_path):
+    """While a streamed successor is handed on, the alarm is off: the consumer is never interrupted.
+    The deadline is wall-clock, so the stage's next piece of work finds it passed."""
+    import time
+
+    cfg = compose([f"output={tmp_path}", "engine.item_timeout_s=0.5", "engine.item_timeout_per_media_s=0"])
+    gen = FanOut(cfg, tmp_path, 3).iter_item(_video())
+    first = next(gen)
+    time.sleep(0.8)  # the consumer is slow: no StageError is raised here
+    rest = list(gen)
+    assert first.status == "segment"
+    # the clock kept running (0.8 s > 0.5 s) so the next piece of work finds the deadline passed
+    assert rest[-1].rejects and rest[-1].rejects[-1].reason == "timeout"
