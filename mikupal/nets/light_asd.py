@@ -21,18 +21,14 @@ All BatchNorms use eps=1e-3 (as trained).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import load_checkpoint, remap_state_dict
+from .separable import VISUAL_MEAN, VISUAL_STD, SeparableAsdNet
 
 __all__ = ["LightASD", "VISUAL_MEAN", "VISUAL_STD"]
 
-VISUAL_MEAN = 0.4161
-VISUAL_STD = 0.1688
 _BN_EPS = 1e-3
 _BN_MOMENTUM = 0.01
 
@@ -161,7 +157,7 @@ class _StackedBiGRU(nn.Module):
         return F.gelu(y)
 
 
-class LightASD(nn.Module):
+class LightASD(SeparableAsdNet):
     """Light-ASD network + its audio-visual classifier head.
 
     ``forward(mfcc [B, 4T, 13], faces [B, T, 112, 112] in 0..255) -> logits [B, T, 2]``.
@@ -174,28 +170,5 @@ class LightASD(nn.Module):
         self.GRU = _StackedBiGRU(128)
         self.head = nn.Linear(128, 2)
 
-    # -- parts (useful to run encoders once and backends on several windows) --
-    def encode_visual(self, faces: torch.Tensor) -> torch.Tensor:
-        x = (faces.unsqueeze(1) / 255.0 - VISUAL_MEAN) / VISUAL_STD
-        return self.visualEncoder(x)
-
-    def encode_audio(self, mfcc: torch.Tensor) -> torch.Tensor:
-        return self.audioEncoder(mfcc.transpose(1, 2).unsqueeze(1))
-
     def backend(self, a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return self.head(self.GRU(a + v))
-
-    def forward(self, mfcc: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-        return self.backend(self.encode_audio(mfcc), self.encode_visual(faces))
-
-    # -- checkpoint ----------------------------------------------------------
-    @staticmethod
-    def convert_state_dict(state) -> dict[str, torch.Tensor]:
-        """Published layout (``model.*``, ``lossAV.FC.*``, ``lossV.*``) -> ours."""
-        return remap_state_dict(state, {"model.": "", "lossAV.FC.": "head."}, drop=("lossV.",))
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "LightASD":
-        net = cls()
-        net.load_state_dict(cls.convert_state_dict(load_checkpoint(path)), strict=True)
-        return net.to(device).eval()

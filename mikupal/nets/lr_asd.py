@@ -17,14 +17,12 @@ Differences from Light-ASD:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import load_checkpoint, remap_state_dict
-from .light_asd import VISUAL_MEAN, VISUAL_STD, spatial_max_pool, temporal_conv
+from .light_asd import spatial_max_pool, temporal_conv
+from .separable import SeparableAsdNet
 
 __all__ = ["LRASD"]
 
@@ -127,7 +125,7 @@ class _Detector(nn.Module):
         return self.attention(fwd, bwd)
 
 
-class LRASD(nn.Module):
+class LRASD(SeparableAsdNet):
     """LR-ASD network + its audio-visual classifier head.
 
     ``forward(mfcc [B, 4T, 13], faces [B, T, 112, 112] in 0..255) -> logits [B, T, 2]``.
@@ -141,25 +139,5 @@ class LRASD(nn.Module):
         self.detector = _Detector(256)
         self.head = nn.Linear(128, 2)
 
-    def encode_visual(self, faces: torch.Tensor) -> torch.Tensor:
-        x = (faces.unsqueeze(1) / 255.0 - VISUAL_MEAN) / VISUAL_STD
-        return self.visualEncoder(x)
-
-    def encode_audio(self, mfcc: torch.Tensor) -> torch.Tensor:
-        return self.audioEncoder(mfcc.transpose(1, 2).unsqueeze(1))
-
     def backend(self, a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return self.head(self.detector(self.fusion(a, v)))
-
-    def forward(self, mfcc: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-        return self.backend(self.encode_audio(mfcc), self.encode_visual(faces))
-
-    @staticmethod
-    def convert_state_dict(state) -> dict[str, torch.Tensor]:
-        return remap_state_dict(state, {"model.": "", "lossAV.FC.": "head."}, drop=("lossV.",))
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "LRASD":
-        net = cls()
-        net.load_state_dict(cls.convert_state_dict(load_checkpoint(path)), strict=True)
-        return net.to(device).eval()

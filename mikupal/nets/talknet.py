@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import load_checkpoint, remap_state_dict
-from .light_asd import VISUAL_MEAN, VISUAL_STD
+from .separable import VISUAL_MEAN, VISUAL_STD
 
 __all__ = ["TalkNet"]
 

@@ -14,7 +14,7 @@ from .. import media
 from ..audio.segmentation import cut_utterances, video_reject_reason
 from ..audio.transcribe import Transcriber
 from ..config import Resources
-from ..records import Reject, SpeechSegment, segment_id
+from ..records import Reject, SpeechSegment
 from .base import Stage, WorkItem
 
 
@@ -36,16 +36,7 @@ class AsrStage(Stage):
     def _too_short(self, item: WorkItem) -> list[Reject]:
         min_s = self.cfg.segment.min_seconds
         return [
-            Reject(
-                item_id=segment_id(item.video_id, r.start),
-                video_id=item.video_id,
-                source=item.source,
-                stage=self.name,
-                reason="too_short",
-                message=f"speech region of {r.end - r.start:.2f} s < min_seconds {min_s:g}",
-                start=r.start,
-                end=r.end,
-            )
+            item.span_reject(self.name, "too_short", f"speech region of {r.end - r.start:.2f} s < min_seconds {min_s:g}", r.start, r.end)
             for r in item.regions
             if r.end - r.start < min_s - 1e-9
         ]

@@ -32,6 +32,7 @@ from ..records import (
     SourceVideo,
     SpeechRegion,
     SpeechSegment,
+    segment_id,
 )
 from .time_limit import TimeLimit, item_limit_s
 
@@ -117,6 +118,19 @@ class WorkItem(Record):
     @property
     def item_id(self) -> str:
         return self.segment.segment_id if self.segment else self.video_id or self.source
+
+    def span_reject(self, stage: str, reason: str, message: str, start: float, end: float) -> Reject:
+        """A reject row for a stretch [start, end) of this video that never became an utterance."""
+        return Reject(
+            item_id=segment_id(self.video_id, start),
+            video_id=self.video_id,
+            source=self.source,
+            stage=stage,
+            reason=reason,
+            message=message,
+            start=start,
+            end=end,
+        )
 
     def reject(self, stage: str, reason: str, message: str = "") -> "WorkItem":
         """Drop this item with a reason; it still travels to the writer."""

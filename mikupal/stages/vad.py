@@ -7,7 +7,6 @@ from pathlib import Path
 from .. import media
 from ..audio import vad
 from ..config import Resources
-from ..records import Reject, segment_id
 from .base import Stage, WorkItem
 
 
@@ -35,15 +34,8 @@ class VadStage(Stage):
         item.speech_seconds = round(res.speech_seconds, 3)
         for d in res.dropped:
             item.rejects.append(
-                Reject(
-                    item_id=segment_id(item.video_id, d.start),
-                    video_id=item.video_id,
-                    source=item.source,
-                    stage=self.name,
-                    reason="too_short",
-                    message=f"speech burst of {d.end - d.start:.2f} s < min_speech_ms {cfg.min_speech_ms}",
-                    start=d.start,
-                    end=d.end,
+                item.span_reject(
+                    self.name, "too_short", f"speech burst of {d.end - d.start:.2f} s < min_speech_ms {cfg.min_speech_ms}", d.start, d.end
                 )
             )
         if not res.regions:

@@ -24,14 +24,6 @@ WEIGHTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def shared_dir() -> Path:
-    path = Path(__file__).resolve().parents[2].parent / "shared"
-    if not path.is_dir():
-        pytest.skip(f"shared data not found at {path}")
-    return path
-
-
 def _decode_25fps_16k(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
     """BGR frames resampled to 25 fps (nearest source frame) and mono 16 kHz float audio."""
     av = pytest.importorskip("av")
@@ -52,9 +44,9 @@ def _decode_25fps_16k(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def vr_face1(shared_dir):
-    video = shared_dir / "media/vr_face1.mp4"
-    yunet = shared_dir / "models/yunet/yunet_s_640_640.onnx"
+def vr_face1(shared):
+    video = shared / "media/vr_face1.mp4"
+    yunet = shared / "models/yunet/yunet_s_640_640.onnx"
     if not (video.is_file() and yunet.is_file()):
         pytest.skip("vr_face1 / yunet missing")
     frames, audio = _decode_25fps_16k(video)
@@ -196,8 +188,8 @@ def test_load_rejects_unknown_kind(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["light-asd", "lr-asd"])
-def test_real_clip_own_audio_vs_silence(shared_dir, vr_face1, kind):
-    model = ActiveSpeakerModel.load(kind, shared_dir / WEIGHTS[kind])  # defaults: shared encoders, auto runtime
+def test_real_clip_own_audio_vs_silence(shared, vr_face1, kind):
+    model = ActiveSpeakerModel.load(kind, shared / WEIGHTS[kind])  # defaults: shared encoders, auto runtime
     crops, audio, voiced = vr_face1["crops"], vr_face1["audio"], vr_face1["voiced"]
     assert DEFAULT_WINDOWS  # the default is what the pipeline uses
     own = model.score(audio_mfcc(audio), crops)
@@ -212,8 +204,8 @@ def test_real_clip_own_audio_vs_silence(shared_dir, vr_face1, kind):
     assert (model.score(audio_mfcc(silent), crops) > 0).mean() < 0.30
 
 
-def test_real_clip_demo_windows(shared_dir, vr_face1):
-    model = ActiveSpeakerModel.load("light-asd", shared_dir / WEIGHTS["light-asd"])
+def test_real_clip_demo_windows(shared, vr_face1):
+    model = ActiveSpeakerModel.load("light-asd", shared / WEIGHTS["light-asd"])
     # the first 4 s: speech, then the start of the first pause
     crops, audio, voiced = vr_face1["crops"][:100], vr_face1["audio"][: 100 * 640], vr_face1["voiced"][:100]
     assert 0.2 < voiced.mean() < 0.9

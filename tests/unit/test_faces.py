@@ -17,16 +17,8 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def shared_dir() -> Path:
-    path = Path(__file__).resolve().parents[2].parent / "shared"
-    if not path.is_dir():
-        pytest.skip(f"shared data not found at {path}")
-    return path
-
-
-@pytest.fixture(scope="module")
-def yunet_path(shared_dir) -> Path:
-    path = shared_dir / "models/yunet/yunet_s_640_640.onnx"
+def yunet_path(shared) -> Path:
+    path = shared / "models/yunet/yunet_s_640_640.onnx"
     if not path.is_file():
         pytest.skip(f"{path} missing")
     return path
@@ -60,8 +52,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("clip", [1, 2, 3, 4, 5])
-def test_yunet_finds_exactly_one_face_per_frame(shared_dir, yunet_path, clip):
-    video = shared_dir / f"media/vr_face{clip}.mp4"
+def test_yunet_finds_exactly_one_face_per_frame(shared, yunet_path, clip):
+    video = shared / f"media/vr_face{clip}.mp4"
     if not video.is_file():
         pytest.skip(f"{video} missing")
     frames = _read_frames(video, every=6)
@@ -80,8 +72,8 @@ def test_yunet_finds_exactly_one_face_per_frame(shared_dir, yunet_path, clip):
         assert (x2 - x1) > 0.15 * w
 
 
-def test_yunet_boxes_scale_back_to_frame_pixels(shared_dir, yunet_path):
-    frame = _read_frames(shared_dir / "media/vr_face3.mp4", limit=1)[0]
+def test_yunet_boxes_scale_back_to_frame_pixels(shared, yunet_path):
+    frame = _read_frames(shared / "media/vr_face3.mp4", limit=1)[0]
     small = YuNetDetector(yunet_path, input_width=320).detect([frame])[0]
     full = YuNetDetector(yunet_path, input_width=None).detect([frame])[0]
     assert small.shape == full.shape == (1, 5)
@@ -183,8 +175,8 @@ def test_s3fd_official_layout_loads_strict_and_runs(random_s3fd, tmp_path):
     assert isinstance(det, S3FDDetector)
 
 
-def test_s3fd_detect_on_real_frame(shared_dir, random_s3fd):
-    frame = _read_frames(shared_dir / "media/vr_face1.mp4", limit=1)[0]
+def test_s3fd_detect_on_real_frame(shared, random_s3fd):
+    frame = _read_frames(shared / "media/vr_face1.mp4", limit=1)[0]
     # random weights: the threshold is set so that some anchors pass, to exercise decode + NMS
     det = S3FDDetector.from_network(random_s3fd, score_threshold=0.0, scale=0.15)
     out = det.detect([frame, frame])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,14 +13,6 @@ from mikupal.nets.lr_asd import LRASD
 from mikupal.nets.talknet import TalkNet
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def shared_dir() -> Path:
-    path = Path(__file__).resolve().parents[2].parent / "shared"
-    if not path.is_dir():
-        pytest.skip(f"shared data not found at {path}")
-    return path
 
 
 def _inputs(t: int, b: int = 1, seed: int = 0):
@@ -39,8 +30,8 @@ def _inputs(t: int, b: int = 1, seed: int = 0):
         (LRASD, "models/lr-asd/pretrain_AVA.model", 836_898),
     ],
 )
-def test_published_asd_weights_load_strict(shared_dir, cls, rel, n_params):
-    path = shared_dir / rel
+def test_published_asd_weights_load_strict(shared, cls, rel, n_params):
+    path = shared / rel
     if not path.is_file():
         pytest.skip(f"{path} missing")
     raw = torch.load(path, map_location="cpu", weights_only=True)
