@@ -35,12 +35,14 @@ CLIPS = [SHARED / "media" / f"vr_face{i}.mp4" for i in range(1, 6)]
 
 # name -> (overrides, what it trades)
 CONFIGS: dict[str, tuple[list[str], str]] = {
-    "base": ([], "defaults: decode 640 px, YuNet on every 5th frame at 320 px, ASD (bf16) on <= 3 s of each candidate track (one 3 s window), offset search +-5 frames"),
+    "base": ([], "defaults: decode 640 px, YuNet on every 5th frame at 320 px, ASD (bf16) on a 1 s first pass, then <= 3 s of each candidate track (one 3 s window) unless one face clearly speaks, offset search +-5 frames"),
     "asd-all": (["asd.max_scored_seconds=null"], "ASD on every frame of every candidate track"),
     "asd-4s": (["asd.max_scored_seconds=4", "asd.scored_window_seconds=4"], "ASD on one 4 s window"),
     "asd-2x2s": (["asd.max_scored_seconds=4", "asd.scored_window_seconds=2"], "ASD on two 2 s windows"),
     "asd-2s": (["asd.max_scored_seconds=2", "asd.scored_window_seconds=2"], "ASD on one 2 s window"),
     "asd-1s": (["asd.max_scored_seconds=1", "asd.scored_window_seconds=1"], "ASD on one 1 s window"),
+    "full-pass": (["asd.first_pass_seconds=null"], "no short first pass: every candidate track scored on the full 3 s budget"),
+    "first-2s": (["asd.first_pass_seconds=2"], "a 2 s first pass (the full 3 s only when it leaves doubt)"),
     "no-offset": (["asd.max_offset_frames=0"], "no audio/video offset search"),
     "fp32": (["asd.precision=fp32"], "ASD in fp32 instead of bf16"),
     "lr-asd": (["asd=lr_asd"], "LR-ASD instead of Light-ASD (same budget)"),

@@ -310,9 +310,9 @@ def _i420_to_bgr(frame, w_out: int, h_out: int) -> Optional[np.ndarray]:
         flat[n_y : n_y + n_c] = np.ascontiguousarray(u).reshape(-1)
         flat[n_y + n_c :] = np.ascontiguousarray(v).reshape(-1)
     else:
-        i420[:h_out] = cv2.resize(y, (w_out, h_out), interpolation=cv2.INTER_AREA)
-        flat[n_y : n_y + n_c] = cv2.resize(u, (w_out // 2, h_out // 2), interpolation=cv2.INTER_AREA).reshape(-1)
-        flat[n_y + n_c :] = cv2.resize(v, (w_out // 2, h_out // 2), interpolation=cv2.INTER_AREA).reshape(-1)
+        i420[:h_out] = cv2.resize(y, (w_out, h_out), interpolation=cv2.INTER_LINEAR)
+        flat[n_y : n_y + n_c] = cv2.resize(u, (w_out // 2, h_out // 2), interpolation=cv2.INTER_LINEAR).reshape(-1)
+        flat[n_y + n_c :] = cv2.resize(v, (w_out // 2, h_out // 2), interpolation=cv2.INTER_LINEAR).reshape(-1)
     return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
 
 

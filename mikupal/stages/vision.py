@@ -210,18 +210,21 @@ class VisionStage(Stage):
         row0: int,
         n_frames: int,
         voiced: Optional[np.ndarray] = None,
+        budget_seconds: Optional[float] = None,
     ) -> int:
         """Fill `asd_scores` (NaN where not scored) of the tracks that could be the speaker; returns the offset used.
 
         Tracks with too small a face or on screen for too little of the utterance are not scored;
-        the others on at most `asd.max_scored_seconds`, in windows spread over their voiced frames.
-        `mfcc` row `row0 + 4k` is the audio of utterance frame k.
+        the others on at most `asd.max_scored_seconds` (or `budget_seconds`, in one window), in
+        windows spread over their voiced frames. `mfcc` row `row0 + 4k` is the audio of utterance frame k.
         """
         from ..crops import face_crops
 
         fc, ac = self.cfg.faces, self.cfg.asd
         max_frames = None if not ac.max_scored_seconds else int(round(ac.max_scored_seconds * VIDEO_FPS))
         win_frames = max(1, int(round(ac.scored_window_seconds * VIDEO_FPS)))
+        if budget_seconds:
+            max_frames = win_frames = max(1, int(round(budget_seconds * VIDEO_FPS)))
         windows = list(ac.windows) or [0.0]
         offsets = list(range(-ac.max_offset_frames, ac.max_offset_frames + 1))
         focus = np.ones(n_frames, dtype=bool) if voiced is None else np.asarray(voiced, dtype=bool)
@@ -265,6 +268,17 @@ class VisionStage(Stage):
             tr.asd_scores = scores
         return offsets[best_j]
 
+    def clear_speaker(self, result: attr.Attribution) -> bool:
+        """After the short first pass: one face seen speaking on at least `asd.early_stop_fraction`
+        of the voice and every other face below `asd.min_evidence_fraction`: more scoring would not
+        change the answer. Anything else (a reject, a close call, a second face that might talk)
+        gets the full budget."""
+        ac = self.cfg.asd
+        if not result.ok or (result.speaking_fraction or 0.0) < ac.early_stop_fraction:
+            return False
+        others = [s for s in result.stats if s.track_id != result.speaker_track]
+        return all(s.speaking_fraction < ac.min_evidence_fraction for s in others)
+
     # ------------------------------------------------------------------ process
 
     def process(self, item: WorkItem) -> list[WorkItem]:
@@ -299,9 +313,18 @@ class VisionStage(Stage):
         row0 = pad_frames * MFCC_PER_FRAME
         voiced = attr.voiced_frames(audio16[head : head + int(round(n / VIDEO_FPS * media.ANALYSIS_RATE))], n, VIDEO_FPS)
         self._tick("mfcc", t)
-        self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced)
-
-        result = attr.attribute_with(tracks, n, fc, ac, voiced)
+        first = ac.first_pass_seconds
+        if first and (not ac.max_scored_seconds or first < ac.max_scored_seconds):
+            self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced, budget_seconds=first)
+            result = attr.attribute_with(tracks, n, fc, ac, voiced)
+            if self.clear_speaker(result):
+                self.counts["early_stops"] += 1
+            else:
+                self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced)
+                result = attr.attribute_with(tracks, n, fc, ac, voiced)
+        else:
+            self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced)
+            result = attr.attribute_with(tracks, n, fc, ac, voiced)
         item.tracks = tracks
         paths = clipmod.relative_paths(item.video_id or seg.video_id, seg.segment_id)
         vocals = None

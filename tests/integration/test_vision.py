@@ -125,9 +125,11 @@ def test_real_clip_has_one_speaking_track(stage, clip, tmp_path):
     scores = np.asarray(tr.asd_scores)
     voiced = voiced_frames(media.decode_audio(item.analysis_path), len(item.speaker_boxes))[np.asarray(tr.frames)]
     scored = np.isfinite(scores)
-    assert scored.sum() >= 75  # at least 3 s of the track went through ASD
+    ac = stage.cfg.asd
+    first = int(round(25 * (ac.first_pass_seconds or ac.max_scored_seconds)))
+    assert scored.sum() >= first  # the first pass at least (all 3 s when it left the speaker in doubt)
     on = scored & voiced
-    assert on.sum() >= 40
+    assert on.sum() >= min(40, first // 2)
     assert (scores[on] > 0).mean() >= 0.7
     assert item.speaking_fraction >= stage.cfg.asd.min_speaking_fraction and item.asd_score is not None
 

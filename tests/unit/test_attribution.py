@@ -162,3 +162,22 @@ def test_speaker_clip_crop_is_centred_on_the_box():
         "clip": "clips/v/v_000001000.mp4",
         "debug": "debug/v/v_000001000.mp4",
     }
+
+
+def test_the_short_first_pass_stops_only_on_a_clear_speaker(tmp_path):
+    """One face speaking on >= early_stop_fraction of the voice and no other face with any evidence:
+    stop; a reject, a weaker speaker or a second face that might talk: score the full budget."""
+    from mikupal.config import compose
+    from mikupal.stages.vision import VisionStage
+    from mikupal.vision.attribution import Attribution, TrackStats
+
+    stage = VisionStage(compose([f"output={tmp_path}", "asd.early_stop_fraction=0.8", "asd.min_evidence_fraction=0.15"]), tmp_path)
+
+    def stats(i, frac):
+        return TrackStats(track_id=i, face_px=100, coverage=1.0, scored_frames=25, asd_score=1.0, speaking_fraction=frac)
+
+    clear = Attribution(speaker_track=0, speaking_fraction=0.9, stats=[stats(0, 0.9), stats(1, 0.05)])
+    assert stage.clear_speaker(clear)
+    assert not stage.clear_speaker(Attribution(speaker_track=0, speaking_fraction=0.7, stats=[stats(0, 0.7)]))
+    assert not stage.clear_speaker(Attribution(speaker_track=0, speaking_fraction=0.9, stats=[stats(0, 0.9), stats(1, 0.2)]))
+    assert not stage.clear_speaker(Attribution(reason="low_confidence", stats=[stats(0, 0.3)]))
