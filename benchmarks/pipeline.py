@@ -58,24 +58,34 @@ def machine() -> dict:
 
 
 def timed(cmd: list[str], env: dict | None = None) -> dict:
-    """Run a command; wall time and the peak RSS summed over its process tree (sampled 5x/s)."""
+    """Run a command; wall time, the peak RSS summed over its process tree and the CPU seconds that
+    tree used (both sampled 5x/s: a process's last 0.2 s before it exits can be missed)."""
     env = dict(os.environ, **(env or {}))
     env.setdefault("RAY_AUTH_MODE", "disabled")
     env.pop("RAY_ADDRESS", None)
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
+    cpu: dict[int, float] = {}  # pid -> latest user + system seconds
     stop = threading.Event()
 
     def sample():
         nonlocal peak
         proc = psutil.Process(p.pid)
         while not stop.is_set():
+            total = 0
             try:
-                total = sum(q.memory_info().rss for q in [proc] + proc.children(recursive=True))
-                peak = max(peak, total)
+                procs = [proc] + proc.children(recursive=True)
             except psutil.Error:
-                pass
+                procs = []
+            for q in procs:
+                try:
+                    total += q.memory_info().rss
+                    t = q.cpu_times()
+                    cpu[q.pid] = t.user + t.system
+                except psutil.Error:
+                    pass
+            peak = max(peak, total)
             stop.wait(0.2)
 
     th = threading.Thread(target=sample, daemon=True)
@@ -86,7 +96,9 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
     th.join()
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:6])} ... failed ({p.returncode}): {err[-2000:]}")
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20, 1), "stdout": out[-4000:]}
+    cpu_s = sum(cpu.values())
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20, 1), "cpu_s": round(cpu_s, 1),
+            "cores_busy": round(cpu_s / wall, 2) if wall > 0 else 0.0, "stdout": out[-4000:]}
 
 
 def mikupal_run(inp: Path, out: Path, *overrides: str) -> dict:
