@@ -268,13 +268,16 @@ class VisionStage(Stage):
             tr.asd_scores = scores
         return offsets[best_j]
 
-    def clear_speaker(self, result: attr.Attribution) -> bool:
+    def clear_speaker(self, result: attr.Attribution, offset: int = 0) -> bool:
         """After the short first pass: one face seen speaking on at least `asd.early_stop_fraction`
         of the voice and every other face below `asd.min_evidence_fraction`: more scoring would not
         change the answer. Anything else (a reject, a close call, a second face that might talk)
-        gets the full budget."""
+        gets the full budget, and so does a best audio/video offset at the edge of the search: on a
+        short window the best of the offsets can be fitted to noise."""
         ac = self.cfg.asd
         if not result.ok or (result.speaking_fraction or 0.0) < ac.early_stop_fraction:
+            return False
+        if ac.max_offset_frames and abs(offset) >= ac.max_offset_frames:
             return False
         others = [s for s in result.stats if s.track_id != result.speaker_track]
         return all(s.speaking_fraction < ac.min_evidence_fraction for s in others)
@@ -317,7 +320,7 @@ class VisionStage(Stage):
         if first and (not ac.max_scored_seconds or first < ac.max_scored_seconds):
             self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced, budget_seconds=first)
             result = attr.attribute_with(tracks, n, fc, ac, voiced)
-            if self.clear_speaker(result):
+            if self.clear_speaker(result, self.last_offset):
                 self.counts["early_stops"] += 1
             else:
                 self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced)

@@ -178,6 +178,8 @@ def test_the_short_first_pass_stops_only_on_a_clear_speaker(tmp_path):
 
     clear = Attribution(speaker_track=0, speaking_fraction=0.9, stats=[stats(0, 0.9), stats(1, 0.05)])
     assert stage.clear_speaker(clear)
+    assert stage.clear_speaker(clear, offset=stage.cfg.asd.max_offset_frames - 1)
+    assert not stage.clear_speaker(clear, offset=-stage.cfg.asd.max_offset_frames), "an offset at the search's edge"
     assert not stage.clear_speaker(Attribution(speaker_track=0, speaking_fraction=0.7, stats=[stats(0, 0.7)]))
     assert not stage.clear_speaker(Attribution(speaker_track=0, speaking_fraction=0.9, stats=[stats(0, 0.9), stats(1, 0.2)]))
     assert not stage.clear_speaker(Attribution(reason="low_confidence", stats=[stats(0, 0.3)]))
