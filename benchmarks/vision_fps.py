@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     fc, ac = cfg.faces, cfg.asd
     label = (
         f"vision stage (decode at 25 fps, {fc.work_width} px; shot cuts; {fc.kind} on every {fc.detect_every}th frame at "
-        f"{fc.input_width} px; tracking; {ac.kind} ({'bf16' if stage.bf16 else 'fp32'}) on <= {ac.max_scored_seconds:g} s "
+        f"{fc.input_width} px; tracking; {ac.kind} ({'bf16' if stage.bf16 else 'fp32'}) on "
+        f"{f'a {ac.first_pass_seconds:g} s first pass, then ' if ac.first_pass_seconds else ''}<= {ac.max_scored_seconds:g} s "
         f"per track, offsets +-{ac.max_offset_frames}; clip + audio export)"
     )
     rows = [

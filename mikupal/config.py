@@ -178,6 +178,9 @@ class EngineConfig(_Strict):
     # one stage on one item (a whole video before the fan-out, one utterance after it) may take at
     # most item_timeout_s + item_timeout_per_media_s x the item's media seconds; past it the item
     # is rejected (reason timeout). Both 0 = no limit.
+    # sequential engine: math-library threads of each stage (null = each library's default, i.e. every
+    # core); Ray pool workers get their resources' whole CPUs instead
+    threads: Optional[int] = Field(None, ge=1)
     item_timeout_s: float = Field(600, ge=0)
     item_timeout_per_media_s: float = Field(20, ge=0)
     progress: bool = True

@@ -12,7 +12,7 @@ from .stages import stage_classes
 
 
 def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[WorkItem]:
-    stages = [cls(cfg, out_dir) for cls in stage_classes(cfg)]
+    stages = [cls(cfg, out_dir, threads=cfg.engine.threads) for cls in stage_classes(cfg)]
     for item in items:
         current = [item]
         for stage in stages:
