@@ -195,6 +195,12 @@ class Reject(Record):
     start: Optional[float] = None
     end: Optional[float] = None
 
+    @classmethod
+    def span(cls, video_id: str, source: str, stage: str, reason: str, message: str, start: float, end: float) -> "Reject":
+        """A stretch [start, end) of a video that never became an utterance (id as a segment's would be)."""
+        return cls(item_id=segment_id(video_id, start), video_id=video_id, source=source, stage=stage, reason=reason,
+                   message=message, start=start, end=end)
+
 
 class DatasetSegment(Record):
     """One row of `segments/`: the dataset contract users and later stages rely on."""

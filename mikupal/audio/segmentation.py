@@ -171,16 +171,7 @@ def cut_run(words: Sequence[Word], cfg: SegmentConfig, lo: float, hi: float) -> 
 
 
 def _reject(video_id: str, source: str, reason: str, message: str, start: float, end: float) -> Reject:
-    return Reject(
-        item_id=segment_id(video_id, start),
-        video_id=video_id,
-        source=source,
-        stage=STAGE,
-        reason=reason,
-        message=message,
-        start=round(start, 3),
-        end=round(end, 3),
-    )
+    return Reject.span(video_id, source, STAGE, reason, message, round(start, 3), round(end, 3))
 
 
 def cut_utterances(

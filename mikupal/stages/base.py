@@ -32,7 +32,6 @@ from ..records import (
     SourceVideo,
     SpeechRegion,
     SpeechSegment,
-    segment_id,
 )
 from .time_limit import TimeLimit, item_limit_s
 
@@ -121,16 +120,7 @@ class WorkItem(Record):
 
     def span_reject(self, stage: str, reason: str, message: str, start: float, end: float) -> Reject:
         """A reject row for a stretch [start, end) of this video that never became an utterance."""
-        return Reject(
-            item_id=segment_id(self.video_id, start),
-            video_id=self.video_id,
-            source=self.source,
-            stage=stage,
-            reason=reason,
-            message=message,
-            start=start,
-            end=end,
-        )
+        return Reject.span(self.video_id, self.source, stage, reason, message, start, end)
 
     def reject(self, stage: str, reason: str, message: str = "") -> "WorkItem":
         """Drop this item with a reason; it still travels to the writer."""

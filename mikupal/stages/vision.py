@@ -317,15 +317,12 @@ class VisionStage(Stage):
         voiced = attr.voiced_frames(audio16[head : head + int(round(n / VIDEO_FPS * media.ANALYSIS_RATE))], n, VIDEO_FPS)
         self._tick("mfcc", t)
         first = ac.first_pass_seconds
-        if first and (not ac.max_scored_seconds or first < ac.max_scored_seconds):
-            self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced, budget_seconds=first)
-            result = attr.attribute_with(tracks, n, fc, ac, voiced)
-            if self.clear_speaker(result, self.last_offset):
-                self.counts["early_stops"] += 1
-            else:
-                self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced)
-                result = attr.attribute_with(tracks, n, fc, ac, voiced)
-        else:
+        short = bool(first) and (not ac.max_scored_seconds or first < ac.max_scored_seconds)
+        self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced, budget_seconds=first if short else None)
+        result = attr.attribute_with(tracks, n, fc, ac, voiced)
+        if short and self.clear_speaker(result, self.last_offset):
+            self.counts["early_stops"] += 1
+        elif short:  # the first pass left the speaker in doubt: the full budget
             self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced)
             result = attr.attribute_with(tracks, n, fc, ac, voiced)
         item.tracks = tracks
