@@ -86,6 +86,21 @@ class SegmentConfig(_Strict):
     min_words: int = 1
 
 
+class SpeakerConfig(_Strict):
+    """Voice embeddings, speaker changes inside an utterance, and speaker identity."""
+
+    kind: Literal["ge2e", "none"] = "ge2e"
+    model: str = "ge2e/pretrained.pt"
+    window_seconds: float = Field(1.5, gt=0)
+    hop_seconds: float = Field(0.5, gt=0)
+    change_similarity: float = Field(0.75, ge=-1, le=1)
+    min_side_windows: int = Field(2, ge=1)
+    overlap_similarity: float = Field(0.68, ge=-1, le=1)
+    cluster_similarity: float = Field(0.75, ge=-1, le=1)
+    global_similarity: float = Field(0.80, ge=-1, le=1)
+    resources: Resources = Resources()
+
+
 class FacesConfig(_Strict):
     kind: Literal["yunet", "s3fd"] = "yunet"
     model: str = "yunet/yunet_s_640_640.onnx"
@@ -206,6 +221,7 @@ class RunConfig(_Strict):
     vad: VadConfig = VadConfig()
     asr: AsrConfig = AsrConfig()
     segment: SegmentConfig = SegmentConfig()
+    speaker: SpeakerConfig = SpeakerConfig()
     faces: FacesConfig = FacesConfig()
     asd: AsdConfig = AsdConfig()
     labeler: LabelerConfig = LabelerConfig()

@@ -11,12 +11,15 @@ from __future__ import annotations
 import types
 import typing
 from functools import lru_cache
-from typing import Any, Iterable, Optional, TypeVar, Union
+from typing import Annotated, Any, Iterable, Optional, TypeVar, Union
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 M = TypeVar("M", bound="Record")
+
+#: a float stored as Arrow float32 (embeddings: half the bytes, all the precision they have)
+Float32 = Annotated[float, "float32"]
 
 
 class Record(BaseModel):
@@ -51,6 +54,9 @@ _SCALARS: dict[Any, pa.DataType] = {
 def _arrow_type(annotation: Any) -> tuple[pa.DataType, bool]:
     """Map one annotation to (arrow type, nullable)."""
     origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        base, *meta = typing.get_args(annotation)
+        return (pa.float32(), False) if "float32" in meta else _arrow_type(base)
     if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if len(args) != 1:
@@ -70,7 +76,7 @@ def _arrow_type(annotation: Any) -> tuple[pa.DataType, bool]:
 
 
 def _fields(model: type[BaseModel]) -> list[pa.Field]:
-    hints = typing.get_type_hints(model)
+    hints = typing.get_type_hints(model, include_extras=True)
     out = []
     for name in model.model_fields:
         typ, nullable = _arrow_type(hints[name])
@@ -159,6 +165,15 @@ class FaceTrack(Record):
     asd_scores: list[float] = Field(default_factory=list)
 
 
+class VoiceWindows(Record):
+    """Voice embeddings of sliding windows over one utterance, in source seconds."""
+
+    starts: list[float] = Field(default_factory=list)
+    ends: list[float] = Field(default_factory=list)
+    embeddings: list[list[Float32]] = Field(default_factory=list)
+    speech: list[bool] = Field(default_factory=list)  # the window is mostly voice (its embedding means something)
+
+
 class EmotionIntensity(Record):
     name: str
     intensity: float
@@ -221,6 +236,9 @@ class DatasetSegment(Record):
     speaker_boxes: list[list[float]]  # [x1, y1, x2, y2] source pixels, one per 25 fps frame
     asd_score: float
     speaking_fraction: float = 0.0
+    speaker_id: str = ""  # one person in one video: <video_id>_S<k>
+    global_speaker_id: Optional[str] = None  # the same person across videos (voice clusters), when linked
+    speaker_embedding: list[Float32] = Field(default_factory=list)  # unit-length voice embedding (GE2E, 256)
     snr_db: Optional[float] = None
     emotions: list[EmotionIntensity] = Field(default_factory=list)
     primary_emotion: Optional[str] = None
@@ -236,6 +254,19 @@ class DatasetSegment(Record):
     cost_usd: float = 0.0
 
 
+class Speaker(Record):
+    """One row of `speakers/`: a person of one video, over the segments kept of them."""
+
+    speaker_id: str
+    video_id: str
+    source: str
+    segments: int
+    seconds: float
+    embedding: list[Float32]  # the mean of the segments' voice embeddings, unit length
+    face_crop_path: Optional[str] = None  # relative to the output dir
+    global_speaker_id: Optional[str] = None
+
+
 ALL_RECORDS: tuple[type[Record], ...] = (
     StreamInfo,
     SourceVideo,
@@ -247,6 +278,8 @@ ALL_RECORDS: tuple[type[Record], ...] = (
     EmotionAnnotation,
     Reject,
     DatasetSegment,
+    VoiceWindows,
+    Speaker,
 )
 
 

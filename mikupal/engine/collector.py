@@ -37,6 +37,14 @@ class DiskFull(Exception):
     """A stage could not write under the output dir: the run stops (the video stays uncommitted)."""
 
 
+def complete_utterances(items) -> int:
+    """How many of a video's utterances have arrived whole (all their pieces)."""
+    shares: dict[str, float] = {}
+    for it in items:
+        shares[it.origin] = shares.get(it.origin, 0.0) + it.share
+    return sum(1 for v in shares.values() if v >= 1.0 - 1e-6)
+
+
 class Collector:
     def __init__(self, out: OutputDir, progress: Progress, on_commit: Optional[Callable[[VideoSummary], None]] = None):
         self.out = out
@@ -54,9 +62,10 @@ class Collector:
         bucket = self.pending.setdefault(key, {})
         bucket[item.item_id] = item
         # the fan-out streams a video's utterances; only the last one says how many there are
-        # (fanout_total 0 = more to come)
+        # (fanout_total 0 = more to come). An utterance split later arrives as pieces that each
+        # carry a share of it: it is complete when its shares add up to one.
         expected = max(i.fanout_total for i in bucket.values())
-        if expected and len(bucket) >= expected:
+        if expected and complete_utterances(bucket.values()) >= expected:
             self._commit(key, list(self.pending.pop(key).values()))
 
     def _commit(self, key: str, items: list[WorkItem]) -> None:

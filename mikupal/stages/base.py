@@ -27,11 +27,13 @@ from ..errors import StageError
 from ..records import (
     EmotionAnnotation,
     FaceTrack,
+    Float32,
     Record,
     Reject,
     SourceVideo,
     SpeechRegion,
     SpeechSegment,
+    VoiceWindows,
 )
 from .time_limit import TimeLimit, item_limit_s
 
@@ -97,6 +99,10 @@ class WorkItem(Record):
     video_id: str = ""
     status: Literal["video", "segment", "dropped"] = "video"
     fanout_total: int = 1  # items this video became at the fan-out: the writer commits when all arrived
+    # an utterance a later stage split into pieces: each piece carries its utterance's id and its
+    # share of it (1/k of its parent's share), so the writer knows when every piece has arrived
+    origin_id: str = ""
+    share: float = 1.0
     video: Optional[SourceVideo] = None
     vocals_path: Optional[str] = None  # full-band vocals (dataset rate), under the work dir
     analysis_path: Optional[str] = None  # 16 kHz mono analysis audio, under the work dir
@@ -108,6 +114,9 @@ class WorkItem(Record):
     speaker_boxes: list[list[float]] = Field(default_factory=list)
     asd_score: Optional[float] = None
     speaking_fraction: Optional[float] = None
+    voice: Optional[VoiceWindows] = None  # window embeddings over the utterance (speaker stage)
+    speaker_embedding: list[Float32] = Field(default_factory=list)
+    other_faces: list[list[float]] = Field(default_factory=list)  # median boxes of the other faces on screen
     audio_path: Optional[str] = None  # relative to the output dir
     clip_path: Optional[str] = None  # relative to the output dir
     annotation: Optional[EmotionAnnotation] = None
@@ -117,6 +126,28 @@ class WorkItem(Record):
     @property
     def item_id(self) -> str:
         return self.segment.segment_id if self.segment else self.video_id or self.source
+
+    @property
+    def origin(self) -> str:
+        """The id of the utterance this item is (a piece of)."""
+        return self.origin_id or self.item_id
+
+    def pieces(self, segments: list[SpeechSegment], rejects: list[Reject]) -> list["WorkItem"]:
+        """This utterance cut into `segments` (each its own item from here on), with the stretches
+        cut away as `rejects` riding on the first piece. No segment left: this item, dropped with
+        exactly those span rejects (their seconds are the whole account of it)."""
+        if not segments:
+            self.rejects.extend(rejects)
+            self.status = "dropped"
+            return [self]
+        origin, share = self.origin, self.share / len(segments)
+        out = []
+        for k, seg in enumerate(segments):
+            it = self.model_copy(update={"segment": seg, "origin_id": origin, "share": share,
+                                         "rejects": list(self.rejects) + list(rejects) if k == 0 else [],
+                                         "times": list(self.times) if k == 0 else []})
+            out.append(it)
+        return out
 
     def span_reject(self, stage: str, reason: str, message: str, start: float, end: float) -> Reject:
         """A reject row for a stretch [start, end) of this video that never became an utterance."""

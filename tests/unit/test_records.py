@@ -10,9 +10,11 @@ from mikupal.records import (
     FaceTrack,
     Reject,
     SourceVideo,
+    Speaker,
     SpeechRegion,
     SpeechSegment,
     StreamInfo,
+    VoiceWindows,
     Word,
     segment_id,
 )
@@ -43,7 +45,12 @@ SAMPLES = {
         segment_id="abc_000001000", video_id="abc", source="a.mp4", start=1.0, end=2.0, duration=1.0, text="hello world",
         language="en", words=WORDS, audio_path="audio/abc/abc_000001000.flac", clip_path="clips/abc/abc_000001000.mp4",
         sample_rate=44100, speaker_boxes=[[1.0, 2.0, 3.0, 4.0]], asd_score=1.5, emotions=EMO, primary_emotion="Joy",
+        speaker_id="abc_S1", speaker_embedding=[0.5, -0.25, 0.125],
     ),
+    # float32 columns: values exact in 32 bits, so the round trip compares equal
+    VoiceWindows: VoiceWindows(starts=[1.0, 1.5], ends=[2.5, 3.0], embeddings=[[0.5, 0.25], [0.75, -0.5]], speech=[True, False]),
+    Speaker: Speaker(speaker_id="abc_S1", video_id="abc", source="a.mp4", segments=2, seconds=7.5, embedding=[0.5, 0.5],
+                     face_crop_path="speakers/abc/abc_S1.jpg", global_speaker_id="G0001"),
 }
 
 
