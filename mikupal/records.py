@@ -237,7 +237,6 @@ class DatasetSegment(Record):
     asd_score: float
     speaking_fraction: float = 0.0
     speaker_id: str = ""  # one person in one video: <video_id>_S<k>
-    global_speaker_id: Optional[str] = None  # the same person across videos (voice clusters), when linked
     speaker_embedding: list[Float32] = Field(default_factory=list)  # unit-length voice embedding (GE2E, 256)
     snr_db: Optional[float] = None
     emotions: list[EmotionIntensity] = Field(default_factory=list)
@@ -264,7 +263,14 @@ class Speaker(Record):
     seconds: float
     embedding: list[Float32]  # the mean of the segments' voice embeddings, unit length
     face_crop_path: Optional[str] = None  # relative to the output dir
-    global_speaker_id: Optional[str] = None
+
+
+class GlobalSpeaker(Record):
+    """One row of `speakers/global.parquet`: which per-video speakers sound like one person."""
+
+    speaker_id: str
+    video_id: str
+    global_speaker_id: str
 
 
 ALL_RECORDS: tuple[type[Record], ...] = (
@@ -280,6 +286,7 @@ ALL_RECORDS: tuple[type[Record], ...] = (
     DatasetSegment,
     VoiceWindows,
     Speaker,
+    GlobalSpeaker,
 )
 
 

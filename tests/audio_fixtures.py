@@ -53,6 +53,16 @@ def tiny_en_dir() -> Path | None:
     return d if (d / "model.bin").is_file() else None
 
 
+def ge2e_weights() -> Path | None:
+    """The GE2E voice encoder weights the `resemblyzer` wheel ships (Apache-2.0), found without
+    importing the package (its __init__ needs librosa and webrtcvad; .ci/run installs it --no-deps)."""
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "pretrained.pt"
+    return path if path.is_file() else None
+
+
 def build_tiny_mdx(path: Path, gain: float = TINY_GAIN) -> Path:
     """An ONNX graph with the MDX-Net interface: input [batch, 4, dim_f, dim_t] -> output * gain."""
     onnx = pytest.importorskip("onnx")

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from audio_fixtures import tiny_en_dir
+from audio_fixtures import ge2e_weights, tiny_en_dir
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
@@ -35,6 +35,10 @@ def models_dir(tmp_path_factory, shared) -> Path:
     for kind in ("light-asd", "lr-asd", "yunet"):
         if (shared / "models" / kind).is_dir():
             (root / kind).symlink_to(shared / "models" / kind)
+    voice = ge2e_weights()
+    if voice is not None:
+        (root / "ge2e").mkdir()
+        (root / "ge2e" / "pretrained.pt").symlink_to(voice)
     tiny = tiny_en_dir()
     if tiny is not None:
         (root / "whisper").mkdir()

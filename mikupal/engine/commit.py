@@ -3,6 +3,8 @@
 Layout (all relative to the output dir):
   segments/<video_id>.parquet   kept utterances (DatasetSegment rows)
   rejects/<key>.parquet         dropped videos and segments (Reject rows)
+  speakers/<key>.parquet        the video's speakers (Speaker rows); speakers/<key>/<speaker_id>.jpg their faces
+  speakers/global.parquet       per-video speakers linked across videos by voice (written at the end of a run)
   audio/<video_id>/<segment_id>.flac, clips/<video_id>/<segment_id>.mp4
   .state/done/<key>.json        the commit marker: written last, by rename
   .work/                        scratch media (separated vocals), removed after commit
@@ -20,12 +22,15 @@ import shutil
 from pathlib import Path
 from typing import Iterable, Optional
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
 from ..ids import check_key
-from ..records import DatasetSegment, Record, Reject
+from .. import media
+from ..records import DatasetSegment, Record, Reject, Speaker
+from ..speaker.identity import SegmentVoice, mean_embedding, speaker_ids
 from ..stages.base import StageTime, WorkItem
 
 
@@ -53,6 +58,7 @@ class VideoSummary(Record):
     funnel: list[FunnelCounts] = Field(default_factory=list)
     times: list[StageTime] = Field(default_factory=list)
     primary_emotions: list[str] = Field(default_factory=list)
+    speakers: list[Speaker] = Field(default_factory=list)
     final: bool = True  # False: the pipeline lost the video (worker died); a re-run redoes it
 
 
@@ -116,6 +122,7 @@ def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
         speaker_boxes=item.speaker_boxes,
         asd_score=item.asd_score if item.asd_score is not None else 0.0,
         speaking_fraction=item.speaking_fraction or 0.0,
+        speaker_embedding=item.speaker_embedding,
         snr_db=seg.snr_db,
         emotions=ann.emotions if ann else [],
         primary_emotion=ann.primary_emotion if ann else None,
@@ -132,7 +139,27 @@ def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
     )
 
 
-def summarize(key: str, items: list[WorkItem]) -> tuple[list[DatasetSegment], list[Reject], VideoSummary]:
+def _voice(item: WorkItem) -> SegmentVoice:
+    b = np.asarray(item.speaker_boxes, dtype=np.float64)
+    box = [float(x) for x in np.median(b, axis=0)] if len(b) else []
+    return SegmentVoice(item.segment.start, item.segment.end, list(item.speaker_embedding), box, list(item.other_faces))
+
+
+def identify(video_id: str, kept: list[WorkItem], rows: list[DatasetSegment], similarity: float) -> list[Speaker]:
+    """Give each kept row its speaker id (`speaker/identity.py`) and describe the video's speakers."""
+    ids = speaker_ids(video_id, [_voice(it) for it in kept], similarity)
+    speakers: dict[str, list[DatasetSegment]] = {}
+    for row, sid in zip(rows, ids):
+        row.speaker_id = sid
+        speakers.setdefault(sid, []).append(row)
+    return [
+        Speaker(speaker_id=sid, video_id=video_id, source=rs[0].source, segments=len(rs),
+                seconds=round(sum(r.duration for r in rs), 3), embedding=mean_embedding([r.speaker_embedding for r in rs]))
+        for sid, rs in speakers.items()
+    ]
+
+
+def summarize(key: str, items: list[WorkItem], speaker_similarity: float = 0.75) -> tuple[list[DatasetSegment], list[Reject], VideoSummary]:
     """Split a finished video's items into kept rows and rejects, and count its funnel."""
     first = items[0]
     video = next((i.video for i in items if i.video is not None), None)
@@ -148,9 +175,11 @@ def summarize(key: str, items: list[WorkItem]) -> tuple[list[DatasetSegment], li
         for t in it.times:
             times[t.stage] = times.get(t.stage, 0.0) + t.seconds
     sample_rate = 0
+    kept: list[WorkItem] = []
     for it in seg_items:
         if it.status == "segment":
             rows.append(dataset_row(it, sample_rate))
+            kept.append(it)
         else:
             stage = it.rejects[-1].stage if it.rejects else "unknown"
             dropped_at[it.segment.segment_id] = stage
@@ -171,6 +200,7 @@ def summarize(key: str, items: list[WorkItem]) -> tuple[list[DatasetSegment], li
         FunnelCounts(stage="vision", count=len(after_vision), seconds=seconds(after_vision)),
         FunnelCounts(stage="label", count=len(after_label), seconds=seconds(after_label)),
     ]
+    summary.speakers = identify(first.video_id, kept, rows, speaker_similarity)
     summary.kept = len(rows)
     summary.kept_seconds = sum(r.duration for r in rows)
     summary.rejects = len(rejects)
@@ -187,9 +217,10 @@ def summarize(key: str, items: list[WorkItem]) -> tuple[list[DatasetSegment], li
 
 
 class OutputDir:
-    def __init__(self, root: str | os.PathLike, sample_rate: int = 44100):
+    def __init__(self, root: str | os.PathLike, sample_rate: int = 44100, speaker_similarity: float = 0.75):
         self.root = Path(root)
         self.sample_rate = sample_rate
+        self.speaker_similarity = speaker_similarity
         for sub in ("segments", "rejects", ".state/done"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
@@ -216,24 +247,26 @@ class OutputDir:
     def clear_unfinished(self, key: str) -> None:
         """Remove what a crashed attempt may have left for a video that has no marker."""
         check_key(key)
-        for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet", self.marker(key)):
+        for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet",
+                  self.root / "speakers" / f"{key}.parquet", self.marker(key)):
             p.unlink(missing_ok=True)
-        for sub in ("audio", "clips", "debug"):
+        for sub in ("audio", "clips", "debug", "speakers"):
             shutil.rmtree(self.root / sub / key, ignore_errors=True)
         shutil.rmtree(self.root / ".work" / key, ignore_errors=True)
 
     def sweep_partials(self) -> None:
         """Temporary files are never part of the dataset: a crash may leave some behind."""
-        for pattern in ("segments/*.tmp", "rejects/*.tmp", ".state/done/*.tmp"):
+        for pattern in ("segments/*.tmp", "rejects/*.tmp", "speakers/*.tmp", ".state/done/*.tmp"):
             for p in self.root.glob(pattern):
                 p.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- commit
 
     def commit_video(self, key: str, items: list[WorkItem]) -> VideoSummary:
-        rows, rejects, summary = summarize(key, items)
+        rows, rejects, summary = summarize(key, items, self.speaker_similarity)
         for r in rows:
             r.sample_rate = self.sample_rate
+        self._face_crops(key, rows, summary.speakers)
         self._commit(key, rows, rejects, summary)
         shutil.rmtree(self.root / ".work" / key, ignore_errors=True)
         return summary
@@ -247,14 +280,28 @@ class OutputDir:
         self._commit(key, [], rejects, summary)
         return summary
 
+    def _face_crops(self, key: str, rows: list[DatasetSegment], speakers: list[Speaker]) -> None:
+        """A face picture per speaker: the middle frame of their clip with the best ASD score."""
+        for sp in speakers:
+            best = max((r for r in rows if r.speaker_id == sp.speaker_id and r.clip_path), key=lambda r: r.asd_score, default=None)
+            if best is None or not (self.root / best.clip_path).is_file():
+                continue
+            frame = media.frame_at(self.root / best.clip_path, best.duration / 2.0)
+            if frame is not None:
+                rel = f"speakers/{key}/{sp.speaker_id}.jpg"
+                media.write_image(self.root / rel, frame)
+                sp.face_crop_path = rel
+
     def _commit(self, key: str, rows: list[DatasetSegment], rejects: list[Reject], summary: VideoSummary) -> None:
         """Rows, rejects, then the marker; a failure on the way (a full disk) leaves no file of the video."""
         check_key(key)  # before anything is written or removed
         try:
             self._write(key, rows, rejects)
+            self._write_speakers(key, summary.speakers)
             _atomic_text(summary.model_dump_json(), self.marker(key))
         except BaseException:
-            for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet"):
+            for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet",
+                      self.root / "speakers" / f"{key}.parquet"):
                 p.unlink(missing_ok=True)
             raise
 
@@ -271,6 +318,13 @@ class OutputDir:
             _atomic_parquet(Reject.to_table(rejects), rej_path)
         else:
             rej_path.unlink(missing_ok=True)
+
+    def _write_speakers(self, key: str, speakers: list[Speaker]) -> None:
+        path = self.root / "speakers" / f"{key}.parquet"
+        if speakers:
+            _atomic_parquet(Speaker.to_table(speakers), path)
+        else:
+            path.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- reading
 

@@ -23,6 +23,7 @@ from ..stages.base import DISK_FULL_ERRNOS, WorkItem
 from .collector import Collector, DiskFull, Progress
 from .commit import OutputDir
 from .inputs import expand_inputs
+from ..speaker.identity import write_global_speakers
 
 log = logging.getLogger("mikupal")
 
@@ -96,7 +97,7 @@ def run(cfg: RunConfig, console=None) -> dict:
 
 def _run(cfg: RunConfig, console=None) -> dict:
     t0 = time.perf_counter()
-    out = OutputDir(cfg.output, cfg.dataset.sample_rate)
+    out = OutputDir(cfg.output, cfg.dataset.sample_rate, cfg.speaker.cluster_similarity)
     out.sweep_partials()
     inputs = expand_inputs(cfg.input)
 
@@ -153,6 +154,7 @@ def _run(cfg: RunConfig, console=None) -> dict:
 
         wall = time.perf_counter() - t0
         processed = {it.video_id for it in todo} | {r.item_id for r in inputs.rejects}
+        write_global_speakers(out.root, cfg.speaker.global_similarity)
         report = build_report(out, wall, processed, config=_safe_config(cfg), peak_rss_mb=round(max(peak, _peak_rss_mb()), 1))
         write_report(out.root, report)
         write_html(out.root, report, out.read_segments())

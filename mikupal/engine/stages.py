@@ -11,17 +11,21 @@ def stage_classes(cfg: RunConfig) -> list[type[Stage]]:
     from ..stages.label import LabelStage
     from ..stages.probe import ProbeStage
     from ..stages.separate import SeparateStage
+    from ..stages.speaker import SpeakerStage
     from ..stages.vad import VadStage
     from ..stages.vision import VisionStage
 
-    classes: list[type[Stage]] = [ProbeStage, SeparateStage, VadStage, AsrStage, VisionStage]
+    classes: list[type[Stage]] = [ProbeStage, SeparateStage, VadStage, AsrStage]
+    if cfg.speaker.kind != "none":
+        classes.append(SpeakerStage)
+    classes.append(VisionStage)
     if cfg.labeler.kind != "none":
         classes.append(LabelStage)
     return classes
 
 
 #: stages that hold models: Ray runs them as actor pools (the model loads once per actor)
-ACTOR_STAGES = {"separate", "asr", "vision", "label"}
+ACTOR_STAGES = {"separate", "asr", "speaker", "vision", "label"}
 
 
 def runs_as_actor(stage: Stage) -> bool:

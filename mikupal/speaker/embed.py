@@ -137,3 +137,33 @@ class VoiceEncoder:
             parts = [mel[s : s + PARTIAL_FRAMES] for s in starts]
         e = self._embed(np.stack(parts)).mean(axis=0)
         return (e / max(1e-12, float(np.linalg.norm(e)))).astype(np.float32)
+
+
+def windows_record(w: Windows, offset: float):
+    """The windows as a `VoiceWindows` record in source seconds (the stretch began at `offset`)."""
+    from ..records import VoiceWindows
+
+    return VoiceWindows(
+        starts=[round(float(s) + offset, 3) for s in w.starts],
+        ends=[round(float(e) + offset, 3) for e in w.ends],
+        embeddings=w.embeddings.astype(np.float32).tolist(),
+        speech=[bool(s) for s in w.speech],
+    )
+
+
+def slice_windows(vw, start: float, end: float):
+    """The windows of `vw` (a `VoiceWindows`) that lie within [start, end) (at least half inside)."""
+    keep = [i for i, (s, e) in enumerate(zip(vw.starts, vw.ends)) if min(e, end) - max(s, start) >= 0.5 * (e - s)]
+    return vw.model_copy(update={
+        "starts": [vw.starts[i] for i in keep], "ends": [vw.ends[i] for i in keep],
+        "embeddings": [vw.embeddings[i] for i in keep], "speech": [vw.speech[i] for i in keep],
+    })
+
+
+def mean_voice(vw) -> list[float]:
+    """One unit-length voice for a stretch: the mean of its speech windows (all windows when none is)."""
+    idx = [i for i, s in enumerate(vw.speech) if s] or list(range(len(vw.embeddings)))
+    if not idx:
+        return []
+    m = np.asarray([vw.embeddings[i] for i in idx], dtype=np.float64).mean(axis=0)
+    return (m / max(1e-12, float(np.linalg.norm(m)))).astype(np.float32).tolist()

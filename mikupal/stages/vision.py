@@ -26,6 +26,9 @@ from ..models_dir import ensure_file
 from ..records import FaceTrack
 from ..vision import attribution as attr
 from ..vision import clip as clipmod
+from ..speaker.embed import mean_voice, slice_windows
+from ..speaker.split import OVERLAPPING_SPEECH, Removal, split_utterance
+from ..vision import timeline
 from ..vision import track as trk
 from .base import Stage, WorkItem
 
@@ -326,6 +329,51 @@ class VisionStage(Stage):
             self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced)
             result = attr.attribute_with(tracks, n, fc, ac, voiced)
         item.tracks = tracks
+        out = []
+        for it, f0, f1 in self.cut_at_face_changes(item, tracks, n, voiced):
+            if it.status == "dropped":
+                out.append(it)
+                continue
+            if (f0, f1) == (0, n):
+                out.append(self.attribute_and_export(it, frames, scale, tracks, voiced))
+                continue
+            sub = [t for t in (timeline.slice_track(tr, f0, f1) for tr in tracks) if t is not None]
+            out.append(self.attribute_and_export(it, frames[f0:f1], scale, sub, voiced[f0:f1]))
+        return out
+
+    def cut_at_face_changes(self, item: WorkItem, tracks: list[FaceTrack], n: int, voiced: np.ndarray):
+        """(piece, first frame, end frame) for each piece of the utterance once it is cut where the
+        faces show another speaker taking over, or two speaking at once (`vision/timeline.py`)."""
+        seg, ac = item.segment, self.cfg.asd
+        turns = timeline.face_turns(tracks, n, ac.threshold, voiced, VIDEO_FPS, max(1, int(round(ac.min_turn_seconds * VIDEO_FPS))))
+        if not turns.changes and not turns.overlaps:
+            return [(item, 0, n)]
+        removals = [Removal(seg.start + a, seg.start + b, OVERLAPPING_SPEECH,
+                            f"two faces seen speaking at once for {b - a:.2f} s") for a, b in turns.overlaps]
+        why = ", ".join(f"another face takes over at {seg.start + t:.2f} s" for t in turns.changes)
+        pieces, rejects = split_utterance(seg, [seg.start + t for t in turns.changes], removals, self.cfg.segment, self.name, why)
+        self.counts["face_splits"] += 1
+        out = []
+        for it in item.pieces(pieces, rejects):
+            if it.status == "dropped":
+                out.append((it, 0, n))
+                continue
+            p = it.segment
+            f0 = max(0, int(round((p.start - seg.start) * VIDEO_FPS)))
+            f1 = min(n, max(f0 + 1, int(math.ceil((p.end - seg.start) * VIDEO_FPS - 1e-6))))
+            if it.voice is not None and len(pieces) > 1:
+                it.voice = slice_windows(it.voice, p.start, p.end)
+                it.speaker_embedding = mean_voice(it.voice)
+            out.append((it, f0, f1))
+        return out
+
+    def attribute_and_export(self, item: WorkItem, frames: list[np.ndarray], scale: float, tracks: list[FaceTrack],
+                             voiced: np.ndarray) -> WorkItem:
+        """The speaker of one (piece of an) utterance, and its clip and audio when there is one."""
+        seg, fc, ac, dc = item.segment, self.cfg.faces, self.cfg.asd, self.cfg.dataset
+        path = item.video.path if item.video else item.source
+        n = len(frames)
+        result = attr.attribute_with(tracks, n, fc, ac, voiced)
         paths = clipmod.relative_paths(item.video_id or seg.video_id, seg.segment_id)
         vocals = None
         if result.ok or dc.debug_render:
@@ -341,7 +389,7 @@ class VisionStage(Stage):
             )
             self._tick("debug", t)
         if not result.ok:
-            return [item.reject(self.name, result.reason, result.message)]
+            return item.reject(self.name, result.reason, result.message)
 
         item.speaker_track = result.speaker_track
         item.speaker_boxes = result.boxes
@@ -369,4 +417,6 @@ class VisionStage(Stage):
         self._tick("export", t)
         item.audio_path = paths["audio"]
         item.clip_path = paths["clip"]
-        return [item]
+        item.other_faces = [timeline.median_box(t) for t in tracks
+                            if t.track_id != result.speaker_track and len(t.frames) >= ac.min_coverage * n]
+        return item

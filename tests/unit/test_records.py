@@ -8,6 +8,7 @@ from mikupal.records import (
     EmotionAnnotation,
     EmotionIntensity,
     FaceTrack,
+    GlobalSpeaker,
     Reject,
     SourceVideo,
     Speaker,
@@ -50,7 +51,8 @@ SAMPLES = {
     # float32 columns: values exact in 32 bits, so the round trip compares equal
     VoiceWindows: VoiceWindows(starts=[1.0, 1.5], ends=[2.5, 3.0], embeddings=[[0.5, 0.25], [0.75, -0.5]], speech=[True, False]),
     Speaker: Speaker(speaker_id="abc_S1", video_id="abc", source="a.mp4", segments=2, seconds=7.5, embedding=[0.5, 0.5],
-                     face_crop_path="speakers/abc/abc_S1.jpg", global_speaker_id="G0001"),
+                     face_crop_path="speakers/abc/abc_S1.jpg"),
+    GlobalSpeaker: GlobalSpeaker(speaker_id="abc_S1", video_id="abc", global_speaker_id="G1"),
 }
 
 

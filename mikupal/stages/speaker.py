@@ -1,0 +1,66 @@
+"""Speaker: voice embeddings of each utterance, and cuts where its voice changes.
+
+Thin adapter over `speaker/`: decode the utterance's 16 kHz analysis audio, embed sliding windows
+(GE2E), find voice changes and two-voices-at-once stretches, and cut the utterance at the word
+boundaries nearest them. Each piece goes on as its own utterance, carrying its windows (the vision
+stage cuts again where faces show another change, and needs the pieces' voices) and its voice
+embedding; what is cut away is a reject span (`speaker_change`, `overlapping_speech`).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .. import media
+from ..config import Resources
+from ..errors import StageError
+from ..models_dir import ensure_file
+from ..speaker.change import find_changes
+from ..speaker.embed import VoiceEncoder, mean_voice, slice_windows, windows_record
+from ..speaker.split import OVERLAPPING_SPEECH, Removal, split_utterance
+from .base import Stage, WorkItem
+
+
+class SpeakerStage(Stage):
+    name = "speaker"
+    level = "segment"
+
+    encoder: Optional[VoiceEncoder] = None
+
+    @property
+    def resources(self) -> Resources:
+        return self.cfg.speaker.resources
+
+    def setup(self) -> None:
+        sc = self.cfg.speaker
+        path = ensure_file(self.cfg.models_dir, sc.model, self.cfg.offline)
+        self.limit_threads()
+        device = "cpu"
+        if self.resources.num_gpus > 0:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.encoder = VoiceEncoder.load(path, device)
+
+    def process(self, item: WorkItem) -> list[WorkItem]:
+        seg = item.segment
+        if seg is None:
+            raise StageError("no_segment", "the speaker stage needs an utterance (segment-level item)")
+        if self.encoder is None:
+            self.setup()
+        sc = self.cfg.speaker
+        audio = media.decode_audio(item.analysis_path or item.path or item.source, seg.start, seg.end, media.ANALYSIS_RATE)
+        windows = windows_record(self.encoder.embed_windows(audio, sc.window_seconds, sc.hop_seconds), seg.start)
+        found = find_changes(windows, sc.change_similarity, sc.overlap_similarity, sc.min_side_windows)
+        removals = [Removal(a, b, OVERLAPPING_SPEECH, f"two voices at once in [{a:.2f}, {b:.2f}) s (voice windows match no single voice)")
+                    for a, b in found.overlaps]
+        why = ", ".join(f"voice change at {t:.2f} s (similarity {s:.2f} < {sc.change_similarity:g})"
+                        for t, s in zip(found.changes, found.similarity))
+        pieces, rejects = split_utterance(seg, found.changes, removals, self.cfg.segment, self.name, why)
+        out = item.pieces(pieces, rejects)
+        for it in out:
+            if it.status == "dropped":
+                continue
+            it.voice = slice_windows(windows, it.segment.start, it.segment.end) if len(pieces) > 1 else windows
+            it.speaker_embedding = mean_voice(it.voice)
+        return out
