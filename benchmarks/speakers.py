@@ -93,7 +93,15 @@ def score(out: Path, truths: dict[str, Truth]) -> dict:
             "rejects": sorted({r["reason"] for r in rejects if Path(r["source"]).stem == name}),
         }
         all_pairs += pairs
-    id_p, id_c = _cluster_scores(all_pairs) if all_pairs else (0.0, 0.0)
+    # within a video: a duration-weighted mean over the videos; across videos: global ids against
+    # the person (the same clip person appears in several videos)
+    weights = {n: c["kept_seconds"] for n, c in per_case.items() if c["kept"]}
+    total_w = sum(weights.values()) or 1.0
+    id_p = sum(per_case[n]["id_purity"] * w for n, w in weights.items()) / total_w
+    id_c = sum(per_case[n]["id_completeness"] * w for n, w in weights.items()) / total_w
+    glob = out / "speakers" / "global.parquet"
+    g = {r["speaker_id"]: r["global_speaker_id"] for r in pq.read_table(glob).to_pylist()} if glob.is_file() else {}
+    gp, gc = _cluster_scores([(g.get(sid, sid), person, w) for sid, person, w in all_pairs]) if all_pairs else (0.0, 0.0)
     return {
         "kept_segments": len(segs),
         "pure_share": round(pure / len(segs), 3) if segs else 0.0,
@@ -101,6 +109,8 @@ def score(out: Path, truths: dict[str, Truth]) -> dict:
         "retention_of_voiced": round(kept_s / voiced_s, 3) if voiced_s else 0.0,
         "id_purity": round(id_p, 3),
         "id_completeness": round(id_c, 3),
+        "global_id_purity": round(gp, 3),
+        "global_id_completeness": round(gc, 3),
         "cases": per_case,
     }
 

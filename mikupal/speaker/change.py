@@ -68,14 +68,21 @@ def _candidates(sims: np.ndarray, threshold: float, spacing: int) -> list[int]:
     return sorted(chosen)
 
 
-def _merge_alike(e: np.ndarray, cuts: list[int], threshold: float) -> list[tuple[int, float]]:
+def _merge_alike(e: np.ndarray, cuts: list[int], threshold: float, min_side: int) -> list[tuple[int, float]]:
     """Drop cuts between runs whose whole mean voices are alike (>= `threshold`), most alike first:
-    a local dip (a laugh, a shout) is no change when the voice on both sides is the same."""
+    a local dip (a laugh, a shout) is no change when the voice on both sides is the same. A run
+    shorter than `min_side` windows joins the neighbour it is more alike first."""
     cuts = list(cuts)
     while cuts:
         bounds = [0] + cuts + [len(e)]
         voices = [_unit(e[a:b].mean(axis=0)) for a, b in zip(bounds[:-1], bounds[1:])]
         sims = [float(voices[i] @ voices[i + 1]) for i in range(len(cuts))]
+        short = [r for r in range(len(voices)) if bounds[r + 1] - bounds[r] < min_side]
+        if short:  # cut r-1 is its left edge, cut r its right one
+            r = short[0]
+            sides = [c for c in (r - 1, r) if 0 <= c < len(cuts)]
+            del cuts[max(sides, key=lambda c: sims[c])]
+            continue
         i = int(np.argmax(sims))
         if sims[i] < threshold:
             return list(zip(cuts, sims))
@@ -106,7 +113,8 @@ def find_changes(w: VoiceWindows, change_similarity: float, overlap_similarity: 
     ends = np.asarray([w.ends[i] for i in idx])
     side = max(1, min_side_windows)
     local = _local_similarity(e, max(side, CONTEXT_WINDOWS), side)
-    splits = _merge_alike(e, _candidates(local, change_similarity, side), change_similarity)
+    # a sharp change leaves low similarity on 2 * gap + 1 boundaries in a row: one candidate among them
+    splits = _merge_alike(e, _candidates(local, change_similarity, max(side, 3)), change_similarity, side)
     centres = (starts + ends) / 2.0
     bounds = [0] + [k for k, _ in splits] + [len(e)]
     voices = np.stack([_unit(e[a:b].mean(axis=0)) for a, b in zip(bounds[:-1], bounds[1:])])

@@ -6,7 +6,8 @@ scores of every scored track are read as a timeline instead:
 
 * a frame's speakers are the tracks whose score, smoothed over `SMOOTH_FRAMES`, is above the
   threshold, on voiced frames only (in a pause nobody is seen speaking);
-* runs of one speaker of at least `min_run_frames` (0.5 s by default) are turns; two different
+* runs of one speaker of at least `min_run_frames` (0.5 s by default; `EDGE_FRAMES` at either end
+  of the utterance) are turns; two different
   tracks in consecutive turns are a **speaker change**, placed in the middle of the frames between
   the two turns;
 * two tracks seen speaking together on at least `min_run_frames` frames in a row are **two people
@@ -25,6 +26,9 @@ import numpy as np
 from ..records import FaceTrack
 
 SMOOTH_FRAMES = 7  # ~0.3 s at 25 fps: one mis-scored frame neither makes nor breaks a turn
+#: a turn at the very start or end of the utterance counts from this many frames (0.2 s): the tail
+#: of the previous speaker's turn, or the start of the next one, that an ASR cut left inside
+EDGE_FRAMES = 5
 
 
 @dataclass
@@ -86,10 +90,13 @@ def face_turns(
         if b - a >= min_run_frames:
             out.overlaps.append((a / fps, b / fps))
     alone = count == 1
+    on = np.flatnonzero(v)
+    first, last = (int(on[0]), int(on[-1]) + 1) if len(on) else (0, n)
     turns = []
     for j, tid in enumerate(ids):
         for a, b in _runs(stack[j] & alone):
-            if b - a >= min_run_frames:
+            at_edge = a <= first + 1 or b >= last - 1
+            if b - a >= min_run_frames or (at_edge and b - a >= EDGE_FRAMES):
                 turns.append((tid, a, b))
     turns.sort(key=lambda t: t[1])
     out.turns = turns
