@@ -214,6 +214,7 @@ class VisionStage(Stage):
         n_frames: int,
         voiced: Optional[np.ndarray] = None,
         budget_seconds: Optional[float] = None,
+        dense: bool = False,
     ) -> int:
         """Fill `asd_scores` (NaN where not scored) of the tracks that could be the speaker; returns the offset used.
 
@@ -224,9 +225,9 @@ class VisionStage(Stage):
         from ..crops import face_crops
 
         fc, ac = self.cfg.faces, self.cfg.asd
-        max_frames = None if not ac.max_scored_seconds else int(round(ac.max_scored_seconds * VIDEO_FPS))
+        max_frames = None if not ac.max_scored_seconds or dense else int(round(ac.max_scored_seconds * VIDEO_FPS))
         win_frames = max(1, int(round(ac.scored_window_seconds * VIDEO_FPS)))
-        if budget_seconds:
+        if budget_seconds and not dense:
             max_frames = win_frames = max(1, int(round(budget_seconds * VIDEO_FPS)))
         windows = list(ac.windows) or [0.0]
         offsets = list(range(-ac.max_offset_frames, ac.max_offset_frames + 1))
@@ -234,7 +235,7 @@ class VisionStage(Stage):
         pieces: list[tuple[FaceTrack, int, int, np.ndarray]] = []  # track, a, b, scores [offsets, b - a]
         for tr in tracks:
             tr.asd_scores = [math.nan] * len(tr.frames)
-            if attr.face_size(tr) < fc.min_face_px or len(tr.frames) < ac.min_coverage * n_frames:
+            if not self.could_speak(tr, n_frames):
                 continue
             boxes = np.asarray(tr.boxes, dtype=np.float64) * scale
             fr = np.asarray(tr.frames)
@@ -270,6 +271,25 @@ class VisionStage(Stage):
             scores[a:b] = [float(x) for x in s[best_j]]
             tr.asd_scores = scores
         return offsets[best_j]
+
+    def could_speak(self, track: FaceTrack, n_frames: int) -> bool:
+        """A face big enough and on screen long enough to be the speaker (only those are scored)."""
+        return attr.face_size(track) >= self.cfg.faces.min_face_px and len(track.frames) >= self.cfg.asd.min_coverage * n_frames
+
+    def score_one_face(self, tracks, frames, scale, mfcc, row0: int, n: int, voiced) -> None:
+        """ASD on a sample of the one candidate face: a short first pass, the full
+        `asd.max_scored_seconds` only when that leaves the speaker in doubt."""
+        fc, ac = self.cfg.faces, self.cfg.asd
+        first = ac.first_pass_seconds
+        short = bool(first) and (not ac.max_scored_seconds or first < ac.max_scored_seconds)
+        self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced, budget_seconds=first if short else None)
+        if not short:
+            return
+        result = attr.attribute_with(tracks, n, fc, ac, voiced)
+        if self.clear_speaker(result, self.last_offset):
+            self.counts["early_stops"] += 1
+        else:  # the first pass left the speaker in doubt: the full budget
+            self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced)
 
     def clear_speaker(self, result: attr.Attribution, offset: int = 0) -> bool:
         """After the short first pass: one face seen speaking on at least `asd.early_stop_fraction`
@@ -319,15 +339,13 @@ class VisionStage(Stage):
         row0 = pad_frames * MFCC_PER_FRAME
         voiced = attr.voiced_frames(audio16[head : head + int(round(n / VIDEO_FPS * media.ANALYSIS_RATE))], n, VIDEO_FPS)
         self._tick("mfcc", t)
-        first = ac.first_pass_seconds
-        short = bool(first) and (not ac.max_scored_seconds or first < ac.max_scored_seconds)
-        self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced, budget_seconds=first if short else None)
-        result = attr.attribute_with(tracks, n, fc, ac, voiced)
-        if short and self.clear_speaker(result, self.last_offset):
-            self.counts["early_stops"] += 1
-        elif short:  # the first pass left the speaker in doubt: the full budget
-            self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced)
-            result = attr.attribute_with(tracks, n, fc, ac, voiced)
+        if sum(self.could_speak(tr, n) for tr in tracks) >= 2:
+            # several faces: who speaks when must be seen on every frame (a turn change between
+            # sampled windows would go unseen)
+            self.counts["dense_items"] += 1
+            self.last_offset = self.score_tracks(tracks, frames, scale, mfcc, row0, n, voiced, dense=True)
+        else:  # one face: whether it speaks, from a sample; the voice check sees a second voice
+            self.score_one_face(tracks, frames, scale, mfcc, row0, n, voiced)
         item.tracks = tracks
         out = []
         for it, f0, f1 in self.cut_at_face_changes(item, tracks, n, voiced):
