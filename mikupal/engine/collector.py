@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..stages.base import WorkItem
-from .commit import OutputDir, VideoSummary
+from .commit import RUN_LEVEL_REASONS, OutputDir, VideoSummary
 
 
 @dataclass
@@ -37,6 +37,16 @@ class DiskFull(Exception):
     """A stage could not write under the output dir: the run stops (the video stays uncommitted)."""
 
 
+class RunHalted(Exception):
+    """An item carries a run-level failure (the labeler's key, model or quota): the run stops
+    before committing it, like a stop signal."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
 class Collector:
     def __init__(self, out: OutputDir, progress: Progress, on_commit: Optional[Callable[[VideoSummary], None]] = None):
         self.out = out
@@ -49,6 +59,9 @@ class Collector:
         full = next((r for r in item.rejects if r.reason == "disk_full"), None)
         if full is not None:
             raise DiskFull(full.message)
+        halt = next((r for r in item.rejects if r.reason in RUN_LEVEL_REASONS), None)
+        if halt is not None:
+            raise RunHalted(halt.reason, halt.message)
         key = item.video_id
         # keyed by item id: an item a retried task passes on again replaces its first copy
         bucket = self.pending.setdefault(key, {})
@@ -70,6 +83,6 @@ class Collector:
         p.segments_kept += summary.kept
         p.rejects += summary.rejects
         p.media_seconds += summary.duration
-        p.cost_usd += summary.cost_usd
+        p.cost_usd += summary.cost_usd or 0.0
         if self.on_commit:
             self.on_commit(summary)

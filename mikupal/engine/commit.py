@@ -4,6 +4,8 @@ Layout (all relative to the output dir):
   segments/<video_id>.parquet   kept utterances (DatasetSegment rows)
   rejects/<key>.parquet         dropped videos and segments (Reject rows)
   audio/<video_id>/<segment_id>.flac, clips/<video_id>/<segment_id>.mp4
+  labeler/pending/<key>.parquet rows of the segments the labeler rejected (unlabeled), kept so that
+                                `mikupal label` can label them again (see labelers/command.py)
   .state/done/<key>.json        the commit marker: written last, by rename
   .work/                        scratch media (separated vocals), removed after commit
 
@@ -47,7 +49,7 @@ class VideoSummary(Record):
     kept: int = 0
     kept_seconds: float = 0.0
     rejects: int = 0
-    cost_usd: float = 0.0
+    cost_usd: Optional[float] = 0.0  # None: some labeled segment has no known price
     input_tokens: int = 0
     output_tokens: int = 0
     funnel: list[FunnelCounts] = Field(default_factory=list)
@@ -57,6 +59,7 @@ class VideoSummary(Record):
 
 
 FUNNEL_STAGES = ("input", "probe", "vad", "segments", "vision", "label")
+PENDING_DIR = Path("labeler") / "pending"
 
 #: reasons that say nothing about the data (a crash, a full disk, a lost worker, a flaky, garbled or
 #: unpaid labeler API): a video with such a reject is committed with final=False, so the next run
@@ -65,7 +68,13 @@ RETRY_REASONS = frozenset({
     "stage_error", "out_of_memory", "worker_lost", "disk_full",
     "labeler_rate_limited", "labeler_server_error", "labeler_timeout", "labeler_connection_error",
     "labeler_invalid_output", "labeler_auth_error", "budget_exhausted",
+    "labeler_model_not_found", "labeler_quota_exhausted",
 })
+#: reasons about the run, not the item (the labeler's key, model or daily quota): the driver stops
+#: the run on the first one (`collector.RunHalted`) and commits nothing more, so they never become
+#: rejects; the re-run redoes every uncommitted video. Final labeler rejects are about the segment's
+#: own data only (safety block, missing media, a request the service refused for that clip).
+RUN_LEVEL_REASONS = frozenset({"labeler_auth_error", "labeler_model_not_found", "labeler_quota_exhausted"})
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
@@ -132,6 +141,13 @@ def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
     )
 
 
+def relabel_rows(items: list[WorkItem], sample_rate: int) -> list[DatasetSegment]:
+    """The segments the labeler rejected, as unlabeled dataset rows: all `mikupal label` needs to
+    label them again later (their clip and audio files stay under clips/ and audio/)."""
+    return [dataset_row(it, sample_rate) for it in items
+            if it.segment is not None and it.status == "dropped" and it.rejects and it.rejects[-1].stage == "label"]
+
+
 def summarize(key: str, items: list[WorkItem]) -> tuple[list[DatasetSegment], list[Reject], VideoSummary]:
     """Split a finished video's items into kept rows and rejects, and count its funnel."""
     first = items[0]
@@ -174,7 +190,8 @@ def summarize(key: str, items: list[WorkItem]) -> tuple[list[DatasetSegment], li
     summary.kept = len(rows)
     summary.kept_seconds = sum(r.duration for r in rows)
     summary.rejects = len(rejects)
-    summary.cost_usd = sum(i.annotation.cost_usd for i in items if i.annotation)
+    costs = [i.annotation.cost_usd for i in items if i.annotation]
+    summary.cost_usd = None if any(c is None for c in costs) else sum(costs)
     summary.input_tokens = sum(i.annotation.input_tokens for i in items if i.annotation)
     summary.output_tokens = sum(i.annotation.output_tokens for i in items if i.annotation)
     summary.times = [StageTime(stage=k, seconds=v) for k, v in times.items()]
@@ -216,7 +233,8 @@ class OutputDir:
     def clear_unfinished(self, key: str) -> None:
         """Remove what a crashed attempt may have left for a video that has no marker."""
         check_key(key)
-        for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet", self.marker(key)):
+        for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet",
+                  self.root / PENDING_DIR / f"{key}.parquet", self.marker(key)):
             p.unlink(missing_ok=True)
         for sub in ("audio", "clips", "debug"):
             shutil.rmtree(self.root / sub / key, ignore_errors=True)
@@ -224,7 +242,7 @@ class OutputDir:
 
     def sweep_partials(self) -> None:
         """Temporary files are never part of the dataset: a crash may leave some behind."""
-        for pattern in ("segments/*.tmp", "rejects/*.tmp", ".state/done/*.tmp"):
+        for pattern in ("segments/*.tmp", "rejects/*.tmp", "labeler/pending/*.tmp", ".state/done/*.tmp"):
             for p in self.root.glob(pattern):
                 p.unlink(missing_ok=True)
 
@@ -234,7 +252,7 @@ class OutputDir:
         rows, rejects, summary = summarize(key, items)
         for r in rows:
             r.sample_rate = self.sample_rate
-        self._commit(key, rows, rejects, summary)
+        self._commit(key, rows, rejects, summary, relabel_rows(items, self.sample_rate))
         shutil.rmtree(self.root / ".work" / key, ignore_errors=True)
         return summary
 
@@ -247,14 +265,20 @@ class OutputDir:
         self._commit(key, [], rejects, summary)
         return summary
 
-    def _commit(self, key: str, rows: list[DatasetSegment], rejects: list[Reject], summary: VideoSummary) -> None:
+    def _commit(self, key: str, rows: list[DatasetSegment], rejects: list[Reject], summary: VideoSummary,
+                pending: Optional[list[DatasetSegment]] = None) -> None:
         """Rows, rejects, then the marker; a failure on the way (a full disk) leaves no file of the video."""
         check_key(key)  # before anything is written or removed
+        pending_path = self.root / PENDING_DIR / f"{key}.parquet"
         try:
             self._write(key, rows, rejects)
+            if pending:
+                _atomic_parquet(DatasetSegment.to_table(sorted(pending, key=lambda r: r.start)), pending_path)
+            else:
+                pending_path.unlink(missing_ok=True)
             _atomic_text(summary.model_dump_json(), self.marker(key))
         except BaseException:
-            for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet"):
+            for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet", pending_path):
                 p.unlink(missing_ok=True)
             raise
 
