@@ -136,13 +136,14 @@ def label_command(overrides: list[str]) -> int:
         taxonomy = load_taxonomy(cfg.taxonomy)
     except TaxonomyError as e:
         raise UserError(f"taxonomy: {e}") from None
+    from .preflight import check_price, preflight
+
+    check_price(cfg.labeler)  # a cap that cannot be enforced is refused before anything else
     ds = LabelDataset(root, cfg)
     if ds.pending == 0:
         _say(f"all {ds.total} segments in {root} are labeled"
              + (f" by {relabel_tag(cfg)}" if cfg.labeler.relabel else "") + ": nothing to do")
         return 0
-    from .preflight import preflight
-
     preflight(cfg.labeler)
     labeler = make_labeler(cfg.labeler, taxonomy, read_api_key(cfg.labeler))
     stats = RunCost(model=cfg.labeler.model)

@@ -33,7 +33,8 @@ def check_price(lc: LabelerConfig) -> None:
     if lc.kind == "none" or lc.price() is not None:
         return
     key = f"labeler.prices.{lc.model}"
-    how = f"set {key}={{text: X, image: X, video: X, audio: X, output: Y}} (USD per 1M tokens)"
+    how = (f"set {key} (USD per 1M tokens) in conf/labeler/{lc.kind}.yaml or on the command line: "
+           f"'+labeler.prices={{{lc.model}: {{text: X, image: X, video: X, audio: X, output: Y}}}}'")
     if lc.max_usd is not None:
         raise UserError(f"cannot enforce max_usd without a price for {lc.model}: {how}")
     log.warning("no price for %s: segment costs are null (unknown), not 0; %s", lc.model, how)
