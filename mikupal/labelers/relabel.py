@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,9 @@ class LabelDataset:
         if not seg_files and not pending_files and not (root / ".state" / "done").is_dir():
             raise UserError(f"input={root}: no segments/*.parquet here (is it a mikupal output dir?)")
         self.tables: dict[Path, pa.Table] = {}
+        # a video's rows may come from two files (segments/ and labeler/pending/) labeled at once:
+        # their results are written one at a time, each from the file as it is now
+        self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self.todo: dict[Path, list[dict[str, Any]]] = {}
         kept: set[str] = set()
         all_rows: list[dict[str, Any]] = []
@@ -184,11 +188,12 @@ class LabelDataset:
         """Write the annotations of one file's labeled rows (segment_id -> annotation)."""
         if not done:
             return 0
-        if self.relabel:
-            return self._write_relabel(path, done)
-        if path.parent == self.root / PENDING:
-            return self._promote(path, done)
-        return rewrite_parquet(path, self.tables[path], done)
+        with self._locks[path.stem]:
+            if self.relabel:
+                return self._write_relabel(path, done)
+            if path.parent == self.root / PENDING:
+                return self._promote(path, done)
+            return rewrite_parquet(path, pq.read_table(path), done)
 
     def _write_relabel(self, path: Path, done: dict[str, Any]) -> int:
         rows = [r for r in self.tables[path].to_pylist() if r["segment_id"] in done]
