@@ -39,7 +39,7 @@ from .pricing import RunCost
 log = logging.getLogger("mikupal.labelers")
 
 LIMITS_ENV = "MIKUPAL_LABELER_LIMITS"
-BUDGET_POLL_S = 0.05  # how often a request that does not fit asks again while others are in flight
+BUDGET_POLL_S = 0.1  # how often a request that does not fit asks again while others are in flight
 MAX_WAIT_S = 1.0  # a waiting worker asks again at least this often (a halt must reach it soon)
 
 _LOCAL: dict[str, "RunLimits"] = {}  # sequential engine: the driver's instance, by name
