@@ -162,7 +162,8 @@ def _run(cfg: RunConfig, console=None) -> dict:
     except DiskFull as e:
         raise _disk_full_error(out, progress, str(e)) from None
     except RunHalted as e:
-        raise UserError(f"stopped: {' '.join(e.message.split())}; fix it and re-run the same command to resume "
+        raise UserError(f"stopped: labeler.model={cfg.labeler.model}: {' '.join(e.message.split())}; fix it and re-run "
+                        "the same command to resume "
                         f"({progress.videos_done} videos committed, the rest are redone)") from None
     except OSError as e:
         if e.errno in DISK_FULL_ERRNOS:
