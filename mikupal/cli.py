@@ -17,12 +17,14 @@ commands:
   run        input=PATH output=DIR [overrides]   video(s) -> emotional speech dataset
              (-m/--multirun: sweep comma-separated values, e.g. -m asr.resources.concurrency=1,2)
              (--dry-run: show models present/missing and the stage plan, then stop)
-  label      input=DIR [labeler=...]             label an existing unlabeled output (resumable)
+  label      input=DIR [labeler=...] [--relabel]  label what an output needs: unlabeled and labeler-rejected
+             segments (resumable); --relabel: all again, into labels/<model>__<prompt>/
   evaluate   predictions=PATH gold=PATH pred_column=NAME gold_column=NAME id_columns=[A,B] output=DIR
              or: dataset=meld split=test meld_dir=DIR clips=DIR [labeler=...] output=DIR (label, then score)
   agreement  runs=[A,B,...] id_columns=[...] pred_column=NAME output=DIR
   report     map=DIR [output=DIR]                emotion map (t-SNE) and label distribution plots
   models     [models_dir=DIR] [overrides]        which model files are present, which are missing
+             (--labeler: the model ids the configured labeler service serves)
 
 configuration: conf/ (groups: separation vad asr faces asd labeler engine profile), e.g.
   mikupal run input=clips/ output=out/ profile=cpu separation=none asr.model=tiny.en labeler=none
@@ -99,6 +101,13 @@ def _dry_run(cfg) -> None:
 def _models(args: list[str]) -> int:
     from .config import compose
 
+    if "--labeler" in args:
+        from .labelers.preflight import served_models
+
+        cfg = compose([a for a in args if a != "--labeler"])
+        for model in served_models(cfg.labeler):
+            print(f"{model}{'  (configured)' if model == cfg.labeler.model else ''}")
+        return 0
     _dry_run(compose(args))
     return 0
 
@@ -106,7 +115,7 @@ def _models(args: list[str]) -> int:
 def _label(args: list[str]) -> int:
     from .labelers.command import label_command
 
-    return label_command(args)
+    return label_command(["labeler.relabel=true" if a == "--relabel" else a for a in args])
 
 
 def _evaluate(args: list[str]) -> int:

@@ -149,7 +149,7 @@ class Price(_Strict):
 
 class LabelerConfig(_Strict):
     kind: Literal["gemini", "openai", "none"] = "gemini"
-    model: str = "gemini-2.5-flash"
+    model: str = "gemini-3.8-flash"  # conf/labeler/gemini.yaml: why this one
     mode: Literal["video", "audio", "text"] = "video"
     prompt_version: str = "v1"
     temperature: float = 0.0
@@ -171,6 +171,7 @@ class LabelerConfig(_Strict):
     samples: int = Field(1, ge=1)
     max_output_tokens: int = Field(2048, ge=16)
     batch: bool = False
+    relabel: bool = False  # `mikupal label`: label every segment again into labels/<model>__<prompt_version>/
     batch_discount: float = Field(0.5, ge=0, le=1)
     thinking_budget: Optional[int] = Field(None, ge=-1)  # Gemini thinking tokens; None = model default, -1 = dynamic
     context_turns: int = Field(2, ge=0)  # text mode (MELT): earlier utterances of the same video sent as context
@@ -180,8 +181,9 @@ class LabelerConfig(_Strict):
     prices: dict[str, Price] = Field(default_factory=dict)
     resources: Resources = Resources()
 
-    def price(self) -> Price:
-        return self.prices.get(self.model, Price())
+    def price(self) -> Optional[Price]:
+        """The model's price, or None when `prices` has no entry for it (costs are then unknown)."""
+        return self.prices.get(self.model)
 
 
 class EngineConfig(_Strict):

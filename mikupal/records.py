@@ -193,7 +193,7 @@ class EmotionAnnotation(Record):
     input_tokens: int = 0
     output_tokens: int = 0
     input_tokens_by_modality: list[EmotionIntensity] = Field(default_factory=list)  # name=modality, intensity=tokens
-    cost_usd: float = 0.0
+    cost_usd: Optional[float] = 0.0  # None: the model has no price (labeler.prices.<id>)
     samples: int = 1
     agreement: Optional[float] = None  # self-consistency over `samples` answers
 
@@ -250,7 +250,7 @@ class DatasetSegment(Record):
     prompt_version: Optional[str] = None
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: Optional[float] = 0.0  # None: the labeler's model has no price (labeler.prices.<id>)
 
 
 class Speaker(Record):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..stages.base import WorkItem
-from .commit import OutputDir, VideoSummary
+from .commit import RUN_LEVEL_REASONS, OutputDir, VideoSummary
 
 
 @dataclass
@@ -45,6 +45,16 @@ def complete_utterances(items) -> int:
     return sum(1 for v in shares.values() if v >= 1.0 - 1e-6)
 
 
+class RunHalted(Exception):
+    """An item carries a run-level failure (the labeler's key, model or quota): the run stops
+    before committing it, like a stop signal."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
 class Collector:
     def __init__(self, out: OutputDir, progress: Progress, on_commit: Optional[Callable[[VideoSummary], None]] = None):
         self.out = out
@@ -57,6 +67,9 @@ class Collector:
         full = next((r for r in item.rejects if r.reason == "disk_full"), None)
         if full is not None:
             raise DiskFull(full.message)
+        halt = next((r for r in item.rejects if r.reason in RUN_LEVEL_REASONS), None)
+        if halt is not None:
+            raise RunHalted(halt.reason, halt.message)
         key = item.video_id
         # keyed by item id: an item a retried task passes on again replaces its first copy
         bucket = self.pending.setdefault(key, {})
@@ -79,6 +92,6 @@ class Collector:
         p.segments_kept += summary.kept
         p.rejects += summary.rejects
         p.media_seconds += summary.duration
-        p.cost_usd += summary.cost_usd
+        p.cost_usd += summary.cost_usd or 0.0
         if self.on_commit:
             self.on_commit(summary)

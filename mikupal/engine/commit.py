@@ -6,6 +6,8 @@ Layout (all relative to the output dir):
   speakers/<key>.parquet        the video's speakers (Speaker rows); speakers/<key>/<speaker_id>.jpg their faces
   speakers/global.parquet       per-video speakers linked across videos by voice (written at the end of a run)
   audio/<video_id>/<segment_id>.flac, clips/<video_id>/<segment_id>.mp4
+  labeler/pending/<key>.parquet rows of the segments the labeler rejected (unlabeled), kept so that
+                                `mikupal label` can label them again (see labelers/command.py)
   .state/done/<key>.json        the commit marker: written last, by rename
   .work/                        scratch media (separated vocals), removed after commit
 
@@ -52,7 +54,7 @@ class VideoSummary(Record):
     kept: int = 0
     kept_seconds: float = 0.0
     rejects: int = 0
-    cost_usd: float = 0.0
+    cost_usd: Optional[float] = 0.0  # None: some labeled segment has no known price
     input_tokens: int = 0
     output_tokens: int = 0
     funnel: list[FunnelCounts] = Field(default_factory=list)
@@ -63,6 +65,7 @@ class VideoSummary(Record):
 
 
 FUNNEL_STAGES = ("input", "probe", "vad", "segments", "vision", "label")
+PENDING_DIR = Path("labeler") / "pending"
 
 #: reasons that say nothing about the data (a crash, a full disk, a lost worker, a flaky, garbled or
 #: unpaid labeler API): a video with such a reject is committed with final=False, so the next run
@@ -71,7 +74,13 @@ RETRY_REASONS = frozenset({
     "stage_error", "out_of_memory", "worker_lost", "disk_full",
     "labeler_rate_limited", "labeler_server_error", "labeler_timeout", "labeler_connection_error",
     "labeler_invalid_output", "labeler_auth_error", "budget_exhausted",
+    "labeler_model_not_found", "labeler_quota_exhausted",
 })
+#: reasons about the run, not the item (the labeler's key, model or daily quota): the driver stops
+#: the run on the first one (`collector.RunHalted`) and commits nothing more, so they never become
+#: rejects; the re-run redoes every uncommitted video. Final labeler rejects are about the segment's
+#: own data only (safety block, missing media, a request the service refused for that clip).
+RUN_LEVEL_REASONS = frozenset({"labeler_auth_error", "labeler_model_not_found", "labeler_quota_exhausted"})
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
@@ -145,9 +154,13 @@ def _voice(item: WorkItem) -> SegmentVoice:
     return SegmentVoice(item.segment.start, item.segment.end, list(item.speaker_embedding), box, list(item.other_faces))
 
 
-def identify(video_id: str, kept: list[WorkItem], rows: list[DatasetSegment], similarity: float) -> list[Speaker]:
-    """Give each kept row its speaker id (`speaker/identity.py`) and describe the video's speakers."""
-    ids = speaker_ids(video_id, [_voice(it) for it in kept], similarity)
+def identify(video_id: str, kept: list[WorkItem], rows: list[DatasetSegment], similarity: float,
+             pending: tuple[list[WorkItem], list[DatasetSegment]] = ([], [])) -> list[Speaker]:
+    """Give each kept row its speaker id (`speaker/identity.py`) and describe the video's speakers.
+    Rows the labeler rejected (`pending`, labeled later by `mikupal label`) get their ids too."""
+    ids = speaker_ids(video_id, [_voice(it) for it in kept + pending[0]], similarity)
+    for row, sid in zip(pending[1], ids[len(kept):]):
+        row.speaker_id = sid
     speakers: dict[str, list[DatasetSegment]] = {}
     for row, sid in zip(rows, ids):
         row.speaker_id = sid
@@ -159,7 +172,18 @@ def identify(video_id: str, kept: list[WorkItem], rows: list[DatasetSegment], si
     ]
 
 
-def summarize(key: str, items: list[WorkItem], speaker_similarity: float = 0.75) -> tuple[list[DatasetSegment], list[Reject], VideoSummary]:
+def label_rejected(items: list[WorkItem]) -> list[WorkItem]:
+    return [it for it in items if it.segment is not None and it.status == "dropped" and it.rejects and it.rejects[-1].stage == "label"]
+
+
+def relabel_rows(items: list[WorkItem], sample_rate: int) -> list[DatasetSegment]:
+    """The segments the labeler rejected, as unlabeled dataset rows: all `mikupal label` needs to
+    label them again later (their clip and audio files stay under clips/ and audio/)."""
+    return [dataset_row(it, sample_rate) for it in label_rejected(items)]
+
+
+def summarize(key: str, items: list[WorkItem], speaker_similarity: float = 0.75,
+              pending: Optional[list[DatasetSegment]] = None) -> tuple[list[DatasetSegment], list[Reject], VideoSummary]:
     """Split a finished video's items into kept rows and rejects, and count its funnel."""
     first = items[0]
     video = next((i.video for i in items if i.video is not None), None)
@@ -200,11 +224,12 @@ def summarize(key: str, items: list[WorkItem], speaker_similarity: float = 0.75)
         FunnelCounts(stage="vision", count=len(after_vision), seconds=seconds(after_vision)),
         FunnelCounts(stage="label", count=len(after_label), seconds=seconds(after_label)),
     ]
-    summary.speakers = identify(first.video_id, kept, rows, speaker_similarity)
+    summary.speakers = identify(first.video_id, kept, rows, speaker_similarity, (label_rejected(items), pending or []))
     summary.kept = len(rows)
     summary.kept_seconds = sum(r.duration for r in rows)
     summary.rejects = len(rejects)
-    summary.cost_usd = sum(i.annotation.cost_usd for i in items if i.annotation)
+    costs = [i.annotation.cost_usd for i in items if i.annotation]
+    summary.cost_usd = None if any(c is None for c in costs) else sum(costs)
     summary.input_tokens = sum(i.annotation.input_tokens for i in items if i.annotation)
     summary.output_tokens = sum(i.annotation.output_tokens for i in items if i.annotation)
     summary.times = [StageTime(stage=k, seconds=v) for k, v in times.items()]
@@ -248,7 +273,7 @@ class OutputDir:
         """Remove what a crashed attempt may have left for a video that has no marker."""
         check_key(key)
         for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet",
-                  self.root / "speakers" / f"{key}.parquet", self.marker(key)):
+                  self.root / "speakers" / f"{key}.parquet", self.root / PENDING_DIR / f"{key}.parquet", self.marker(key)):
             p.unlink(missing_ok=True)
         for sub in ("audio", "clips", "debug", "speakers"):
             shutil.rmtree(self.root / sub / key, ignore_errors=True)
@@ -256,18 +281,19 @@ class OutputDir:
 
     def sweep_partials(self) -> None:
         """Temporary files are never part of the dataset: a crash may leave some behind."""
-        for pattern in ("segments/*.tmp", "rejects/*.tmp", "speakers/*.tmp", ".state/done/*.tmp"):
+        for pattern in ("segments/*.tmp", "rejects/*.tmp", "speakers/*.tmp", "labeler/pending/*.tmp", ".state/done/*.tmp"):
             for p in self.root.glob(pattern):
                 p.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- commit
 
     def commit_video(self, key: str, items: list[WorkItem]) -> VideoSummary:
-        rows, rejects, summary = summarize(key, items, self.speaker_similarity)
+        pending = relabel_rows(items, self.sample_rate)
+        rows, rejects, summary = summarize(key, items, self.speaker_similarity, pending)
         for r in rows:
             r.sample_rate = self.sample_rate
         self._face_crops(key, rows, summary.speakers)
-        self._commit(key, rows, rejects, summary)
+        self._commit(key, rows, rejects, summary, pending)
         shutil.rmtree(self.root / ".work" / key, ignore_errors=True)
         return summary
 
@@ -292,15 +318,21 @@ class OutputDir:
                 media.write_image(self.root / rel, frame)
                 sp.face_crop_path = rel
 
-    def _commit(self, key: str, rows: list[DatasetSegment], rejects: list[Reject], summary: VideoSummary) -> None:
+    def _commit(self, key: str, rows: list[DatasetSegment], rejects: list[Reject], summary: VideoSummary,
+                pending: Optional[list[DatasetSegment]] = None) -> None:
         """Rows, rejects, then the marker; a failure on the way (a full disk) leaves no file of the video."""
         check_key(key)  # before anything is written or removed
+        pending_path = self.root / PENDING_DIR / f"{key}.parquet"
         try:
             self._write(key, rows, rejects)
             self._write_speakers(key, summary.speakers)
+            if pending:
+                _atomic_parquet(DatasetSegment.to_table(sorted(pending, key=lambda r: r.start)), pending_path)
+            else:
+                pending_path.unlink(missing_ok=True)
             _atomic_text(summary.model_dump_json(), self.marker(key))
         except BaseException:
-            for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet",
+            for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet", pending_path,
                       self.root / "speakers" / f"{key}.parquet"):
                 p.unlink(missing_ok=True)
             raise

@@ -140,7 +140,9 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
             # workers started before this run (a shared cluster) don't have the driver's env: the
             # key travels with the actor's constructor arguments, never in our config, rows, files
             # or Ray's runtime_env (logged)
-            secrets = _Secrets({k: os.environ[k] for k in (cfg.labeler.api_key_env, "GOOGLE_GEMINI_BASE_URL")
+            from ..labelers.budget import LIMITS_ENV  # the run's shared budget actor, by name
+
+            secrets = _Secrets({k: os.environ[k] for k in (cfg.labeler.api_key_env, "GOOGLE_GEMINI_BASE_URL", LIMITS_ENV)
                                 if os.environ.get(k)})
         if os.environ.get(FAULT_ENV):  # test-only fault injection (stages/base.py), off unless set
             remote["runtime_env"] = {"env_vars": {FAULT_ENV: os.environ[FAULT_ENV]}}

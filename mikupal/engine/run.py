@@ -20,7 +20,7 @@ from ..records import Reject
 from ..report.html import write_html
 from ..report.summary import build_report, write_report
 from ..stages.base import DISK_FULL_ERRNOS, WorkItem
-from .collector import Collector, DiskFull, Progress
+from .collector import Collector, DiskFull, Progress, RunHalted
 from .commit import OutputDir
 from .inputs import expand_inputs
 from ..speaker.identity import write_global_speakers
@@ -130,6 +130,7 @@ def _run(cfg: RunConfig, console=None) -> dict:
         else:
             from .sequential import stream as engine_stream
 
+        limits = _open_limits(cfg) if todo else None
         try:
             printer.start()
             if todo:
@@ -141,6 +142,8 @@ def _run(cfg: RunConfig, console=None) -> dict:
             printer.stop()
             if stream is not None:
                 stream.close()  # stops the engine (Ray Data's executor) when the loop ended early
+            if limits is not None:
+                _close_limits(limits, out.root)
 
         # Anything the pipeline lost (a worker died for good) is recorded, and redone by the next run.
         for it in todo:
@@ -160,6 +163,10 @@ def _run(cfg: RunConfig, console=None) -> dict:
         write_html(out.root, report, out.read_segments())
     except DiskFull as e:
         raise _disk_full_error(out, progress, str(e)) from None
+    except RunHalted as e:
+        raise UserError(f"stopped: labeler.model={cfg.labeler.model}: {' '.join(e.message.split())}; fix it and re-run "
+                        "the same command to resume "
+                        f"({progress.videos_done} videos committed, the rest are redone)") from None
     except OSError as e:
         if e.errno in DISK_FULL_ERRNOS:
             raise _disk_full_error(out, progress, f"{e.strerror or e} ({e.filename or out.root})") from None
@@ -172,16 +179,36 @@ def _run(cfg: RunConfig, console=None) -> dict:
 
 
 def _check_labeler_key(cfg: RunConfig) -> None:
-    """A missing API key is a one-line error now, not a failure after the heavy stages ran."""
-    if cfg.labeler.kind != "gemini" or cfg.labeler.batch:
-        return
-    from ..labelers.base import read_api_key
+    """The labeler preflight (key present and accepted, model served, price known for max_usd):
+    a one-line error now, not a failure after the heavy stages ran."""
+    from ..labelers.preflight import preflight
 
-    if not read_api_key(cfg.labeler):
-        raise UserError(
-            f"labeler=gemini needs an API key: set {cfg.labeler.api_key_env} or labeler.api_key_file=PATH "
-            "(or labeler=none to write the dataset unlabeled, then `mikupal label`)"
-        )
+    preflight(cfg.labeler)
+
+
+def _open_limits(cfg: RunConfig):
+    """The run's one budget and rate limit for all label workers (labelers/budget.py), or None."""
+    if cfg.labeler.kind == "none" or cfg.labeler.batch:
+        return None
+    from ..labelers.budget import SharedLimits
+
+    if cfg.engine.kind == "ray":
+        from .ray_pipeline import init_ray
+
+        init_ray(cfg.engine)
+    return SharedLimits(cfg.labeler, use_ray=cfg.engine.kind == "ray")
+
+
+def _close_limits(limits, root: Path) -> None:
+    """Write the run's labeler/cost.json (summed over all label workers) once, then stop the limits."""
+    from ..stages.label import COST_FILE
+
+    try:
+        limits.write_cost(root / COST_FILE)
+    except Exception as e:  # noqa: BLE001 - the cost report must not hide why the run ended
+        log.warning("could not write %s: %s", root / COST_FILE, e)
+    finally:
+        limits.close()
 
 
 class _Printer:

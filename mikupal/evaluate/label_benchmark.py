@@ -1,7 +1,7 @@
 """Label a benchmark's own pre-cut clips with the MLLM labeler, then score the labels.
 
     mikupal evaluate dataset=meld split=test clips=MELD.Raw/output_repeated_splits_test \
-        meld_dir=MELD.Raw labeler=gemini labeler.model=gemini-2.5-flash output=runs/meld1 [limit=50]
+        meld_dir=MELD.Raw labeler=gemini labeler.model=gemini-3.8-flash output=runs/meld1 [limit=50]
     mikupal evaluate dataset=iemocap split=5 iemocap_dir=IEMOCAP_full_release labeler.mode=audio output=...
     mikupal evaluate dataset=table gold=items.csv id_columns=[id] gold_column=label clips=media/ output=...
 
@@ -511,6 +511,7 @@ async def _label_items(todo: list[Item], cfg: RunConfig, labeler, store: Predict
             duration=duration,
         )
         res = await pool.label(request)
+        res.cost_usd = res.cost_usd or 0.0  # unpriced model: the preflight warned; counted as 0 here
         summary.cost_usd_now += res.cost_usd
         if res.ok:
             ann = res.annotation
@@ -566,6 +567,9 @@ def label_benchmark(
         _say(f"nothing to label: {summary.skipped_done} of {len(selected)} items already predicted in {store.path}")
         store.flush()
         return store, selected, summary
+    from mikupal.labelers.preflight import preflight
+
+    preflight(lab)  # key accepted, model served, price known for max_usd: before any request
     try:
         taxonomy = bench.taxonomy
         labeler = make_labeler(lab, taxonomy, read_api_key(lab))

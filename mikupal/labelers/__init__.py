@@ -7,7 +7,9 @@ backends, one request policy (rate limits, backoff, budget), cost accounting and
     result = await pool.label(LabelRequest(segment_id, transcript, "video", clip_path=clip, duration=3.2))
 
 Pipeline use: `mikupal.stages.label.LabelStage`; offline use: `mikupal label input=DIR`
-(`mikupal.labelers.command.label_command`).
+(`mikupal.labelers.command.label_command`, what to label: `relabel`). Before any request:
+`preflight.preflight` (key accepted, model served, price known). One budget, rate limit and stop
+switch for a whole run across label workers: `budget.RunLimits`.
 """
 
 from .base import (

@@ -32,10 +32,16 @@ SAFETY_BLOCK = "labeler_safety_block"
 MAX_TOKENS = "labeler_max_tokens"
 BAD_REQUEST = "labeler_bad_request"
 AUTH_ERROR = "labeler_auth_error"
+MODEL_NOT_FOUND = "labeler_model_not_found"  # the configured model is retired or unknown to the service
+QUOTA_EXHAUSTED = "labeler_quota_exhausted"  # a daily (per-day) quota of the key ran out
 MISSING_MEDIA = "labeler_missing_media"
 BUDGET_EXHAUSTED = "budget_exhausted"
 BATCH_MISSING = "labeler_batch_missing"
 INTERNAL_ERROR = "stage_error"
+
+#: failures that are about the run, not one segment: the first one stops the run (nothing of the
+#: unfinished videos is committed; the re-run redoes them) instead of becoming per-segment rejects
+RUN_LEVEL = frozenset({AUTH_ERROR, MODEL_NOT_FOUND, QUOTA_EXHAUSTED})
 
 RAW_TEXT_LIMIT = 2000  # characters of a bad answer kept in the reject message
 
@@ -129,7 +135,7 @@ class LabelResult:
     reason: Optional[str] = None
     message: str = ""
     attempts: int = 0  # HTTP exchanges made for this segment (all samples, all retries)
-    cost_usd: float = 0.0  # spent on this segment, failed attempts included
+    cost_usd: Optional[float] = 0.0  # spent on this segment, failed attempts included; None = no price known
 
     @property
     def ok(self) -> bool:

@@ -9,7 +9,7 @@ The request is the same GenerateContentRequest the live path sends (camelCase JS
 as base64). Submit it, for example with google-genai:
 
     f = client.files.upload(file="batch_requests.jsonl", config={"mime_type": "jsonl"})
-    job = client.batches.create(model="gemini-2.5-flash", src=f.name)
+    job = client.batches.create(model="gemini-3.8-flash", src=f.name)
     # when job.state == JOB_STATE_SUCCEEDED:
     open("batch_results.jsonl", "wb").write(client.files.download(file=job.dest.file_name))
 

@@ -25,6 +25,8 @@ from .base import (
     CONNECTION_ERROR,
     INVALID_OUTPUT,
     MAX_TOKENS,
+    MODEL_NOT_FOUND,
+    QUOTA_EXHAUSTED,
     RATE_LIMITED,
     SAFETY_BLOCK,
     SERVER_ERROR,
@@ -180,6 +182,19 @@ def answer_from_response(resp: Any, model: str, max_output_tokens: int) -> Answe
     return Answer(text=text, usage=usage, model=getattr(resp, "model_version", None) or model, finish_reason=reason)
 
 
+def daily_quota_id(details: Any) -> Optional[str]:
+    """The quotaId of a per-day QuotaFailure violation in a Google error body (a daily quota that ran
+    out: retrying within the run is pointless), or None for per-minute limits."""
+    err = details.get("error", details) if isinstance(details, dict) else None
+    for d in (err or {}).get("details", []) or []:
+        if isinstance(d, dict) and str(d.get("@type", "")).endswith("google.rpc.QuotaFailure"):
+            for v in d.get("violations", []) or []:
+                qid = str(v.get("quotaId", "")) if isinstance(v, dict) else ""
+                if "PerDay" in qid:
+                    return qid
+    return None
+
+
 def map_error(e: BaseException) -> LabelerError:
     """SDK/transport exception -> LabelerError with a stable reason and the server's retry hint."""
     from google.genai import errors as gerr
@@ -192,7 +207,13 @@ def map_error(e: BaseException) -> LabelerError:
             hint = retry_after_header(getattr(getattr(e, "response", None), "headers", None))
         msg = f"HTTP {code} {e.status or ''}: {e.message or ''}".strip()
         if code == 429:
+            qid = daily_quota_id(details)
+            if qid is not None:
+                return LabelerError(QUOTA_EXHAUSTED, f"the daily quota {qid} of this key is used up ({msg})",
+                                    fatal=True)
             return LabelerError(RATE_LIMITED, msg, retryable=True, retry_after=hint)
+        if code == 404 and "models/" in (e.message or "") and "not found" in (e.message or ""):
+            return LabelerError(MODEL_NOT_FOUND, msg, fatal=True)
         if code in (500, 502, 503, 504):
             return LabelerError(SERVER_ERROR, msg, retryable=True, retry_after=hint)
         if code == 408:
@@ -207,6 +228,21 @@ def map_error(e: BaseException) -> LabelerError:
     raise e
 
 
+def make_client(cfg, api_key: str, timeout_s: float):
+    """A google-genai client for the Gemini Developer API, without the SDK's hidden retries."""
+    from google import genai
+    from google.genai import types
+
+    opts = types.HttpOptions(
+        timeout=int(math.ceil(timeout_s * 1000)),
+        retry_options=types.HttpRetryOptions(attempts=1),  # no hidden SDK retries
+    )
+    if cfg.base_url:
+        opts.base_url = cfg.base_url
+        opts.api_version = "v1beta"
+    return genai.Client(api_key=api_key, vertexai=False, http_options=opts)
+
+
 class GeminiLabeler(Labeler):
     kind = "gemini"
 
@@ -217,18 +253,11 @@ class GeminiLabeler(Labeler):
                 f"labeler=gemini needs an API key: set the {cfg.api_key_env} environment variable "
                 "or labeler.api_key_file=PATH (or use labeler=none)"
             )
-        from google import genai
         from google.genai import types
 
         self._types = types
-        opts = types.HttpOptions(
-            timeout=int(math.ceil((cfg.timeout_s + 1.0) * 1000)),  # a backstop: the pool's timeout fires first
-            retry_options=types.HttpRetryOptions(attempts=1),  # no hidden SDK retries
-        )
-        if cfg.base_url:
-            opts.base_url = cfg.base_url
-            opts.api_version = "v1beta"
-        self.client = genai.Client(api_key=api_key, vertexai=False, http_options=opts)
+        # the timeout is a backstop: the pool's timeout fires first
+        self.client = make_client(cfg, api_key, cfg.timeout_s + 1.0)
         self._gen_configs: dict[int, Any] = {}
         self._uploads: dict[Path, Any] = {}
         self._upload_locks: dict[Path, asyncio.Lock] = {}

@@ -37,6 +37,8 @@ from .base import (
     CONNECTION_ERROR,
     INVALID_OUTPUT,
     MAX_TOKENS,
+    MODEL_NOT_FOUND,
+    QUOTA_EXHAUSTED,
     RATE_LIMITED,
     SAFETY_BLOCK,
     SERVER_ERROR,
@@ -123,6 +125,11 @@ def map_error(e: BaseException) -> LabelerError:
         body = e.body if isinstance(e.body, dict) else {}
         detail = body.get("message") or (body.get("error") or {}).get("message") if isinstance(body, dict) else None
         msg = f"HTTP {code}: {detail or e.message}"
+        err_code = (body.get("error") or {}).get("code") if isinstance(body.get("error"), dict) else body.get("code")
+        if code == 429 and err_code == "insufficient_quota":
+            return LabelerError(QUOTA_EXHAUSTED, msg, fatal=True)
+        if code == 404 and err_code == "model_not_found":
+            return LabelerError(MODEL_NOT_FOUND, msg, fatal=True)
         if code == 429:
             return LabelerError(RATE_LIMITED, msg, retryable=True, retry_after=hint)
         if code >= 500:

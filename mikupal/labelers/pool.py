@@ -8,11 +8,15 @@ stable reject reason with a message. Retries are bounded per sample:
 `invalid_retries` re-asks for answers that fail validation. The SDKs' own retries are off, so this
 is the only retry policy.
 
-Budget (`labeler.max_usd`): before each exchange the pool reserves a pessimistic cost (estimated
-input tokens + `max_output_tokens` at output price) and settles the actual cost afterwards. A
-request that does not fit next to the spent and in-flight money waits for in-flight requests to
-settle; once it cannot fit even with nothing in flight the budget is exhausted for good, no new
-request is sent, and every remaining segment is rejected with `budget_exhausted`.
+Budget (`labeler.max_usd`) and rate limits (`requests_per_minute`, `tokens_per_minute`) are the
+run's, not the pool's: `budget.RunLimits`, shared by every label worker of the run. Before each
+exchange the pool reserves a pessimistic cost (estimated input tokens + `max_output_tokens` at
+output price) and settles the actual cost afterwards; once no request fits the budget any more,
+every remaining segment is rejected with `budget_exhausted`, and none is sent.
+
+A run-level failure (`base.RUN_LEVEL`: a rejected key, a retired model, a used-up daily quota)
+halts the run's limits: no worker sends another request, and every remaining segment carries that
+reason, which stops the run (`engine.collector`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable, Optional
 
@@ -40,106 +43,13 @@ from .base import (
     Usage,
     truncate,
 )
-from .pricing import RunCost, cost_usd
+from .budget import LimitsClient
+from .pricing import RunCost, add_usd, cost_usd
 from .schema import InvalidOutput, SampleLabel, aggregate
 
 log = logging.getLogger("mikupal.labelers")
 
-Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class TokenBucket:
-    """`rate` units per second, bursts up to `capacity`; FIFO waiters. A request larger than the
-    capacity waits for a full bucket and then runs it into debt (so it is never starved)."""
-
-    def __init__(self, rate: float, capacity: float, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep):
-        self.rate = float(rate)
-        self.capacity = max(1.0, float(capacity))
-        self.level = self.capacity
-        self._t = clock()
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = asyncio.Lock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self.level = min(self.capacity, self.level + (now - self._t) * self.rate)
-        self._t = now
-
-    async def acquire(self, n: float = 1.0) -> None:
-        async with self._lock:
-            need = min(float(n), self.capacity)
-            while True:
-                self._refill()
-                if self.level >= need:
-                    self.level -= n
-                    return
-                await self._sleep((need - self.level) / self.rate)
-
-    def give(self, n: float) -> None:
-        """Correct a previous estimate: positive gives units back, negative takes more (debt)."""
-        self._refill()
-        self.level = min(self.capacity, self.level + n)
-
-
-class RateLimiter:
-    """Requests per minute and (input) tokens per minute, plus a global pause after a 429."""
-
-    def __init__(self, requests_per_minute: float, tokens_per_minute: float, clock: Clock = time.monotonic,
-                 sleep: Sleep = asyncio.sleep):
-        rps, tps = requests_per_minute / 60.0, tokens_per_minute / 60.0
-        self.requests = TokenBucket(rps, max(1.0, rps), clock, sleep)  # one second of burst
-        self.tokens = TokenBucket(tps, max(1.0, tps), clock, sleep)
-        self._clock = clock
-        self._sleep = sleep
-        self.pause_until = 0.0
-
-    def pause(self, seconds: float) -> None:
-        self.pause_until = max(self.pause_until, self._clock() + seconds)
-
-    async def acquire(self, tokens: int) -> None:
-        while (wait := self.pause_until - self._clock()) > 0:
-            await self._sleep(wait)
-        await self.requests.acquire(1)
-        await self.tokens.acquire(max(0, tokens))
-
-    def correct(self, estimated: int, actual: int) -> None:
-        self.tokens.give(estimated - actual)
-
-
-class Budget:
-    """A hard USD cap with reservations for in-flight requests (see the module doc)."""
-
-    def __init__(self, max_usd: Optional[float]):
-        self.max_usd = max_usd
-        self.spent = 0.0
-        self.reserved = 0.0
-        self.exhausted = False
-        self._cond = asyncio.Condition()
-
-    async def reserve(self, usd: float) -> bool:
-        async with self._cond:
-            while True:
-                if self.max_usd is None:
-                    self.reserved += usd
-                    return True
-                if self.exhausted:
-                    return False
-                if self.spent + self.reserved + usd <= self.max_usd + 1e-12:
-                    self.reserved += usd
-                    return True
-                if self.reserved <= 1e-15:
-                    self.exhausted = True
-                    self._cond.notify_all()
-                    return False
-                await self._cond.wait()
-
-    async def settle(self, reserved: float, actual: float) -> None:
-        async with self._cond:
-            self.reserved = max(0.0, self.reserved - reserved)
-            self.spent += actual
-            self._cond.notify_all()
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -154,7 +64,7 @@ class _Sample:
     reason: Optional[str] = None
     message: str = ""
     usage: Usage = field(default_factory=Usage)
-    usd: float = 0.0
+    usd: Optional[float] = 0.0  # None: no price known
     attempts: int = 0
     model: str = ""
 
@@ -199,14 +109,13 @@ class LabelPool:
         stats: Optional[RunCost] = None,
         rng: Optional[random.Random] = None,
         sleep: Sleep = asyncio.sleep,
-        limiter: Optional[RateLimiter] = None,
+        limits: Optional[LimitsClient] = None,
     ):
         self.labeler = labeler
         self.cfg = cfg or labeler.cfg
         self.price = self.cfg.price()
         self.stats = stats or RunCost(model=self.cfg.model)
-        self.limiter = limiter or RateLimiter(self.cfg.requests_per_minute, self.cfg.tokens_per_minute)
-        self.budget = Budget(self.cfg.max_usd)
+        self.limits = limits or LimitsClient.private(self.cfg)
         self._sem = asyncio.Semaphore(self.cfg.concurrency)
         self._rng = rng or random.Random()
         self._sleep = sleep  # backoff waits (tests pass a recorder)
@@ -269,7 +178,9 @@ class LabelPool:
         usage = Usage()
         for s in samples:
             usage = usage + s.usage
-        usd = sum(s.usd for s in samples)
+        usd: Optional[float] = 0.0
+        for s in samples:
+            usd = add_usd(usd, s.usd)
         attempts = sum(s.attempts for s in samples)
         good = [s for s in samples if s.label is not None]
         if not good:
@@ -296,40 +207,19 @@ class LabelPool:
         est_tokens = sum(est_in.values())
         est_usd = cost_usd(Usage(dict(est_in), cfg.max_output_tokens, 0), self.price)
         while True:
-            error: Optional[LabelerError] = None
-            answer: Optional[Answer] = None
             async with self._sem:
                 if self._fatal is not None:  # checked once a slot is ours: no request after a fatal error
                     out.reason, out.message = self._fatal.reason, self._fatal.message
                     return out
-                if not await self.budget.reserve(est_usd):
-                    out.reason = BUDGET_EXHAUSTED
-                    out.message = (f"labeler.max_usd={cfg.max_usd} reached (spent ${self.budget.spent:.4f}); "
-                                   "no request sent for this segment")
+                grant = await self.limits.acquire(est_usd, est_tokens)
+                if grant.status == "halted":  # another worker met a run-level failure
+                    out.reason, out.message = grant.reason, grant.message
                     return out
-                actual_usd = 0.0
-                try:
-                    await self.limiter.acquire(est_tokens)
-                    out.attempts += 1
-                    self.in_flight += 1
-                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
-                    try:
-                        answer = await asyncio.wait_for(self.labeler.generate(request, index), cfg.timeout_s)
-                    except asyncio.TimeoutError:
-                        error = LabelerError(TIMEOUT, f"no answer within labeler.timeout_s={cfg.timeout_s}s",
-                                             retryable=True)
-                    except LabelerError as e:
-                        error = e
-                    finally:
-                        self.in_flight -= 1
-                    used = answer.usage if answer is not None else (error.usage if error is not None else None)
-                    if used is not None:
-                        actual_usd = cost_usd(used, self.price)
-                        out.usage = out.usage + used
-                        out.usd += actual_usd
-                        self.limiter.correct(est_tokens, used.input_tokens)
-                finally:
-                    await self.budget.settle(est_usd, actual_usd)
+                if grant.status == "exhausted":
+                    out.reason = BUDGET_EXHAUSTED
+                    out.message = f"{grant.message}; no request sent for this segment"
+                    return out
+                answer, error, actual_usd = await self._exchange(request, index, out, grant.ticket, est_tokens)
 
             if answer is not None:
                 out.model = answer.model
@@ -354,6 +244,7 @@ class LabelPool:
             message = self.redact(error.message)
             if error.fatal:
                 self._fatal = LabelerError(error.reason, message)
+                await self.limits.halt(error.reason, message)
                 log.error("%s: %s; stopping all requests", request.segment_id, message)
             if error.reason == INVALID_OUTPUT and invalid_left > 0:
                 invalid_left -= 1
@@ -372,10 +263,40 @@ class LabelPool:
                 return out
             if hint is not None:
                 delay = hint * self._rng.uniform(1.0, 1.2)
-                self.limiter.pause(hint)
+                await self.limits.pause(hint)
             else:
                 delay = backoff_delay(retry, cfg.backoff_base_s, cfg.backoff_max_s, self._rng)
             transient_left -= 1
             retry += 1
             log.info("%s: %s, retry %d/%d in %.2fs", request.segment_id, error.reason, retry, cfg.max_retries, delay)
             await self._sleep(delay)
+
+    async def _exchange(self, request: LabelRequest, index: int, out: _Sample, ticket: int, est_tokens: int
+                        ) -> tuple[Optional[Answer], Optional[LabelerError], Optional[float]]:
+        """One HTTP exchange under a granted reservation, settled with what it really cost."""
+        answer: Optional[Answer] = None
+        error: Optional[LabelerError] = None
+        actual_usd: Optional[float] = 0.0
+        used_tokens: Optional[int] = None
+        try:
+            out.attempts += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                answer = await asyncio.wait_for(self.labeler.generate(request, index), self.cfg.timeout_s)
+            except asyncio.TimeoutError:
+                error = LabelerError(TIMEOUT, f"no answer within labeler.timeout_s={self.cfg.timeout_s}s",
+                                     retryable=True)
+            except LabelerError as e:
+                error = e
+            finally:
+                self.in_flight -= 1
+            used = answer.usage if answer is not None else (error.usage if error is not None else None)
+            if used is not None:
+                actual_usd = cost_usd(used, self.price)
+                out.usage = out.usage + used
+                out.usd = add_usd(out.usd, actual_usd)
+                used_tokens = used.input_tokens
+        finally:
+            await self.limits.settle(ticket, actual_usd, used_tokens)
+        return answer, error, actual_usd

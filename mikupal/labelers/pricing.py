@@ -6,6 +6,11 @@
 Per segment: `EmotionAnnotation.cost_usd` (all its samples and retried attempts).
 Per run: `RunCost.usd`, every billed answer, those of rejected segments included.
 Per kept hour: run USD / hours of labeled (kept) audio, i.e. what one hour of dataset cost.
+
+A model without a price entry has unknown costs: `cost_usd` is None (never 0.0), and so are the
+run's `usd` and per-hour figures; `labelers.preflight` warns and names `labeler.prices.<id>`.
+Several label workers each keep a `RunCost`; `RunCost.merged` sums their `to_dict()` reports
+into the one the driver writes to `labeler/cost.json`.
 """
 
 from __future__ import annotations
@@ -21,8 +26,16 @@ from ..config import Price
 from .base import Usage
 
 
-def cost_usd(usage: Usage, price: Price, discount: float = 1.0) -> float:
-    """USD for one answer's usage. Unknown modalities (e.g. DOCUMENT) are priced as text."""
+def add_usd(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    """Sum of two costs; unknown (None) when either is."""
+    return None if a is None or b is None else a + b
+
+
+def cost_usd(usage: Usage, price: Optional[Price], discount: float = 1.0) -> Optional[float]:
+    """USD for one answer's usage (None without a price). Unknown modalities (e.g. DOCUMENT) are
+    priced as text."""
+    if price is None:
+        return None
     total = 0.0
     for modality, tokens in usage.input_by_modality.items():
         rate = getattr(price, modality, None) if modality in ("text", "image", "video", "audio") else None
@@ -39,17 +52,21 @@ class RunCost:
     requests: int = 0  # HTTP exchanges sent
     outcomes: Counter = field(default_factory=Counter)  # per exchange: ok, rate_limited, invalid_output ...
     usage: Usage = field(default_factory=Usage)
-    usd: float = 0.0
+    usd: float = 0.0  # of the priced answers
+    priced: bool = True  # False once an answer without a price was billed: `usd` is then unknown
     segments_labeled: int = 0
     segments_rejected: Counter = field(default_factory=Counter)  # reason -> segments
     kept_seconds: float = 0.0  # media seconds of the labeled segments
 
-    def add_attempt(self, outcome: str, usage: Optional[Usage] = None, usd: float = 0.0) -> None:
+    def add_attempt(self, outcome: str, usage: Optional[Usage] = None, usd: Optional[float] = 0.0) -> None:
         self.requests += 1
         self.outcomes[outcome] += 1
         if usage is not None:
             self.usage = self.usage + usage
-        self.usd += usd
+        if usd is None:
+            self.priced = False
+        else:
+            self.usd += usd
 
     def add_segment(self, ok: bool, duration: float = 0.0, reason: Optional[str] = None) -> None:
         if ok:
@@ -63,13 +80,36 @@ class RunCost:
         return self.kept_seconds / 3600.0
 
     @property
+    def total_usd(self) -> Optional[float]:
+        return self.usd if self.priced else None
+
+    @property
     def usd_per_kept_hour(self) -> Optional[float]:
-        """Run USD per hour of labeled audio; None before anything was kept."""
-        return self.usd / self.kept_hours if self.kept_seconds > 0 else None
+        """Run USD per hour of labeled audio; None before anything was kept, or without a price."""
+        return self.usd / self.kept_hours if self.kept_seconds > 0 and self.priced else None
 
     @property
     def usd_per_segment(self) -> Optional[float]:
-        return self.usd / self.segments_labeled if self.segments_labeled else None
+        return self.usd / self.segments_labeled if self.segments_labeled and self.priced else None
+
+    @classmethod
+    def merged(cls, reports: list[dict[str, Any]], model: str = "") -> "RunCost":
+        """One RunCost from the `to_dict()` reports of several workers (their sums)."""
+        out = cls(model=model)
+        for d in reports:
+            out.model = out.model or d.get("model", "")
+            out.requests += int(d.get("requests", 0))
+            out.outcomes.update(d.get("outcomes", {}))
+            out.usage = out.usage + Usage(dict(d.get("input_tokens_by_modality", {})), int(d.get("output_tokens", 0)),
+                                          int(d.get("thoughts_tokens", 0)))
+            if d.get("usd") is None:
+                out.priced = False
+            else:
+                out.usd += float(d["usd"])
+            out.segments_labeled += int(d.get("segments_labeled", 0))
+            out.segments_rejected.update(d.get("segments_rejected", {}))
+            out.kept_seconds += float(d.get("kept_seconds", 0.0))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,7 +120,7 @@ class RunCost:
             "input_tokens": self.usage.input_tokens,
             "output_tokens": self.usage.output_tokens,
             "thoughts_tokens": self.usage.thoughts_tokens,
-            "usd": round(self.usd, 8),
+            "usd": round(self.usd, 8) if self.priced else None,
             "segments_labeled": self.segments_labeled,
             "segments_rejected": dict(sorted(self.segments_rejected.items())),
             "kept_seconds": round(self.kept_seconds, 3),
@@ -96,7 +136,8 @@ class RunCost:
             f"labeled {self.segments_labeled} segments ({self.kept_seconds / 60:.1f} min), rejected {rejected}"
             + (f" ({reasons})" if reasons else "")
             + f"; {self.requests} requests, {self.usage.input_tokens} input + "
-            f"{self.usage.billed_output_tokens} output tokens, ${self.usd:.4f}"
+            f"{self.usage.billed_output_tokens} output tokens, "
+            + (f"${self.usd:.4f}" if self.priced else "cost unknown (no price)")
             + (f", ${per_hour:.2f} per kept hour" if per_hour is not None else "")
         )
 

@@ -49,7 +49,7 @@ def render_html(report: dict, segments: pa.Table) -> str:
         f"<p>{report['videos']} videos, {report['segments']} segments kept, {report['rejects']} rejects. "
         f"Input {report['input_seconds']:.1f} s, kept {report['kept_seconds']:.1f} s "
         f"(retention {100 * report['retention']:.1f}%). Wall {report['wall_seconds']:.1f} s, "
-        f"speed ratio {report['speed_ratio']:.2f}x. Cost ${report['cost_usd']:.4f}.</p>"
+        f"speed ratio {report['speed_ratio']:.2f}x. Cost {_usd(report['cost_usd'])}.</p>"
     )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>mikupal run report</title>
@@ -85,3 +85,7 @@ def write_html(root: Path, report: dict, segments: pa.Table) -> Path:
     tmp.write_text(render_html(report, segments), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def _usd(value) -> str:
+    return "unknown (the labeler model has no price)" if value is None else f"${value:.4f}"

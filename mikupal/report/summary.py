@@ -22,7 +22,8 @@ def build_report(
     input_seconds = sum(s.duration for s in summaries)
     kept_seconds = sum(s.kept_seconds for s in summaries)
     processed_seconds = sum(s.duration for s in summaries if s.key in processed_keys)
-    cost = sum(s.cost_usd for s in summaries)
+    costs = [s.cost_usd for s in summaries]
+    cost = None if any(c is None for c in costs) else sum(costs)  # None: a labeler model without a price
     funnel = []
     for stage in FUNNEL_STAGES:
         count = seconds = 0.0
@@ -52,8 +53,8 @@ def build_report(
         "wall_seconds": round(wall_seconds, 3),
         # media seconds processed by this invocation per wall second of it
         "speed_ratio": round(processed_seconds / wall_seconds, 4) if wall_seconds > 0 else 0.0,
-        "cost_usd": round(cost, 6),
-        "cost_per_kept_hour_usd": round(cost / kept_hours, 6) if kept_hours else None,
+        "cost_usd": None if cost is None else round(cost, 6),
+        "cost_per_kept_hour_usd": round(cost / kept_hours, 6) if kept_hours and cost is not None else None,
         "input_tokens": sum(s.input_tokens for s in summaries),
         "output_tokens": sum(s.output_tokens for s in summaries),
         "funnel": funnel,

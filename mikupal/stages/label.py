@@ -4,14 +4,18 @@ All live segment items of a batch are labeled concurrently through one `LabelPoo
 concurrency, RPM/TPM limits, backoff, budget); each item gets `item.annotation` or is rejected
 with the labeler's reason (`labeler_invalid_output`, `labeler_rate_limited`,
 `labeler_server_error`, `labeler_timeout`, `labeler_safety_block`, `labeler_max_tokens`,
-`budget_exhausted`, ...). The pool and its limits live on a private event loop thread for the
-stage's lifetime, so limits and the budget hold across batches.
+`budget_exhausted`, ...). The pool lives on a private event loop thread for the stage's lifetime.
+Budget, rate limits and the stop switch are the run's (`labelers.budget`): shared by every label
+actor when a driver started them, private to this stage otherwise. A run-level failure (bad key,
+retired model, used-up daily quota) rejects the remaining items with its reason, which makes the
+driver stop the run (`engine.collector`) rather than commit them.
 
 `labeler=none`, and `labeler.batch=true` (requests go through `mikupal label ... labeler.batch=true`
 later), pass items through unlabeled.
 
-Run cost (every billed answer, rejected segments included, and the cost per kept hour) is written
-to `<output>/labeler/cost.json` after every batch.
+Run cost (every billed answer, rejected segments included, and the cost per kept hour): with the
+run's shared limits, each stage hands its report in after every batch and the driver writes the
+sum to `<output>/labeler/cost.json` once; a stage on its own writes that file itself.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import asyncio
 import logging
 import threading
 import time
+import uuid
 from collections import defaultdict
 from concurrent.futures import Future
 from pathlib import Path
@@ -68,10 +73,13 @@ class LabelStage(Stage):
         self._loop: Optional[LoopThread] = None
         self._labeler = None
         self._pool = None
+        self._limits = None
+        self._shared = False  # the run's limits (the driver writes cost.json) or this stage's own
+        self._worker = uuid.uuid4().hex[:12]
 
     def __getstate__(self) -> dict[str, Any]:  # picklable for Ray before and after setup
         state = dict(self.__dict__)
-        state.update(_loop=None, _labeler=None, _pool=None, _ready=False)
+        state.update(_loop=None, _labeler=None, _pool=None, _limits=None, _ready=False)
         return state
 
     @property
@@ -89,6 +97,7 @@ class LabelStage(Stage):
         if not self.active:
             return
         from ..labelers.base import make_labeler
+        from ..labelers.budget import attach_limits
         from ..labelers.pool import LabelPool
         from ..taxonomy import TaxonomyError, load_taxonomy
 
@@ -99,7 +108,8 @@ class LabelStage(Stage):
         api_key = read_api_key(self.cfg.labeler)  # kept only inside the client, never logged
         self._labeler = make_labeler(self.cfg.labeler, taxonomy, api_key)
         self._loop = LoopThread()
-        self._pool = LabelPool(self._labeler, self.cfg.labeler, stats=self.stats)
+        self._limits, self._shared = attach_limits(self.cfg.labeler)
+        self._pool = LabelPool(self._labeler, self.cfg.labeler, stats=self.stats, limits=self._limits)
         log.info("labeling with %s (%s mode, prompt %s, taxonomy %s)", self.cfg.labeler.model,
                  self.cfg.labeler.mode, self.cfg.labeler.prompt_version, taxonomy.name)
 
@@ -112,7 +122,7 @@ class LabelStage(Stage):
                 except Exception:  # noqa: BLE001
                     pass
             self._loop.close()
-        self._loop = self._labeler = self._pool = None
+        self._loop = self._labeler = self._pool = self._limits = None
         self._ready = False
 
     # ------------------------------------------------------------ requests
@@ -187,6 +197,9 @@ class LabelStage(Stage):
         return items
 
     def _write_cost(self) -> None:
+        if self._shared and self._loop is not None and self._limits is not None:
+            self._loop.run(self._limits.merge_cost(self._worker, self.stats.to_dict()))
+            return
         try:
             self.stats.write_json(self.output_dir / COST_FILE)
         except OSError as e:

@@ -13,6 +13,11 @@ and seed. The fault of a request is a pure function of (seed, prompt text, n-th 
 text), so runs are reproducible even under concurrency. `latency_s` makes every reply leave that
 long after its request arrived (the fake's own work included), like a remote service would.
 
+Both also answer their service's model listing (Gemini `GET v1beta/models[/{id}]`, OpenAI
+`GET /v1/models[/{id}]`), retired model ids (the service's exact 404 body) and a per-key daily
+quota that runs out (`daily_quota=N`).
+
+`srv.lookups` counts the model lookups (`model_get`, `model_list`), which `srv.counts` leaves out.
 `srv.requests` holds the JSON bodies of the accepted generate requests, `srv.log` one entry per
 request (key = the user turn's text, outcome, attempt, usage), `srv.outcomes_for(text)` the
 outcomes of the requests whose prompt contains `text`, `srv.max_in_flight` the peak concurrency.
@@ -259,6 +264,7 @@ class FakeServer:
         self.faults = faults or FaultPlan()
         self.latency_s = latency_s
         self.counts: Counter = Counter()
+        self.lookups: Counter = Counter()  # model listing requests (get, list): kept out of `counts`
         self.log: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []  # the JSON bodies of accepted generate requests
         self._attempts: Counter = Counter()
@@ -310,7 +316,11 @@ class FakeServer:
     def record(self, key: Optional[str], outcome: str, **extra: Any) -> None:
         with self._lock:
             self.counts[outcome] += 1
-            self.log.append({"key": key, "outcome": outcome, **extra})
+            self.log.append({"key": key, "outcome": outcome, "t": time.monotonic(), **extra})
+
+    def lookup(self, kind: str) -> None:
+        with self._lock:
+            self.lookups[kind] += 1
 
     def enter(self) -> None:
         with self._lock:

@@ -3,6 +3,8 @@
 Point the SDK at it with `HttpOptions(base_url=srv.url, api_version="v1beta")` (or the env var
 GOOGLE_GEMINI_BASE_URL). Routes, under /v1beta and /v1:
 
+    GET    /{v}/models                             models.list (pageSize, pageToken)
+    GET    /{v}/models/{model}                     models.get
     POST   /{v}/models/{model}:generateContent
     POST   /upload/{v}/files                       resumable upload: start, then upload+finalize
     GET    /{v}/files/{id}         DELETE /{v}/files/{id}
@@ -11,6 +13,13 @@ Strict like the service: a missing `x-goog-api-key` is 403 PERMISSION_DENIED, a 
 API_KEY_INVALID; unknown request or generationConfig fields, missing contents, bad roles, parts
 with no or two data fields, inline data that is not base64, unsupported response-schema keywords,
 unknown file URIs: 400 INVALID_ARGUMENT.
+
+Served models: `served` (default SERVED_MODELS; any other `gemini*` id is accepted for generating
+unless `strict_models=True`); `retired` ids answer the service's 404 NOT_FOUND body ("models/X is
+not found for API version v1beta, or is not supported for generateContent. Call ListModels ...")
+on every route. `daily_quota=N`: after N generate requests of a key, every further one is the
+service's daily-quota 429 (RESOURCE_EXHAUSTED with a QuotaFailure violation whose quotaId is
+`GenerateRequestsPerDayPerProjectPerModel`, and a RetryInfo of hours).
 
 Usage: text ~4 characters per token; video at 1 frame per second times 66 (MEDIA_RESOLUTION_LOW)
 or 258 tokens per frame, plus 32 audio tokens per second (reported as VIDEO and AUDIO); audio 32
@@ -59,6 +68,33 @@ THINKING_FIELDS = {"thinkingBudget", "thinking_budget", "includeThoughts", "incl
                    "thinking_level"}
 
 
+#: what the fake lists and serves by default (ids from the official models page, Dec 2026)
+SERVED_MODELS = ("gemini-3.8-flash", "gemini-3.7-flash", "gemini-3.6-flash", "gemini-3.5-flash",
+                 "gemini-3.5-flash-lite", "gemini-3.1-flash-lite", "gemini-3.1-pro-preview", "gemini-3-flash-preview")
+DAILY_QUOTA_ID = "GenerateRequestsPerDayPerProjectPerModel"
+
+
+def not_found_body(model: str, method: str, version: str = "v1beta") -> dict:
+    """The service's answer for a retired or unknown model id."""
+    return {"error": {"code": 404, "status": "NOT_FOUND",
+                      "message": f"models/{model} is not found for API version {version}, or is not supported for "
+                                 f"{method}. Call ListModels to see the list of available models and their supported "
+                                 "methods."}}
+
+
+def model_json(model: str) -> dict:
+    """A `Model` resource as models.get / models.list return it."""
+    version = model.removeprefix("gemini-").split("-")[0]
+    return {
+        "name": f"models/{model}", "baseModelId": model, "version": version,
+        "displayName": " ".join(w.capitalize() for w in model.split("-")),
+        "description": f"fake {model}", "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+        "supportedGenerationMethods": ["generateContent", "countTokens", "createCachedContent",
+                                       "batchGenerateContent"],
+        "temperature": 1.0, "topP": 0.95, "topK": 64, "maxTemperature": 2.0, "thinking": True,
+    }
+
+
 def _bad(message: str) -> HttpError:
     return HttpError(400, {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}})
 
@@ -105,8 +141,17 @@ class FakeGemini(FakeServer):
         latency_s: float = 0.0,
         thoughts_tokens: int = 0,
         processing_polls: int = 0,
+        served: Optional[tuple[str, ...]] = None,
+        retired: tuple[str, ...] = (),
+        strict_models: bool = False,
+        daily_quota: Optional[int] = None,
     ):
         super().__init__(faults, latency_s)
+        self.served = tuple(served) if served is not None else SERVED_MODELS
+        self.retired = set(retired)
+        self.strict_models = strict_models
+        self.daily_quota = daily_quota
+        self.generate_calls = 0  # generate requests that passed auth (what the daily quota counts)
         self.api_key = api_key
         self.thoughts_tokens = thoughts_tokens
         self.processing_polls = processing_polls  # GETs a file stays PROCESSING after upload
@@ -139,6 +184,16 @@ class FakeGemini(FakeServer):
         url = urlparse(path)
         query = parse_qs(url.query)
         p = url.path
+        m = re.fullmatch(r"/(v1beta|v1|v1alpha)/models", p)
+        if m and method == "GET":
+            self._auth(headers, query)
+            return self._list_models(query)
+        m = re.fullmatch(r"/(v1beta|v1|v1alpha)/models/([^/:]+)", p)
+        if m and method == "GET":
+            self._auth(headers, query)
+            self._check_model(m.group(2), "getModel", m.group(1))
+            self.lookup("model_get")
+            return 200, model_json(m.group(2)), {}
         m = re.fullmatch(r"/(v1beta|v1|v1alpha)/models/([^/:]+):generateContent", p)
         if m and method == "POST":
             self._auth(headers, query)
@@ -163,6 +218,49 @@ class FakeGemini(FakeServer):
                 meta["polls_left"] -= 1
             return 200, self._file_json(name), {}
         raise HttpError(404, {"error": {"code": 404, "status": "NOT_FOUND", "message": f"no route {method} {p}"}})
+
+    # --------------------------------------------------------- models
+
+    def serves(self, model: str) -> bool:
+        if model in self.retired:
+            return False
+        return model in self.served or (not self.strict_models and model.startswith("gemini"))
+
+    def _check_model(self, model: str, method: str, version: str = "v1beta") -> None:
+        if not self.serves(model):
+            raise HttpError(404, not_found_body(model, method, version), outcome="model_not_found")
+
+    def _list_models(self, query: dict[str, list[str]]):
+        size = int((query.get("pageSize") or ["50"])[0] or 50)
+        start = int((query.get("pageToken") or ["0"])[0] or 0)
+        ids = [m for m in self.served if m not in self.retired]
+        page = ids[start : start + size]
+        body: dict[str, Any] = {"models": [model_json(m) for m in page]}
+        if start + size < len(ids):
+            body["nextPageToken"] = str(start + size)
+        self.lookup("model_list")
+        return 200, body, {}
+
+    def _quota(self, key: str) -> None:
+        """The per-key daily quota: counted per generate request, like the service's RPD."""
+        with self._lock:
+            self.generate_calls += 1
+            over = self.daily_quota is not None and self.generate_calls > self.daily_quota
+        if over:
+            raise HttpError(429, {"error": {
+                "code": 429, "status": "RESOURCE_EXHAUSTED",
+                "message": "You exceeded your current quota, please check your plan and billing details. For more "
+                           "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.\n"
+                           "* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_requests, "
+                           f"limit: {self.daily_quota}",
+                "details": [
+                    {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                     "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+                                     "quotaId": DAILY_QUOTA_ID,
+                                     "quotaDimensions": {"location": "global"},
+                                     "quotaValue": str(self.daily_quota)}]},
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "50400s"},
+                ]}}, outcome="daily_quota", key=key)
 
     # --------------------------------------------------------- Files API
 
@@ -215,9 +313,7 @@ class FakeGemini(FakeServer):
 
     def _validate(self, model: str, req: Any) -> tuple[str, dict[str, int], dict[str, Any]]:
         """Check the request; return (prompt key, input tokens per modality, generation config)."""
-        if not model.startswith("gemini"):
-            raise HttpError(404, {"error": {"code": 404, "status": "NOT_FOUND",
-                                            "message": f"models/{model} is not found for API version v1beta"}})
+        self._check_model(model, "generateContent")
         if not isinstance(req, dict):
             raise _bad("Invalid JSON payload received. Expected an object.")
         for k in req:
@@ -354,6 +450,7 @@ class FakeGemini(FakeServer):
 
     def _generate(self, model: str, req: Any):
         key, prompt_usage, gen = self._validate(model, req)
+        self._quota(key)
         with self._lock:
             self.requests.append(req)
         attempt = self.next_attempt(key)

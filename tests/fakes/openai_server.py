@@ -2,7 +2,9 @@
 
     client = AsyncOpenAI(base_url=f"{srv.url}/v1", api_key=srv.api_key)
 
-`POST /v1/chat/completions` only. Strict like api.openai.com: no or a wrong `Authorization:
+`POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/models/{id}`. A model outside `served`
+(when given) or in `retired` is the service's 404 `model_not_found`; `daily_quota=N` makes every
+completion after the N-th the 429 `insufficient_quota` ("You exceeded your current quota"). Strict like api.openai.com: no or a wrong `Authorization:
 Bearer` key is 401; unknown parameters ("Unrecognized request argument supplied"), missing model
 or messages, bad roles, unknown content part types, image/video data URLs that are not base64, a
 `json_schema` response format without a valid name or with a non-strict-compatible schema (every
@@ -78,23 +80,67 @@ def _strict_schema(node: Any, where: str) -> None:
 
 class FakeOpenAI(FakeServer):
     def __init__(self, api_key: str = "fake-openai-key", faults: Optional[FaultPlan] = None, latency_s: float = 0.0,
-                 reasoning_tokens: int = 0):
+                 reasoning_tokens: int = 0, served: Optional[tuple[str, ...]] = None, retired: tuple[str, ...] = (),
+                 daily_quota: Optional[int] = None):
         super().__init__(faults, latency_s)
         self.api_key = api_key
         self.reasoning_tokens = reasoning_tokens
+        self.served = tuple(served) if served is not None else None  # None: any model id is served
+        self.retired = set(retired)
+        self.daily_quota = daily_quota
+        self.completions = 0
+
+    def serves(self, model: str) -> bool:
+        return model not in self.retired and (self.served is None or model in self.served)
+
+    def listed(self) -> list[str]:
+        return [m for m in (self.served or ("gpt-4o", "gpt-4o-mini")) if m not in self.retired]
+
+    def _check_model(self, model: str) -> None:
+        if not self.serves(model):
+            raise HttpError(404, {"error": {
+                "message": f"The model `{model}` does not exist or you do not have access to it.",
+                "type": "invalid_request_error", "param": None, "code": "model_not_found"}},
+                outcome="model_not_found")
+
+    def _quota(self) -> None:
+        with self._lock:
+            self.completions += 1
+            over = self.daily_quota is not None and self.completions > self.daily_quota
+        if over:
+            raise HttpError(429, {"error": {
+                "message": "You exceeded your current quota, please check your plan and billing details. For more "
+                           "information on this error, read the docs: "
+                           "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}, outcome="daily_quota")
+
+    @staticmethod
+    def model_json(model: str) -> dict[str, Any]:
+        return {"id": model, "object": "model", "created": 1715367049, "owned_by": "system"}
 
     @property
     def base_url(self) -> str:
         return f"{self.url}/v1"
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes):
-        if path.split("?")[0] != "/v1/chat/completions" or method != "POST":
+        route = path.split("?")[0]
+        known = (route == "/v1/chat/completions" and method == "POST") or (
+            route.startswith("/v1/models") and method == "GET")
+        if not known:
             raise HttpError(404, {"error": {"message": f"Invalid URL ({method} {path})", "type": "invalid_request_error"}})
         lower = {k.lower(): v for k, v in headers.items()}
         auth = lower.get("authorization", "")
         if auth != f"Bearer {self.api_key}":
             raise HttpError(401, {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error",
                                             "code": "invalid_api_key"}})
+        if route == "/v1/models":
+            self.lookup("model_list")
+            return 200, {"object": "list", "data": [self.model_json(m) for m in self.listed()]}, {}
+        if route.startswith("/v1/models/"):
+            model = route.removeprefix("/v1/models/")
+            self._check_model(model)
+            self.lookup("model_get")
+            return 200, self.model_json(model), {}
         req = json_body(body, _bad)
         return self._complete(req)
 
@@ -181,6 +227,8 @@ class FakeOpenAI(FakeServer):
 
     def _complete(self, req: Any):
         key, text_tokens, audio_tokens, rf = self._validate(req)
+        self._check_model(req["model"])
+        self._quota()
         with self._lock:
             self.requests.append(req)
         attempt = self.next_attempt(key)

@@ -173,13 +173,10 @@ def test_audio_mode_sends_the_clip_sound_track(fake, clips, tmp_path, capsys):
 def test_wrong_key_is_one_clear_error(clips, tmp_path, monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", "not-the-key")
     with FakeGemini(api_key=KEY) as fake:
-        with pytest.raises(UserError, match="could be labeled.*labeler_auth_error"):
+        with pytest.raises(UserError, match="rejected the API key") as e:  # the preflight, before any request
             evaluate_command(["dataset=meld", f"meld_dir={MELD_DIR}", f"clips={clips}", f"labeler.base_url={fake.url}",
                               "limit=3", f"output={tmp_path / 'bad'}"])  # fmt: skip
-        assert len(fake.requests) <= 3
-    preds = pd.read_parquet(tmp_path / "bad" / "predictions.parquet")
-    assert preds.prediction.isna().all() and set(preds.reason) == {"labeler_auth_error"}
-    assert "not-the-key" not in preds.message.str.cat()
+        assert not fake.requests and "not-the-key" not in str(e.value)
     monkeypatch.delenv("GEMINI_API_KEY")
     with pytest.raises(UserError, match="GEMINI_API_KEY"):
         evaluate_command(["dataset=meld", f"meld_dir={MELD_DIR}", f"clips={clips}", "limit=3",

@@ -130,7 +130,7 @@ def test_budget_cap_stops_at_the_cap_under_faults(out_dir, monkeypatch):
 
         est = lab.estimate_input(st.request_for(work_items(1)[0], []))
         reserve_one = cost_usd(Usage(est, lab.cfg.max_output_tokens), lab.cfg.price())
-        spent = pool.budget.spent
+        spent = pool.limits.target.spent
         st.close()
         sent = sum(srv.counts.values())
     labeled = [o for o in out if o.annotation is not None]
@@ -144,7 +144,7 @@ def test_budget_cap_stops_at_the_cap_under_faults(out_dir, monkeypatch):
 
 def test_cost_per_kept_hour_equals_hand_calculation(out_dir, monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
-    price = compose(["labeler=gemini"]).labeler.prices["gemini-2.5-flash"]
+    price = compose(["labeler=gemini"]).labeler.prices["gemini-3.8-flash"]
     durations = [1.5 + (i % 7) * 0.75 for i in range(20)]
     with FakeGemini(api_key=KEY, thoughts_tokens=40) as srv:
         d = out_dir / "cost"

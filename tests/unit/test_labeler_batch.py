@@ -54,5 +54,6 @@ def test_samples_keys_errors_and_discount(tmp_path):
     assert stats.segments_labeled == 2 and sum(stats.segments_rejected.values()) == 2
     one = out[0]["response"]["usageMetadata"]
     by = {d["modality"]: d["tokenCount"] for d in one["promptTokensDetails"]}
-    full = (by["TEXT"] * 0.30 + by["VIDEO"] * 0.30 + by["AUDIO"] * 1.0 + one["candidatesTokenCount"] * 2.5) / 1e6
+    p = compose(["labeler=gemini"]).labeler.price()  # the default model's price table
+    full = (by["TEXT"] * p.text + by["VIDEO"] * p.video + by["AUDIO"] * p.audio + one["candidatesTokenCount"] * p.output) / 1e6
     assert results[0].cost_usd == pytest.approx(full * 0.5 * 2, rel=0.05)  # two samples at half price

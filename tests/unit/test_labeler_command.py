@@ -60,7 +60,7 @@ def test_labels_unlabeled_rows_atomically_and_resumes(tmp_path, capsys):
         for sid, r in rows.items():
             assert r["primary_emotion"] and len(r["emotions"]) == (1 if sid == "va_000000000" else 26)
             if sid != "va_000000000":
-                assert r["labeler_model"] == "gemini-2.5-flash" and r["prompt_version"] == "v1"
+                assert r["labeler_model"] == "gemini-3.8-flash" and r["prompt_version"] == "v1"
                 assert r["input_tokens"] > 0 and r["output_tokens"] > 0 and r["cost_usd"] > 0
                 assert r["rationale"] and r["face_analysis"] and r["voice_analysis"] and r["text_analysis"]
         assert pq.read_schema(root / "segments" / "va.parquet").equals(schema_before)
@@ -80,14 +80,14 @@ def test_labels_unlabeled_rows_atomically_and_resumes(tmp_path, capsys):
 def test_budget_cap_leaves_the_rest_for_a_rerun(tmp_path):
     root = make_dataset(tmp_path / "out", videos=("va",), per_video=6)
     with FakeGemini(api_key=KEY) as srv:
-        # a request reserves ~2k input tokens at $0.30/M + 2048 output tokens at $2.50/M ~ $0.0058 and
-        # costs ~$0.0011: the cap lets 2 requests through, then no request fits any more
-        rc = label_command([f"input={root}", f"labeler.base_url={srv.url}", "labeler.max_usd=0.0075",
+        # a request reserves ~2k input tokens at $0.75/M + 2048 output tokens at $3.75/M ~ $0.0092 and
+        # costs ~$0.002: the cap lets 2 requests through, then no request fits any more
+        rc = label_command([f"input={root}", f"labeler.base_url={srv.url}", "labeler.max_usd=0.012",
                             "labeler.concurrency=1"])
         assert rc == 1
         rows = read_rows(root)
         done = [r for r in rows.values() if r["primary_emotion"]]
-        assert 1 <= len(done) < 6 and sum(r["cost_usd"] for r in done) <= 0.0075
+        assert 1 <= len(done) < 6 and sum(r["cost_usd"] for r in done) <= 0.012
         rejects = Reject.from_table(pq.read_table(root / "labeler" / "rejects.parquet"))
         assert len(rejects) == 6 - len(done) and {r.reason for r in rejects} == {"budget_exhausted"}
         assert {r.item_id for r in rejects} == {s for s, r in rows.items() if not r["primary_emotion"]}
@@ -128,7 +128,11 @@ def test_batch_mode_writes_requests_then_ingests_results(tmp_path):
     assert rej.item_id == "va_000008000" and rej.reason == "labeler_batch_missing"
     usage = results[0]["response"]["usageMetadata"]
     by = {d["modality"]: d["tokenCount"] for d in usage["promptTokensDetails"]}
-    full = (by["TEXT"] * 0.30 + by["VIDEO"] * 0.30 + by["AUDIO"] * 1.00 + usage["candidatesTokenCount"] * 2.50) / 1e6
+    from mikupal.config import compose
+
+    p = compose(["labeler=gemini"]).labeler.price()  # the default model's price table
+    full = (by["TEXT"] * p.text + by["VIDEO"] * p.video + by["AUDIO"] * p.audio
+            + usage["candidatesTokenCount"] * p.output) / 1e6
     assert rows["va_000000000"]["cost_usd"] == pytest.approx(full * 0.5)  # batch discount
     assert not (root / "labeler" / "batch_results.jsonl").exists()
     assert list((root / "labeler").glob("batch_results.ingested-*.jsonl"))

@@ -77,7 +77,7 @@ def test_request_carries_clip_transcript_and_full_system_prompt(server, media):
     assert gen["responseJsonSchema"]["properties"]["intensities"]["required"] == CK.names()
     assert gen["mediaResolution"] == "MEDIA_RESOLUTION_LOW"
     ann = res.annotation
-    assert ann.labeler_model == "gemini-2.5-flash" and ann.prompt_version == "v1"
+    assert ann.labeler_model == "gemini-3.8-flash" and ann.prompt_version == "v1"
     assert [e.name for e in ann.emotions] == CK.names()
     # per-modality tokens come from usage_metadata.prompt_tokens_details
     usage = server.log[-1]["usage"]

@@ -11,7 +11,8 @@ import pytest
 
 from mikupal.config import LabelerConfig, Price
 from mikupal.labelers.base import Answer, LabelerError, LabelRequest, Labeler, Usage
-from mikupal.labelers.pool import Budget, LabelPool, RateLimiter, TokenBucket, backoff_delay
+from mikupal.labelers.budget import LimitsClient, RunLimits
+from mikupal.labelers.pool import LabelPool, backoff_delay
 from mikupal.taxonomy import load_taxonomy
 
 MELD = load_taxonomy("meld")
@@ -182,58 +183,67 @@ def test_self_consistency_samples_use_distinct_seeds_and_agreement():
     assert ann.input_tokens == 3000 and ann.output_tokens == 300
 
 
-def test_token_bucket_spacing_with_fake_clock():
+def _drain(limits, n, tokens=0, now=None):
+    """Take n grants from a RunLimits on a fake clock, advancing it by each wait; the clock at the end."""
+    for _ in range(n):
+        while (g := limits.reserve(None, tokens)).status == "wait":
+            now[0] += g.wait_s
+        assert g.status == "go"
+        limits.settle(g.ticket, 0.0, tokens)
+    return now[0]
+
+
+def test_rate_limits_spacing_with_fake_clock():
     now = [0.0]
-    waited = []
+    lim = RunLimits(None, requests_per_minute=120, tokens_per_minute=1e9, clock=lambda: now[0])  # 2/s, burst 2
+    assert _drain(lim, 6, now=now) == pytest.approx(2.0)  # 2 burst, then 4 more at 2/s
+    now = [0.0]
+    lim = RunLimits(None, requests_per_minute=1e9, tokens_per_minute=600, clock=lambda: now[0])  # 10 tokens/s
+    g = lim.reserve(None, 50)  # larger than the bucket: allowed into debt once full
+    assert g.status == "go"
+    t = now[0]
+    _drain(lim, 1, tokens=1, now=now)
+    assert now[0] - t == pytest.approx(4.1)
 
-    async def sleep(s):
-        waited.append(s)
-        now[0] += s
 
+def test_rate_limits_real_clock_rpm():
     async def go():
-        b = TokenBucket(rate=2.0, capacity=2.0, clock=lambda: now[0], sleep=sleep)
-        for _ in range(6):
-            await b.acquire(1)
-        return now[0]
-
-    assert run(go()) == pytest.approx(2.0)  # 2 burst, then 4 more at 2/s
-
-    async def big():
-        b = TokenBucket(rate=10.0, capacity=10.0, clock=lambda: now[0], sleep=sleep)
-        await b.acquire(50)  # larger than the bucket: allowed into debt once full
-        t = now[0]
-        await b.acquire(1)
-        return now[0] - t
-
-    assert run(big()) == pytest.approx(4.1)
-
-
-def test_rate_limiter_real_clock_rpm():
-    async def go():
-        lim = RateLimiter(requests_per_minute=1200, tokens_per_minute=1e9)  # 20/s, burst 20
+        lim = LimitsClient(RunLimits(None, requests_per_minute=1200, tokens_per_minute=1e9))  # 20/s, burst 20
         t = time.perf_counter()
         for _ in range(30):
-            await lim.acquire(10)
+            g = await lim.acquire(0.0, 10)
+            await lim.settle(g.ticket, 0.0, 10)
         return time.perf_counter() - t
 
     assert 0.4 <= run(go()) < 1.5
 
 
 def test_budget_reservations():
-    async def go():
-        b = Budget(1.0)
-        assert await b.reserve(0.6)
-        waiter = asyncio.create_task(b.reserve(0.6))  # does not fit next to the in-flight 0.6
-        await asyncio.sleep(0.01)
-        assert not waiter.done()
-        await b.settle(0.6, 0.3)  # the first cost less than reserved: now it fits
-        assert await waiter
-        await b.settle(0.6, 0.5)
-        assert not await b.reserve(0.6)  # 0.8 spent, nothing in flight: exhausted for good
-        assert b.exhausted and not await b.reserve(0.01)
-        return b.spent
+    b = RunLimits(1.0, 1e9, 1e9)
+    first = b.reserve(0.6, 0)
+    assert first.status == "go"
+    assert b.reserve(0.6, 0).status == "wait"  # does not fit next to the in-flight 0.6
+    b.settle(first.ticket, 0.3)  # the first cost less than reserved: now it fits
+    second = b.reserve(0.6, 0)
+    assert second.status == "go"
+    b.settle(second.ticket, 0.5)
+    assert b.reserve(0.6, 0).status == "exhausted"  # 0.8 spent, nothing in flight: exhausted for good
+    assert b.exhausted and b.reserve(0.01, 0).status == "exhausted"
+    assert b.spent == pytest.approx(0.8)
+    unpriced = RunLimits(1.0, 1e9, 1e9)
+    assert unpriced.reserve(None, 0).status == "exhausted"  # never sent blind under a cap
 
-    assert run(go()) == pytest.approx(0.8)
+
+def test_halt_stops_every_worker_and_pause_is_shared():
+    now = [0.0]
+    lim = RunLimits(None, 1e9, 1e9, clock=lambda: now[0])
+    lim.pause(2.0)
+    g = lim.reserve(None, 0)
+    assert g.status == "wait" and g.wait_s == pytest.approx(2.0)
+    lim.halt("labeler_model_not_found", "models/x is not found")
+    lim.halt("labeler_auth_error", "later reasons do not replace the first")
+    g = lim.reserve(None, 0)
+    assert (g.status, g.reason) == ("halted", "labeler_model_not_found")
 
 
 def test_budget_cap_rejects_the_rest_cleanly():
@@ -245,4 +255,4 @@ def test_budget_cap_rejects_the_rest_cleanly():
     rest = [r for r in results if not r.ok]
     assert len(ok) == 5 and len(lab.calls) == 5
     assert {r.reason for r in rest} == {"budget_exhausted"} and len(rest) == 15
-    assert pool.budget.spent == pytest.approx(0.01) and pool.stats.usd <= 0.01 + 1e-12
+    assert pool.limits.target.spent == pytest.approx(0.01) and pool.stats.usd <= 0.01 + 1e-12
