@@ -222,6 +222,10 @@ class DatasetSegment(Record):
     asd_score: float
     speaking_fraction: float = 0.0
     snr_db: Optional[float] = None
+    dnsmos_sig: Optional[float] = None  # DNSMOS P.835 (1-5) of the utterance's vocals; None = quality.kind=none
+    dnsmos_bak: Optional[float] = None
+    dnsmos_ovrl: Optional[float] = None
+    dnsmos_p808: Optional[float] = None  # DNSMOS P.808 MOS (1-5)
     emotions: list[EmotionIntensity] = Field(default_factory=list)
     primary_emotion: Optional[str] = None
     rationale: Optional[str] = None

@@ -10,18 +10,21 @@ def stage_classes(cfg: RunConfig) -> list[type[Stage]]:
     from ..stages.asr import AsrStage
     from ..stages.label import LabelStage
     from ..stages.probe import ProbeStage
+    from ..stages.quality import QualityStage
     from ..stages.separate import SeparateStage
     from ..stages.vad import VadStage
     from ..stages.vision import VisionStage
 
     classes: list[type[Stage]] = [ProbeStage, SeparateStage, VadStage, AsrStage, VisionStage]
+    if cfg.quality.kind != "none":
+        classes.append(QualityStage)
     if cfg.labeler.kind != "none":
         classes.append(LabelStage)
     return classes
 
 
 #: stages that hold models: Ray runs them as actor pools (the model loads once per actor)
-ACTOR_STAGES = {"separate", "asr", "vision", "label"}
+ACTOR_STAGES = {"separate", "asr", "vision", "quality", "label"}
 
 
 def runs_as_actor(stage: Stage) -> bool:
