@@ -1,0 +1,50 @@
+"""Rows of a finished output dir as plain dicts, read without a fixed schema.
+
+Reading file by file with each file's own schema keeps older outputs (no `dnsmos_*` columns) and
+newer ones (`speaker_id`, `speaker_embedding`) loadable alike; a missing column reads as absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import pyarrow.parquet as pq
+
+from ..errors import UserError
+
+
+def read_parquet_dir(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for f in sorted(Path(path).glob("*.parquet")):
+        rows.extend(pq.read_table(f).to_pylist())
+    return rows
+
+
+def load_segments(root: str | Path) -> list[dict[str, Any]]:
+    """Every kept segment of the output dir `root`, in file then start order."""
+    root = Path(root)
+    if not (root / "segments").is_dir():
+        raise UserError(f"{root} is not a mikupal output dir (no segments/ folder)")
+    return read_parquet_dir(root / "segments")
+
+
+def load_speakers(root: str | Path) -> list[dict[str, Any]]:
+    """`speakers/<video_id>.parquet` rows (speaker_id, video_id, segments, seconds, embedding,
+    face_crop_path), or [] for outputs written before speaker identity existed."""
+    return read_parquet_dir(Path(root) / "speakers")
+
+
+def speaker_of(row: dict[str, Any]) -> str:
+    """The segment's speaker id; without one (older outputs) the video stands for its speaker:
+    the input clips this pipeline targets have one speaker each."""
+    return row.get("speaker_id") or row["video_id"]
+
+
+def emotion_map(row: dict[str, Any]) -> dict[str, float]:
+    return {e["name"]: float(e["intensity"]) for e in row.get("emotions") or []}
+
+
+def audio_file(root: Path, row: dict[str, Any]) -> Optional[Path]:
+    rel = row.get("audio_path")
+    return (Path(root) / rel).resolve() if rel else None
