@@ -69,12 +69,24 @@ def _rejects(vid: str) -> list[Reject]:
     ]
 
 
-def _speakers_table(vid: str, rows: list[dict[str, Any]]) -> pa.Table:
+def _face_crop(root: Path, speaker: str) -> str:
+    import cv2
+
+    rel = f"speakers/faces/{speaker}.jpg"
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    img = np.full((64, 64, 3), 200, np.uint8)
+    cv2.circle(img, (32, 32), 24, (90, 140, 200), -1)
+    cv2.imwrite(str(root / rel), img)
+    return rel
+
+
+def _speakers_table(root: Path, vid: str, rows: list[dict[str, Any]]) -> pa.Table:
     out = []
-    for spk in sorted({r["speaker_id"] for r in rows}):
+    for n, spk in enumerate(sorted({r["speaker_id"] for r in rows})):
         mine = [r for r in rows if r["speaker_id"] == spk]
         out.append({"speaker_id": spk, "video_id": vid, "segments": len(mine), "seconds": sum(r["duration"] for r in mine),
-                    "embedding": mine[0]["speaker_embedding"], "face_crop_path": None})
+                    "embedding": mine[0]["speaker_embedding"],
+                    "face_crop_path": _face_crop(root, spk) if n == 0 else None})  # one speaker without a crop
     return pa.Table.from_pylist(out)
 
 
@@ -99,7 +111,7 @@ def make_output(root: Path) -> Path:
         pq.write_table(Reject.to_table(rejects), root / "rejects" / f"{vid}.parquet")
         if "speaker_id" in rows[0]:
             (root / "speakers").mkdir(parents=True, exist_ok=True)
-            pq.write_table(_speakers_table(vid, rows), root / "speakers" / f"{vid}.parquet")
+            pq.write_table(_speakers_table(root, vid, rows), root / "speakers" / f"{vid}.parquet")
         kept = sum(r["duration"] for r in rows)
         summary = VideoSummary(key=vid, video_id=vid, source=f"/videos/{vid}.mp4", duration=30.0, kept=len(rows),
                                kept_seconds=kept, rejects=len(rejects),

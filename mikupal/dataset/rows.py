@@ -7,26 +7,31 @@ newer ones (`speaker_id`, `speaker_embedding`) loadable alike; a missing column 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import pyarrow.parquet as pq
 
 from ..errors import UserError
 
 
-def read_parquet_dir(path: Path) -> list[dict[str, Any]]:
+def read_parquet_dir(path: Path, columns: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
+    """All rows of the folder's Parquet files; with `columns`, only those of them each file has."""
     rows: list[dict[str, Any]] = []
     for f in sorted(Path(path).glob("*.parquet")):
-        rows.extend(pq.read_table(f).to_pylist())
+        names = None
+        if columns is not None:
+            have = set(pq.read_schema(f).names)
+            names = [c for c in columns if c in have]
+        rows.extend(pq.read_table(f, columns=names).to_pylist())
     return rows
 
 
-def load_segments(root: str | Path) -> list[dict[str, Any]]:
+def load_segments(root: str | Path, columns: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
     """Every kept segment of the output dir `root`, in file then start order."""
     root = Path(root)
     if not (root / "segments").is_dir():
         raise UserError(f"{root} is not a mikupal output dir (no segments/ folder)")
-    return read_parquet_dir(root / "segments")
+    return read_parquet_dir(root / "segments", columns)
 
 
 def load_speakers(root: str | Path) -> list[dict[str, Any]]:
