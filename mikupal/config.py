@@ -195,7 +195,7 @@ class QualityConfig(_Strict):
     min_sig: Optional[float] = Field(None, ge=1, le=5)
     min_bak: Optional[float] = Field(None, ge=1, le=5)
     min_p808: Optional[float] = Field(None, ge=1, le=5)
-    resources: Resources = Resources(num_cpus=0.25)
+    resources: Resources = Resources(num_cpus=0.125)
 
 
 class DatasetConfig(_Strict):

@@ -24,6 +24,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..errors import UserError
+
 SAMPLE_RATE = 16000
 WINDOW_SECONDS = 9.01
 HOP_SECONDS = 1.0
@@ -58,6 +60,18 @@ def default_model_dir() -> Optional[Path]:
     return path if (path / P835_MODEL).is_file() else None
 
 
+def find_models(model_dir: Optional[str | os.PathLike] = None) -> Path:
+    """The folder holding both ONNX files; a missing one is a run-level error, in one line."""
+    d = Path(os.path.expanduser(str(model_dir))) if model_dir else default_model_dir()
+    if d is None or not (d / P835_MODEL).is_file() or not (d / P808_MODEL).is_file():
+        raise UserError(
+            f"DNSMOS models missing ({P835_MODEL}, {P808_MODEL}) in {d or 'the speechmos package'}: "
+            f"pip install speechmos, or set quality.model_dir= to a folder with them (from {OFFICIAL_SOURCE}), "
+            "or quality.kind=none"
+        )
+    return d
+
+
 def mel_features(window: np.ndarray) -> np.ndarray:
     """The P.808 model's input: [frames, 120] log-mel, scaled as the reference scales it."""
     import librosa
@@ -85,12 +99,7 @@ class Dnsmos:
     def __init__(self, model_dir: Optional[str | os.PathLike] = None, threads: Optional[int] = None):
         import onnxruntime as ort
 
-        d = Path(model_dir) if model_dir else default_model_dir()
-        if d is None or not (d / P835_MODEL).is_file() or not (d / P808_MODEL).is_file():
-            raise FileNotFoundError(
-                f"DNSMOS models not found ({P835_MODEL}, {P808_MODEL}) in {d or 'the speechmos package'}: "
-                f"pip install speechmos, or put them in quality.model_dir (from {OFFICIAL_SOURCE})"
-            )
+        d = find_models(model_dir)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = int(threads)

@@ -117,3 +117,14 @@ def test_stage_order_and_config():
     assert "quality" in ACTOR_STAGES
     assert compose([]).quality.min_ovrl == 3.0
     assert "quality" not in [c.name for c in stage_classes(compose(["quality.kind=none"]))]
+
+
+def test_missing_models_stop_the_run_in_one_line(tmp_path):
+    from mikupal.cli import main
+    from mikupal.errors import UserError
+
+    with pytest.raises(UserError, match="DNSMOS models missing"):
+        Dnsmos(tmp_path)
+    assert main(["run", f"input={tmp_path}", f"output={tmp_path / 'out'}", f"quality.model_dir={tmp_path}",
+                 "labeler=none"]) == 2
+    assert not (tmp_path / "out" / "segments").exists()  # stopped before anything ran
