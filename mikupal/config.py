@@ -195,6 +195,7 @@ class QualityConfig(_Strict):
     min_sig: Optional[float] = Field(None, ge=1, le=5)
     min_bak: Optional[float] = Field(None, ge=1, le=5)
     min_p808: Optional[float] = Field(None, ge=1, le=5)
+    max_windows: Optional[int] = Field(3, ge=1)  # utterances under 9.01 s: windows scored (evenly spaced); None = all
     resources: Resources = Resources(num_cpus=0.125)
 
 

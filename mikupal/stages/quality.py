@@ -52,7 +52,7 @@ class QualityStage(Stage):
         audio = media.decode_audio(item.analysis_path or item.path or item.source, seg.start, seg.end, SAMPLE_RATE)
         if audio.size == 0:
             raise StageError("audio_decode_failed", f"no audio in [{seg.start:.2f}, {seg.end:.2f}) s")
-        scores = self.scorer.score(audio)
+        scores = self.scorer.score(audio, max_windows=self.cfg.quality.max_windows)
         item.dnsmos_sig, item.dnsmos_bak = scores.sig, scores.bak
         item.dnsmos_ovrl, item.dnsmos_p808 = scores.ovrl, scores.p808
         failed = self.below_minimum(scores)

@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mikupal import media as mediafile  # noqa: E402
-from mikupal.audio.quality import SAMPLE_RATE, Dnsmos, default_model_dir, windows  # noqa: E402
+from mikupal.audio.quality import SAMPLE_RATE, Dnsmos, default_model_dir, spread, windows  # noqa: E402
 from mikupal.config import compose  # noqa: E402
 from mikupal.engine.commit import dataset_row  # noqa: E402
 from mikupal.engine.stages import ACTOR_STAGES, stage_classes  # noqa: E402
@@ -71,6 +71,15 @@ def test_scores_equal_the_wheels_own_dnsmos(scorer, jfk):
     assert ours.sig == pytest.approx(float(ref["sig_mos"]), abs=1e-4)
     assert ours.bak == pytest.approx(float(ref["bak_mos"]), abs=1e-4)
     assert ours.p808 == pytest.approx(float(ref["p808_mos"]), abs=1e-4)
+
+
+def test_at_most_three_windows_stay_close_to_all_of_them(scorer, jfk):
+    assert spread(list(range(7)), 3) == [0, 3, 6] and spread([1, 2], 3) == [1, 2] and spread([1, 2], None) == [1, 2]
+    short = jfk[: 4 * SAMPLE_RATE]  # doubled to 16 s: 7 reference windows
+    assert len(windows(short)) == 7
+    full, three = scorer.score(short), scorer.score(short, max_windows=3)
+    assert abs(full.ovrl - three.ovrl) < 0.05 and abs(full.sig - three.sig) < 0.05
+    assert scorer.score(jfk, max_windows=3) == scorer.score(jfk)  # 2 windows: nothing left out
 
 
 def test_loud_pink_noise_lowers_ovrl_by_at_least_0_3(scorer, jfk):
