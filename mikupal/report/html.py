@@ -56,13 +56,16 @@ def per_source_section(report: dict) -> str:
     return "<h2>Per source</h2>\n" + _table(["file", "seconds in", "seconds kept", "segments kept", "rejects by reason"], rows)
 
 
+def _span_text(e: dict) -> str:
+    if e.get("start") is None or e.get("end") is None:  # a whole video (probe, input ...)
+        return f"{e['source']}: {e['message']}"
+    return f"{e['source']} {e['start']:.2f}–{e['end']:.2f} s: {e['message']}"
+
+
 def rejects_section(report: dict) -> str:
     rows = []
     for g in report.get("reject_examples", []):
-        spans = "<br>".join(
-            html.escape(f"{e['source']} {e['start']:.2f}–{e['end']:.2f} s: {e['message']}" if e.get("start") is not None
-                        else f"{e['source']}: {e['message']}")
-            for e in g["examples"])
+        spans = "<br>".join(html.escape(_span_text(e)) for e in g["examples"])
         rows.append(f"<tr><td>{html.escape(g['stage'])}</td><td>{html.escape(g['reason'])}</td>"
                     f"<td class='num'>{g['count']}</td><td class='num'>{g['seconds']:.1f}</td><td>{spans}</td></tr>")
     if not rows:

@@ -14,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mikupal.engine.commit import OutputDir  # noqa: E402
+from mikupal.records import Reject  # noqa: E402
 from mikupal.report.html import write_html  # noqa: E402
 from mikupal.report.summary import build_report  # noqa: E402
 from tests.browser import Chromium, chromium_path  # noqa: E402
@@ -57,6 +58,9 @@ MEDIA_CHECK = """
 def report_dir(tmp_path_factory) -> tuple[Path, dict]:
     root = make_output(tmp_path_factory.mktemp("run"))
     out = OutputDir(root)
+    broken = Reject(item_id="broken", video_id="", source="/videos/broken.mp4", stage="probe",
+                    reason="unreadable_container", message="not a media file")
+    out.commit_rejects("broken", [broken], source="/videos/broken.mp4")  # a whole-video reject: no span
     report = build_report(out, wall_seconds=1.0, processed_keys=set(VIDEOS))
     write_html(root, report, out.read_segments())
     return root, report
@@ -66,11 +70,15 @@ def test_sections_are_built_from_the_tables(report_dir):
     root, report = report_dir
     rows = all_rows(root)
     by_name = {s["name"]: s for s in report["per_source"]}
-    assert set(by_name) == {f"{v}.mp4" for v in VIDEOS}
+    assert set(by_name) == {f"{v}.mp4" for v in VIDEOS} | {"broken.mp4"}
+    assert by_name["broken.mp4"]["rejects"] == {"unreadable_container": 1} and by_name["broken.mp4"]["kept"] == 0
     assert by_name["vida.mp4"]["seconds_kept"] == pytest.approx(sum(r["duration"] for r in rows if r["video_id"] == "vida"))
     assert by_name["vida.mp4"]["rejects"] == {"no_active_speaker": 1, "low_quality": 1}
     low = next(g for g in report["reject_examples"] if g["reason"] == "low_quality")
     assert low["count"] == 3 and low["seconds"] == pytest.approx(6.0) and "dnsmos_ovrl 2.41" in low["examples"][0]["message"]
+    probe = next(g for g in report["reject_examples"] if g["reason"] == "unreadable_container")
+    assert probe["examples"] == [{"source": "broken.mp4", "start": None, "end": None, "message": "not a media file"}]
+    assert "broken.mp4: not a media file" in (root / "report.html").read_text()
     speakers = {s["speaker_id"]: s for s in report["speakers"]}
     assert set(speakers) == {"vida_S1", "vida_S2", "vidb_S1"}  # from speakers/: vidc has no table
     assert speakers["vida_S1"]["segments"] == 2 and speakers["vida_S1"]["sample_audio"].startswith("audio/vida/")
