@@ -11,7 +11,7 @@ scoring is redone here the way the reference (DNS-Challenge `DNSMOS/dnsmos_local
   reference's second-order polynomial fit to listener MOS;
 - P.808: a 120-band log-mel spectrogram (n_fft 321, hop 160, `(dB(ref=max) + 40) / 40`) of the
   window less its last 160 samples into `model_v8.onnx`;
-- the per-window scores averaged.
+- the per-window scores averaged, and held to the MOS scale [1, 5].
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ WINDOW_SECONDS = 9.01
 HOP_SECONDS = 1.0
 P835_MODEL = "sig_bak_ovr.onnx"
 P808_MODEL = "model_v8.onnx"
+MOS_MIN, MOS_MAX = 1.0, 5.0
 #: where the files come from when the wheel is not installed (the reference repository)
 OFFICIAL_SOURCE = "https://github.com/microsoft/DNS-Challenge/tree/master/DNSMOS/DNSMOS"
 
@@ -141,9 +142,9 @@ class Dnsmos:
         if len(audio) < int(WINDOW_SECONDS * sr):
             chosen = spread(chosen, max_windows)
         per = [self.score_window(w) for w in chosen]
-        return DnsmosScores(
-            sig=float(np.mean([s.sig for s in per])),
-            bak=float(np.mean([s.bak for s in per])),
-            ovrl=float(np.mean([s.ovrl for s in per])),
-            p808=float(np.mean([s.p808 for s in per])),
-        )
+
+        def mean(name: str) -> float:
+            # on the MOS scale: the polynomial fit can dip under 1 on pure noise, P.808 is unbounded
+            return float(np.clip(np.mean([getattr(s, name) for s in per]), MOS_MIN, MOS_MAX))
+
+        return DnsmosScores(sig=mean("sig"), bak=mean("bak"), ovrl=mean("ovrl"), p808=mean("p808"))

@@ -82,6 +82,13 @@ def test_at_most_three_windows_stay_close_to_all_of_them(scorer, jfk):
     assert scorer.score(jfk, max_windows=3) == scorer.score(jfk)  # 2 windows: nothing left out
 
 
+def test_scores_stay_on_the_mos_scale(scorer):
+    rng = np.random.default_rng(2)
+    for signal in (np.zeros(3 * SAMPLE_RATE), rng.uniform(-1, 1, 3 * SAMPLE_RATE), pink_noise(12 * SAMPLE_RATE) * 0.3):
+        s = scorer.score(signal.astype(np.float32), max_windows=2)
+        assert all(1.0 <= v <= 5.0 for v in (s.sig, s.bak, s.ovrl, s.p808)), s
+
+
 def test_loud_pink_noise_lowers_ovrl_by_at_least_0_3(scorer, jfk):
     clean = scorer.score(jfk)
     noisy = scorer.score(mix_at_snr(jfk, pink_noise(len(jfk)), 0.0))
