@@ -123,11 +123,20 @@ class Chromium:
         return res["result"].get("value")
 
     def failed_requests(self) -> list[dict[str, Any]]:
-        """Requests the page made that failed (a missing file, a blocked load)."""
+        """Requests the page made that failed (a missing file, a blocked load). A media request the
+        player itself aborts once it has what it needs (`preload="metadata"` reads the head of a
+        file, then cancels) is not a failure; the player's own error state says if it was."""
         urls = {e["params"]["requestId"]: e["params"]["request"]["url"]
                 for e in self.events if e["method"] == "Network.requestWillBeSent"}
-        return [{"url": urls.get(e["params"]["requestId"]), "error": e["params"].get("errorText")}
-                for e in self.events if e["method"] == "Network.loadingFailed"]
+        out = []
+        for e in self.events:
+            p = e["params"]
+            if e["method"] != "Network.loadingFailed":
+                continue
+            if p.get("type") == "Media" and (p.get("canceled") or p.get("errorText") == "net::ERR_ABORTED"):
+                continue
+            out.append({"url": urls.get(p["requestId"]), "error": p.get("errorText"), "type": p.get("type")})
+        return out
 
     def screenshot(self, path: Path, width: int = 1400, max_height: int = 8000) -> Path:
         height = int(self.evaluate("document.documentElement.scrollHeight") or 1000)
@@ -137,3 +146,50 @@ class Chromium:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(shot["data"]))
         return path
+
+
+#: what a page test reads back: each player's duration once its metadata loaded (and whether the
+#: first one plays), every link and image, the section headings, the heatmap cells and histogram bars
+MEDIA_CHECK = """
+(async () => {
+  const audios = [...document.querySelectorAll('audio')];
+  const ready = a => a.readyState >= 1 ? Promise.resolve() : new Promise(res => {
+    a.addEventListener('loadedmetadata', res, {once: true});
+    a.addEventListener('error', res, {once: true});
+  });
+  await Promise.race([Promise.all(audios.map(ready)), new Promise(res => setTimeout(res, 20000))]);
+  const first = audios[0];
+  let played = 0;
+  if (first) {
+    first.muted = true;
+    try {
+      await first.play();
+      await new Promise(res => setTimeout(res, 400));
+      played = first.currentTime;
+      first.pause();
+    } catch (e) {
+      played = -1;  // the player refused: no playable source
+    }
+  }
+  return {
+    audio: audios.map(a => ({src: a.currentSrc, duration: a.duration, error: a.error ? a.error.code : null})),
+    played: played,
+    links: [...document.querySelectorAll('a[href]')].map(a => a.href),
+    images: [...document.images].map(i => ({src: i.currentSrc, ok: i.complete && i.naturalWidth > 0})),
+    headings: [...document.querySelectorAll('h2')].map(h => h.textContent),
+    heatCells: document.querySelectorAll('table.heat td.cell').length,
+    histBars: document.querySelectorAll('.hist .col').length,
+  };
+})()
+"""
+
+
+def inspect_page(path: Path, profile_dir: Path, screenshot: Optional[Path] = None) -> tuple[dict, list[dict]]:
+    """Open a local page in headless Chromium: (what MEDIA_CHECK saw, the requests that failed)."""
+    with Chromium(profile_dir) as page:
+        page.open(Path(path).resolve().as_uri())
+        seen = page.evaluate(MEDIA_CHECK)
+        failed = page.failed_requests()
+        if screenshot is not None:
+            page.screenshot(screenshot)
+    return seen, failed

@@ -18,6 +18,7 @@ from mikupal.cli import main
 from mikupal.config import compose
 from mikupal.dataset.rows import load_segments, read_parquet_dir
 from mikupal.engine.run import run
+from tests.browser import chromium_path, inspect_page
 
 CLIP = "vr_face2.mp4"
 SCORE = re.compile(r"dnsmos_ovrl (\d+\.\d+)")
@@ -87,3 +88,17 @@ def test_report_and_exports_of_the_run(quality_run, tmp_path):
     assert main(["export", f"input={out}", "format=lhotse", f"output={tmp_path / 'lh'}"]) == 0
     cuts = lhotse.CutSet.from_file(tmp_path / "lh" / "cuts.jsonl.gz")
     assert all(c.supervisions[0].text and c.supervisions[0].speaker for c in cuts)
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed (CI installs it: .ci/run)")
+def test_real_report_plays_in_chromium(quality_run, tmp_path):
+    """The run's own report.html: its players load the real dataset FLACs, its links resolve."""
+    pytest.importorskip("websocket")
+    _, out = quality_run
+    seen, failed = inspect_page(out / "report.html", tmp_path / "profile")
+    assert failed == []
+    assert len(seen["audio"]) == len(load_segments(out)) > 0
+    assert all(a["error"] is None and a["duration"] > 1.0 for a in seen["audio"]), seen["audio"]
+    assert seen["played"] > 0
+    for link in seen["links"]:
+        assert Path(link.removeprefix("file://")).is_file(), link

@@ -17,41 +17,13 @@ from mikupal.engine.commit import OutputDir  # noqa: E402
 from mikupal.records import Reject  # noqa: E402
 from mikupal.report.html import write_html  # noqa: E402
 from mikupal.report.summary import build_report  # noqa: E402
-from tests.browser import Chromium, chromium_path  # noqa: E402
+from tests.browser import chromium_path, inspect_page  # noqa: E402
 from tests.dataset_fixtures import VIDEOS, all_rows, make_output  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 #: MIKUPAL_REPORT_SCREENSHOT=docs/report.png refreshes the screenshot kept in docs/
 SCREENSHOT_ENV = "MIKUPAL_REPORT_SCREENSHOT"
 
-MEDIA_CHECK = """
-(async () => {
-  const audios = [...document.querySelectorAll('audio')];
-  const ready = a => a.readyState >= 1 ? Promise.resolve() : new Promise(res => {
-    a.addEventListener('loadedmetadata', res, {once: true});
-    a.addEventListener('error', res, {once: true});
-  });
-  await Promise.race([Promise.all(audios.map(ready)), new Promise(res => setTimeout(res, 20000))]);
-  const first = audios[0];
-  let played = 0;
-  if (first) {
-    first.muted = true;
-    await first.play();
-    await new Promise(res => setTimeout(res, 400));
-    played = first.currentTime;
-    first.pause();
-  }
-  return {
-    audio: audios.map(a => ({src: a.currentSrc, duration: a.duration, error: a.error ? a.error.code : null})),
-    played: played,
-    links: [...document.querySelectorAll('a[href]')].map(a => a.href),
-    images: [...document.images].map(i => ({src: i.currentSrc, ok: i.complete && i.naturalWidth > 0})),
-    headings: [...document.querySelectorAll('h2')].map(h => h.textContent),
-    heatCells: document.querySelectorAll('table.heat td.cell').length,
-    histBars: document.querySelectorAll('.hist .col').length,
-  };
-})()
-"""
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +80,8 @@ def test_report_in_headless_chromium(report_dir, tmp_path):
     pytest.importorskip("websocket", reason="websocket-client (test extra) drives Chromium")
     root, report = report_dir
     page_path = root / "report.html"
-    with Chromium(tmp_path / "profile") as page:
-        page.open(page_path.as_uri())
-        seen = page.evaluate(MEDIA_CHECK)
-        failed = page.failed_requests()
-        shot = page.screenshot(Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "report.png"))
+    shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "report.png")
+    seen, failed = inspect_page(page_path, tmp_path / "profile", screenshot=shot)
     for h in ("Per source", "Rejects", "Speakers", "Speech quality (DNSMOS)", "Mixed emotions", "Segments"):
         assert h in seen["headings"]
     assert len(seen["audio"]) == report["segments"] > 0
@@ -128,3 +97,17 @@ def test_report_in_headless_chromium(report_dir, tmp_path):
         assert url.scheme == "file" and Path(unquote(url.path)).is_file(), link
         assert Path(unquote(url.path)).resolve().is_relative_to(root.resolve())
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed (CI installs it: .ci/run)")
+def test_the_browser_check_sees_broken_media(tmp_path):
+    """The checks above are not vacuous: a missing FLAC and a missing image are caught."""
+    pytest.importorskip("websocket")
+    page = tmp_path / "broken.html"
+    page.write_text('<!doctype html><h2>x</h2><audio preload="metadata" src="missing.flac"></audio>'
+                    '<img src="missing.jpg"><a href="nowhere.mp4">clip</a>', encoding="utf-8")
+    seen, failed = inspect_page(page, tmp_path / "profile")
+    assert seen["audio"][0]["error"] is not None and not (seen["audio"][0]["duration"] or 0) > 0  # NaN comes back as None
+    assert not seen["images"][0]["ok"] and seen["played"] == -1
+    assert {Path(f["url"]).name for f in failed} >= {"missing.flac", "missing.jpg"}
+    assert not Path(seen["links"][0].removeprefix("file://")).is_file()
