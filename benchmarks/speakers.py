@@ -99,7 +99,7 @@ def score(out: Path, truths: dict[str, Truth]) -> dict:
     total_w = sum(weights.values()) or 1.0
     id_p = sum(per_case[n]["id_purity"] * w for n, w in weights.items()) / total_w
     id_c = sum(per_case[n]["id_completeness"] * w for n, w in weights.items()) / total_w
-    glob = out / "speakers" / "global.parquet"
+    glob = out / "global_speakers.parquet"
     g = {r["speaker_id"]: r["global_speaker_id"] for r in pq.read_table(glob).to_pylist()} if glob.is_file() else {}
     gp, gc = _cluster_scores([(g.get(sid, sid), person, w) for sid, person, w in all_pairs]) if all_pairs else (0.0, 0.0)
     return {

@@ -23,6 +23,8 @@ commands:
              or: dataset=meld split=test meld_dir=DIR clips=DIR [labeler=...] output=DIR (label, then score)
   agreement  runs=[A,B,...] id_columns=[...] pred_column=NAME output=DIR
   report     map=DIR [output=DIR]                emotion map (t-SNE) and label distribution plots
+  export     input=OUT format=hf|lhotse|webdataset|list output=DIR [min_dnsmos=3 emotions=[..] speakers=[..]
+             languages=[..] test_fraction=0.1 seed=0 shard_size=1000]   the dataset in a training toolkit's format
   models     [models_dir=DIR] [overrides]        which model files are present, which are missing
              (--labeler: the model ids the configured labeler service serves)
 
@@ -136,6 +138,12 @@ def _report(args: list[str]) -> int:
     return report_map_command(args)
 
 
+def _export(args: list[str]) -> int:
+    from .dataset.export import export_command
+
+    return export_command(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run": _run,
     "label": _label,
@@ -143,6 +151,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "agreement": _agreement,
     "report": _report,
     "models": _models,
+    "export": _export,
 }
 
 

@@ -204,6 +204,19 @@ class EngineConfig(_Strict):
     progress: bool = True
 
 
+class QualityConfig(_Strict):
+    """DNSMOS on each kept utterance; a score below a set minimum rejects it (`low_quality`)."""
+
+    kind: Literal["dnsmos", "none"] = "dnsmos"
+    model_dir: Optional[str] = None  # folder with sig_bak_ovr.onnx + model_v8.onnx; None = the speechmos wheel's
+    min_ovrl: Optional[float] = Field(3.0, ge=1, le=5)
+    min_sig: Optional[float] = Field(None, ge=1, le=5)
+    min_bak: Optional[float] = Field(None, ge=1, le=5)
+    min_p808: Optional[float] = Field(None, ge=1, le=5)
+    max_windows: Optional[int] = Field(3, ge=1)  # utterances under 9.01 s: windows scored (evenly spaced); None = all
+    resources: Resources = Resources(num_cpus=0.125)
+
+
 class DatasetConfig(_Strict):
     sample_rate: int = Field(44100, ge=8000)
     clip_size: int = Field(224, ge=32)
@@ -229,6 +242,7 @@ class RunConfig(_Strict):
     asd: AsdConfig = AsdConfig()
     labeler: LabelerConfig = LabelerConfig()
     engine: EngineConfig = EngineConfig()
+    quality: QualityConfig = QualityConfig()
     dataset: DatasetConfig = DatasetConfig()
 
     @field_validator("models_dir")

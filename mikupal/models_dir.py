@@ -112,4 +112,10 @@ def status(cfg) -> list[ModelStatus]:
         file_entry("speaker", cfg.speaker.model)
     file_entry("faces", cfg.faces.model)
     file_entry("asd", cfg.asd.model)
+    if cfg.quality.kind == "dnsmos":
+        from .audio.quality import OFFICIAL_SOURCE, P835_MODEL, default_model_dir
+
+        qdir = Path(os.path.expanduser(cfg.quality.model_dir)) if cfg.quality.model_dir else default_model_dir()
+        qpath = (qdir / P835_MODEL) if qdir else Path("speechmos") / "dnsmos_models" / P835_MODEL
+        out.append(ModelStatus("quality", "dnsmos", str(qpath), qpath.is_file(), f"PyPI speechmos wheel ({OFFICIAL_SOURCE})"))
     return out

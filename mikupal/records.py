@@ -239,6 +239,10 @@ class DatasetSegment(Record):
     speaker_id: str = ""  # one person in one video: <video_id>_S<k>
     speaker_embedding: list[Float32] = Field(default_factory=list)  # unit-length voice embedding (GE2E, 256)
     snr_db: Optional[float] = None
+    dnsmos_sig: Optional[float] = None  # DNSMOS P.835 (1-5) of the utterance's vocals; None = quality.kind=none
+    dnsmos_bak: Optional[float] = None
+    dnsmos_ovrl: Optional[float] = None
+    dnsmos_p808: Optional[float] = None  # DNSMOS P.808 MOS (1-5)
     emotions: list[EmotionIntensity] = Field(default_factory=list)
     primary_emotion: Optional[str] = None
     rationale: Optional[str] = None
@@ -266,7 +270,7 @@ class Speaker(Record):
 
 
 class GlobalSpeaker(Record):
-    """One row of `speakers/global.parquet`: which per-video speakers sound like one person."""
+    """One row of `global_speakers.parquet`: which per-video speakers sound like one person."""
 
     speaker_id: str
     video_id: str

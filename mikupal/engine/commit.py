@@ -4,7 +4,7 @@ Layout (all relative to the output dir):
   segments/<video_id>.parquet   kept utterances (DatasetSegment rows)
   rejects/<key>.parquet         dropped videos and segments (Reject rows)
   speakers/<key>.parquet        the video's speakers (Speaker rows); speakers/<key>/<speaker_id>.jpg their faces
-  speakers/global.parquet       per-video speakers linked across videos by voice (written at the end of a run)
+  global_speakers.parquet       per-video speakers linked across videos by voice (written at the end of a run)
   audio/<video_id>/<segment_id>.flac, clips/<video_id>/<segment_id>.mp4
   labeler/pending/<key>.parquet rows of the segments the labeler rejected (unlabeled), kept so that
                                 `mikupal label` can label them again (see labelers/command.py)
@@ -133,6 +133,10 @@ def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
         speaking_fraction=item.speaking_fraction or 0.0,
         speaker_embedding=item.speaker_embedding,
         snr_db=seg.snr_db,
+        dnsmos_sig=item.dnsmos_sig,
+        dnsmos_bak=item.dnsmos_bak,
+        dnsmos_ovrl=item.dnsmos_ovrl,
+        dnsmos_p808=item.dnsmos_p808,
         emotions=ann.emotions if ann else [],
         primary_emotion=ann.primary_emotion if ann else None,
         rationale=ann.rationale if ann else None,

@@ -80,6 +80,10 @@ def run(cfg: RunConfig, console=None) -> dict:
     if cfg.input and not Path(os.path.expanduser(cfg.input)).exists():
         raise UserError(f"input not found: {cfg.input}")  # before the key check: the first mistake first
     _check_labeler_key(cfg)
+    if cfg.quality.kind == "dnsmos":  # a missing DNSMOS model stops the run here, not as per-item rejects
+        from ..audio.quality import find_models
+
+        find_models(cfg.quality.model_dir)
     # a stop request (SIGTERM, SIGINT) ends the run between two commits: what is committed stays,
     # the rest is redone by the next run
     main = threading.current_thread() is threading.main_thread()  # handlers can only be set there

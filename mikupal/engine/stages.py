@@ -10,6 +10,7 @@ def stage_classes(cfg: RunConfig) -> list[type[Stage]]:
     from ..stages.asr import AsrStage
     from ..stages.label import LabelStage
     from ..stages.probe import ProbeStage
+    from ..stages.quality import QualityStage
     from ..stages.separate import SeparateStage
     from ..stages.speaker import SpeakerStage
     from ..stages.vad import VadStage
@@ -19,13 +20,15 @@ def stage_classes(cfg: RunConfig) -> list[type[Stage]]:
     if cfg.speaker.kind != "none":
         classes.append(SpeakerStage)
     classes.append(VisionStage)
+    if cfg.quality.kind != "none":
+        classes.append(QualityStage)
     if cfg.labeler.kind != "none":
         classes.append(LabelStage)
     return classes
 
 
 #: stages that hold models: Ray runs them as actor pools (the model loads once per actor)
-ACTOR_STAGES = {"separate", "asr", "speaker", "vision", "label"}
+ACTOR_STAGES = {"separate", "asr", "speaker", "vision", "quality", "label"}
 
 
 def runs_as_actor(stage: Stage) -> bool:

@@ -1,5 +1,7 @@
-"""report.html: the retention funnel, time per stage, the emotion distribution, and the clips
-with players, as one self-contained page (CSS bars, no scripts, no network)."""
+"""report.html: the retention funnel, time per stage, per-source and reject tables, speakers, the
+DNSMOS histogram, the mixed-emotion heatmap, and the clips with players, as one self-contained page
+(CSS bars, no scripts, no network). Every media path is relative to report.html, which sits at the
+output dir's root, so the page works wherever the folder is copied. One function per section."""
 
 from __future__ import annotations
 
@@ -24,27 +26,125 @@ def _bars(rows: list[tuple[str, float, str]]) -> str:
     return "\n".join(out)
 
 
+def _audio(src: str) -> str:
+    """A player whose src is relative to report.html (which sits at the output dir's root)."""
+    return f'<audio controls preload="metadata" src="{html.escape(src, quote=True)}"></audio>' if src else ""
+
+
+def _link(href: str, text: str) -> str:
+    return f'<a href="{html.escape(href, quote=True)}">{html.escape(text)}</a>' if href else ""
+
+
+def _table(header: list[str], rows: list[str], cls: str = "grid") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    return f'<table class="{cls}"><tr>{head}</tr>\n' + "\n".join(rows) + "\n</table>"
+
+
+def _score(v) -> str:
+    return f"{v:.2f}" if isinstance(v, (int, float)) else "—"
+
+
+def per_source_section(report: dict) -> str:
+    rows = []
+    for s in report.get("per_source", [])[:MAX_ROWS]:
+        reasons = ", ".join(f"{html.escape(k)} ×{n}" for k, n in s["rejects"].items()) or "—"
+        rows.append(f"<tr><td title='{html.escape(s['source'], quote=True)}'>{html.escape(s['name'])}</td>"
+                    f"<td class='num'>{s['seconds_in']:.1f}</td><td class='num'>{s['seconds_kept']:.1f}</td>"
+                    f"<td class='num'>{s['kept']}</td><td>{reasons}</td></tr>")
+    if not rows:
+        return "<h2>Per source</h2><p>No inputs.</p>"
+    return "<h2>Per source</h2>\n" + _table(["file", "seconds in", "seconds kept", "segments kept", "rejects by reason"], rows)
+
+
+def _span_text(e: dict) -> str:
+    if e.get("start") is None or e.get("end") is None:  # a whole video (probe, input ...)
+        return f"{e['source']}: {e['message']}"
+    return f"{e['source']} {e['start']:.2f}–{e['end']:.2f} s: {e['message']}"
+
+
+def rejects_section(report: dict) -> str:
+    rows = []
+    for g in report.get("reject_examples", []):
+        spans = "<br>".join(html.escape(_span_text(e)) for e in g["examples"])
+        rows.append(f"<tr><td>{html.escape(g['stage'])}</td><td>{html.escape(g['reason'])}</td>"
+                    f"<td class='num'>{g['count']}</td><td class='num'>{g['seconds']:.1f}</td><td>{spans}</td></tr>")
+    if not rows:
+        return "<h2>Rejects</h2><p>None.</p>"
+    return "<h2>Rejects</h2>\n" + _table(["stage", "reason", "count", "seconds", "example spans"], rows)
+
+
+def speakers_section(report: dict) -> str:
+    rows = []
+    for s in report.get("speakers", [])[:MAX_ROWS]:
+        face = (f'<img class="face" alt="face of {html.escape(s["speaker_id"], quote=True)}" '
+                f'src="{html.escape(s["face_crop_path"], quote=True)}">' if s.get("face_crop_path") else "")
+        rows.append(f"<tr><td class='mono'>{html.escape(s['speaker_id'])}</td><td class='mono'>{html.escape(s['video_id'])}</td>"
+                    f"<td class='num'>{s['segments']}</td><td class='num'>{s['seconds']:.1f}</td><td>{face}</td>"
+                    f"<td>{_link(s.get('sample_audio') or '', 'sample')}</td></tr>")
+    if not rows:
+        return "<h2>Speakers</h2><p>None.</p>"
+    return "<h2>Speakers</h2>\n" + _table(["speaker", "video", "segments", "seconds", "face", "audio"], rows)
+
+
+def dnsmos_section(report: dict) -> str:
+    d = report.get("dnsmos")
+    if not d:
+        return "<h2>Speech quality (DNSMOS)</h2><p>No scores (quality.kind=none or nothing kept).</p>"
+    top = max(b["count"] for b in d["bins"]) or 1
+    cols = "".join(
+        f"<div class='col' title='{b['low']:.2f}–{b['high']:.2f}: {b['count']}'><span>{b['count'] or ''}</span>"
+        f"<div class='colbar' style='height:{100.0 * b['count'] / top:.1f}%'></div><small>{b['low']:.2f}</small></div>"
+        for b in d["bins"])
+    means = ", ".join(f"{k.replace('dnsmos_', '').upper()} {_score(v)}" for k, v in d["means"].items())
+    return (f"<h2>Speech quality (DNSMOS)</h2><p>{d['scored']} segments scored; means: {html.escape(means)}. "
+            f"Histogram of OVRL (bins of 0.25):</p>\n<div class='hist'>{cols}</div>")
+
+
+def emotion_heatmap_section(report: dict) -> str:
+    h = report.get("emotion_heatmap")
+    if not h:
+        return "<h2>Mixed emotions</h2><p>No labels (labeler=none or nothing kept).</p>"
+    top = max((v for r in h["rows"] for v in r["means"]), default=0.0) or 1.0
+    head = "".join(f"<th class='vert'><span>{html.escape(c)}</span></th>" for c in h["categories"])
+    rows = []
+    for r in h["rows"]:
+        cells = "".join(
+            f"<td class='cell' style='background:rgba(78,121,167,{v / top:.3f});color:{'#fff' if v / top > 0.55 else '#222'}'"
+            f" title='{html.escape(r['label'], quote=True)} / {html.escape(c, quote=True)}: {v:.3f}'>{v:.2f}</td>"
+            for c, v in zip(h["categories"], r["means"]))
+        rows.append(f"<tr><th>{html.escape(r['label'])} <small>({r['count']})</small></th>{cells}</tr>")
+    return ("<h2>Mixed emotions</h2><p>Mean intensity of each category, over all segments and per primary emotion "
+            "(row: primary emotion, with its segment count).</p>\n"
+            f"<table class='heat'><tr><th></th>{head}</tr>\n" + "\n".join(rows) + "\n</table>")
+
+
+def segments_section(segments: pa.Table) -> str:
+    rows = []
+    for r in segments.slice(0, MAX_ROWS).to_pylist():
+        rows.append(
+            "<tr>"
+            f"<td class='mono'>{html.escape(r['segment_id'])}</td>"
+            f"<td class='mono'>{html.escape(r.get('speaker_id') or r['video_id'])}</td>"
+            f"<td>{r['start']:.2f}–{r['end']:.2f}</td>"
+            f"<td>{html.escape(r['text'])}</td>"
+            f"<td>{html.escape(str(r.get('primary_emotion') or '—'))}</td>"
+            f"<td>{(r.get('asd_score') or 0):.2f}</td>"
+            f"<td>{_score(r.get('dnsmos_ovrl'))}</td>"
+            f"<td>{_audio(r.get('audio_path') or '')}</td>"
+            f"<td>{_link(r.get('clip_path') or '', 'clip')}</td>"
+            "</tr>"
+        )
+    more = f"<p>Showing {MAX_ROWS} of {segments.num_rows} segments.</p>" if segments.num_rows > MAX_ROWS else ""
+    return (f"<h2>Segments</h2>\n{more}\n<table class=\"clips\"><tr><th>segment</th><th>speaker</th><th>time (s)</th>"
+            "<th>text</th><th>emotion</th><th>ASD</th><th>OVRL</th><th>audio</th><th>clip</th></tr>\n"
+            + "".join(rows) + "\n</table>")
+
+
 def render_html(report: dict, segments: pa.Table) -> str:
     funnel = [(f["stage"], f["seconds"], f"{f['count']} items, {f['seconds']:.1f} s") for f in report["funnel"]]
     stages = [(k, v, f"{v:.1f} s") for k, v in report["stages"].items()]
     emo = [(k, float(v), str(v)) for k, v in report.get("emotion_distribution", {}).items()]
     reasons = [(f"{r['stage']}: {r['reason']}", float(r["count"]), str(r["count"])) for r in report.get("reject_reasons", [])]
-    rows = []
-    for r in segments.slice(0, MAX_ROWS).to_pylist():
-        audio = html.escape(r.get("audio_path") or "")
-        clip = html.escape(r.get("clip_path") or "")
-        rows.append(
-            "<tr>"
-            f"<td class='mono'>{html.escape(r['segment_id'])}</td>"
-            f"<td>{r['start']:.2f}–{r['end']:.2f}</td>"
-            f"<td>{html.escape(r['text'])}</td>"
-            f"<td>{html.escape(str(r.get('primary_emotion') or '—'))}</td>"
-            f"<td>{(r.get('asd_score') or 0):.2f}</td>"
-            f"<td>{'<audio controls preload=none src=' + chr(34) + audio + chr(34) + '></audio>' if audio else ''}</td>"
-            f"<td>{'<a href=' + chr(34) + clip + chr(34) + '>clip</a>' if clip else ''}</td>"
-            "</tr>"
-        )
-    more = f"<p>Showing {MAX_ROWS} of {segments.num_rows} segments.</p>" if segments.num_rows > MAX_ROWS else ""
     head = (
         f"<p>{report['videos']} videos, {report['segments']} segments kept, {report['rejects']} rejects. "
         f"Input {report['input_seconds']:.1f} s, kept {report['kept_seconds']:.1f} s "
@@ -54,11 +154,17 @@ def render_html(report: dict, segments: pa.Table) -> str:
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>mikupal run report</title>
 <style>
-body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}
+body{{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}}
 table{{border-collapse:collapse}} td,th{{padding:3px 8px;text-align:left;vertical-align:top}}
 table.bars{{width:100%}} table.bars th{{width:18em;font-weight:normal}}
-.bar{{background:#4e79a7;height:1em;min-width:1px}} .num{{white-space:nowrap;width:14em}}
-.clips tr:nth-child(even){{background:#f4f4f4}} .mono{{font-family:monospace;font-size:85%}}
+.bar{{background:#4e79a7;height:1em;min-width:1px}} .num{{white-space:nowrap;text-align:right}}
+.clips tr:nth-child(even),.grid tr:nth-child(even){{background:#f4f4f4}} .mono{{font-family:monospace;font-size:85%}}
+.grid th{{border-bottom:1px solid #ccc}} img.face{{height:48px}}
+.hist{{display:flex;align-items:flex-end;height:180px;gap:3px;border-bottom:1px solid #999;max-width:800px}}
+.hist .col{{flex:1;display:flex;flex-direction:column;justify-content:flex-end;align-items:center;height:100%;font-size:75%}}
+.hist .colbar{{background:#4e79a7;width:100%;min-height:1px}}
+table.heat{{font-size:75%}} table.heat td.cell{{text-align:center;min-width:2.6em;border:1px solid #fff}}
+table.heat th.vert{{vertical-align:bottom;padding:2px}} table.heat th.vert span{{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap}}
 </style></head><body>
 <h1>mikupal run report</h1>
 {head}
@@ -66,15 +172,16 @@ table.bars{{width:100%}} table.bars th{{width:18em;font-weight:normal}}
 {_bars(funnel)}
 <h2>Time per stage (worker seconds)</h2>
 {_bars(stages)}
-<h2>Emotion distribution (primary)</h2>
-{_bars(emo) if emo else '<p>No labels (labeler=none or nothing kept).</p>'}
+{per_source_section(report)}
 <h2>Reject reasons</h2>
 {_bars(reasons) if reasons else '<p>None.</p>'}
-<h2>Segments</h2>
-{more}
-<table class="clips"><tr><th>segment</th><th>time (s)</th><th>text</th><th>emotion</th><th>ASD</th><th>audio</th><th>clip</th></tr>
-{''.join(rows)}
-</table>
+{rejects_section(report)}
+{speakers_section(report)}
+{dnsmos_section(report)}
+<h2>Emotion distribution (primary)</h2>
+{_bars(emo) if emo else '<p>No labels (labeler=none or nothing kept).</p>'}
+{emotion_heatmap_section(report)}
+{segments_section(segments)}
 </body></html>
 """
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..engine.commit import FUNNEL_STAGES, OutputDir, VideoSummary
+from .sections import build_sections
 
 
 def build_report(
@@ -68,6 +69,7 @@ def build_report(
         report["reject_reasons"] = [{"stage": s, "reason": r, "count": n} for (s, r), n in rejects.most_common()]
     else:
         report["reject_reasons"] = []
+    report.update(build_sections(out.root, summaries))
     if config is not None:
         report["config"] = config
     return report

@@ -128,7 +128,7 @@ def link_across_videos(speakers: Sequence[tuple[str, Sequence[float]]], global_s
 
 
 def write_global_speakers(out_root, global_similarity: float) -> int:
-    """Link every committed video's speakers by voice into `speakers/global.parquet`; returns how
+    """Link every committed video's speakers by voice into `global_speakers.parquet`; returns how
     many global speakers there are. Recomputed from all `speakers/*.parquet` at the end of each run,
     so it always covers the whole dataset."""
     from pathlib import Path
@@ -137,17 +137,16 @@ def write_global_speakers(out_root, global_similarity: float) -> int:
 
     from ..records import GlobalSpeaker, Speaker
 
-    root = Path(out_root) / "speakers"
-    files = sorted(p for p in root.glob("*.parquet") if p.name != "global.parquet")
+    files = sorted((Path(out_root) / "speakers").glob("*.parquet"))
     rows = [s for f in files for s in Speaker.from_table(pq.read_table(f))]
-    target = root / "global.parquet"
+    target = Path(out_root) / "global_speakers.parquet"
     if not rows:
         target.unlink(missing_ok=True)
         return 0
     links = link_across_videos([(s.speaker_id, s.embedding) for s in rows], global_similarity)
     table = GlobalSpeaker.to_table([GlobalSpeaker(speaker_id=s.speaker_id, video_id=s.video_id, global_speaker_id=links[s.speaker_id] or "")
                                     for s in rows])
-    tmp = target.with_name("global.parquet.tmp")
+    tmp = target.with_name(target.name + ".tmp")
     pq.write_table(table, tmp)
     import os
 

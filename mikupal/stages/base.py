@@ -119,6 +119,10 @@ class WorkItem(Record):
     other_faces: list[list[float]] = Field(default_factory=list)  # median boxes of the other faces on screen
     audio_path: Optional[str] = None  # relative to the output dir
     clip_path: Optional[str] = None  # relative to the output dir
+    dnsmos_sig: Optional[float] = None  # DNSMOS scores, from the quality stage
+    dnsmos_bak: Optional[float] = None
+    dnsmos_ovrl: Optional[float] = None
+    dnsmos_p808: Optional[float] = None
     annotation: Optional[EmotionAnnotation] = None
     rejects: list[Reject] = Field(default_factory=list)
     times: list[StageTime] = Field(default_factory=list)

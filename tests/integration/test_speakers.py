@@ -52,7 +52,7 @@ def result(tmp_path_factory, ray_session, models_dir, talks):
 
 
 def rows(out: Path, sub: str) -> list[dict]:
-    return [r for f in sorted((out / sub).glob("*.parquet")) if f.name != "global.parquet" for r in pq.read_table(f).to_pylist()]
+    return [r for f in sorted((out / sub).glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
 
 
 def by_case(out: Path, sub: str, name: str) -> list[dict]:
@@ -140,7 +140,7 @@ def test_speakers_table_and_embeddings(result):
 
     assert schema.field("speaker_embedding").type.value_type == pa.float32()
     assert all(len(r["speaker_embedding"]) == 256 for r in segs)
-    glob = pq.read_table(out / "speakers" / "global.parquet").to_pylist()
+    glob = pq.read_table(out / "global_speakers.parquet").to_pylist()
     assert {g["speaker_id"] for g in glob} == {s["speaker_id"] for s in speakers}
     # person 4 talks in all three videos: one global id for the three
     four = {g["global_speaker_id"] for g in glob

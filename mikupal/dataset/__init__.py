@@ -1,0 +1,2 @@
+"""The dataset once written: reading `segments/` and `speakers/` tolerantly, and exporting it to
+the formats training toolkits read (`mikupal export`)."""

@@ -1,0 +1,126 @@
+"""`mikupal export`: a finished output dir -> the format a training toolkit reads.
+
+    mikupal export input=OUT format=hf|lhotse|webdataset|list output=DIR
+        [min_dnsmos=3.0] [emotions=[joy,amusement]] [speakers=[...]] [languages=[en]]
+        [test_fraction=0.1 seed=0] [shard_size=1000]
+
+Filters keep a segment when all given ones hold (DNSMOS OVRL at least `min_dnsmos`, primary emotion
+in `emotions`, speaker in `speakers`, language in `languages`). With `test_fraction` > 0 the
+speakers are split, not the segments: no speaker is in both train and test. What was written and
+with which filters lands in `DIR/export.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, Literal, Optional, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..errors import UserError
+from .rows import load_segments, speaker_of
+
+Rows = list[dict[str, Any]]
+
+
+def _comma_list(v: Any) -> Any:
+    """`emotions=joy,anger` as well as `emotions=[joy,anger]`."""
+    return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+
+
+class ExportArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    input: str  # a mikupal output dir (holds segments/)
+    format: Literal["hf", "lhotse", "webdataset", "list"]
+    output: str
+    min_dnsmos: Optional[float] = Field(None, ge=1, le=5)  # on dnsmos_ovrl; a segment without a score fails it
+    emotions: Optional[list[str]] = None  # primary emotions kept
+    speakers: Optional[list[str]] = None  # speaker ids kept (video ids for outputs without speaker_id)
+    languages: Optional[list[str]] = None
+    test_fraction: float = Field(0.0, ge=0, lt=1)  # share of the seconds given to held-out speakers
+    seed: int = 0
+    shard_size: int = Field(1000, ge=1)  # webdataset: segments per tar shard
+
+    _lists = field_validator("emotions", "speakers", "languages", mode="before")(_comma_list)
+
+
+def keep(row: dict[str, Any], args: ExportArgs) -> bool:
+    if args.min_dnsmos is not None and (row.get("dnsmos_ovrl") is None or row["dnsmos_ovrl"] < args.min_dnsmos):
+        return False
+    if args.emotions is not None and row.get("primary_emotion") not in args.emotions:
+        return False
+    if args.speakers is not None and speaker_of(row) not in args.speakers:
+        return False
+    return args.languages is None or row.get("language") in args.languages
+
+
+def split_by_speaker(rows: Rows, test_fraction: float, seed: int) -> dict[str, Rows]:
+    """Speakers in a seeded random order go to test until it holds `test_fraction` of the seconds;
+    at least one speaker goes to each side."""
+    seconds: dict[str, float] = {}
+    for r in rows:
+        seconds[speaker_of(r)] = seconds.get(speaker_of(r), 0.0) + float(r.get("duration") or 0.0)
+    if len(seconds) < 2:
+        raise UserError(f"a train/test split by speaker needs at least 2 speakers; the selection has {len(seconds)}")
+    order = sorted(seconds)
+    random.Random(seed).shuffle(order)
+    total, held, test = sum(seconds.values()), 0.0, set()
+    for spk in order[:-1]:  # the last one always trains
+        if test and held >= test_fraction * total:
+            break
+        test.add(spk)
+        held += seconds[spk]
+    return {"train": [r for r in rows if speaker_of(r) not in test], "test": [r for r in rows if speaker_of(r) in test]}
+
+
+def _writer(fmt: str):
+    if fmt == "hf":
+        from .hf import write_hf
+
+        return write_hf
+    if fmt == "lhotse":
+        from .lhotse_manifest import write_lhotse
+
+        return write_lhotse
+    if fmt == "webdataset":
+        from .webdataset_shards import write_webdataset
+
+        return write_webdataset
+    from .tts_list import write_list
+
+    return write_list
+
+
+def export(args: ExportArgs) -> dict[str, Any]:
+    root, out = Path(args.input).expanduser(), Path(args.output).expanduser()
+    if out.resolve() == root.resolve():
+        raise UserError("output= must be a new folder, not the run's output dir")
+    rows = load_segments(root)
+    selected = [r for r in rows if keep(r, args)]
+    if not selected:
+        raise UserError(f"no segment of {root} passes the filters ({len(rows)} segments before filtering)")
+    splits = split_by_speaker(selected, args.test_fraction, args.seed) if args.test_fraction > 0 else {"all": selected}
+    out.mkdir(parents=True, exist_ok=True)
+    written = _writer(args.format)(root, out, splits, args)
+    summary = {
+        "format": args.format, "input": str(root), "output": str(out),
+        "filters": args.model_dump(include={"min_dnsmos", "emotions", "speakers", "languages", "test_fraction", "seed"}),
+        "segments_before_filters": len(rows),
+        "splits": {name: {"segments": len(rs), "speakers": sorted({speaker_of(r) for r in rs}),
+                          "seconds": round(sum(float(r.get("duration") or 0) for r in rs), 3)} for name, rs in splits.items()},
+        "files": written,
+    }
+    (out / "export.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary
+
+
+def export_command(overrides: Sequence[str]) -> int:
+    from ..evaluate.commands import parse_overrides
+
+    summary = export(parse_overrides(overrides, ExportArgs))
+    print(json.dumps({k: summary[k] for k in ("format", "output")}
+                     | {"segments": {n: s["segments"] for n, s in summary["splits"].items()}}))
+    return 0

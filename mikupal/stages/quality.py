@@ -1,0 +1,61 @@
+"""Quality: DNSMOS of each kept utterance, and a `low_quality` reject below the configured minimum.
+
+It scores the 16 kHz analysis audio (`item.analysis_path`): the separated vocals resampled to
+16 kHz, the rate DNSMOS was trained at (with `separation=none`, the mixture). It runs after the
+vision stage, so only utterances with a visible speaker are scored, and before the labeler, so no
+request is paid for an utterance that quality drops.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .. import media
+from ..audio.quality import SAMPLE_RATE, Dnsmos, DnsmosScores
+from ..config import Resources
+from ..errors import StageError
+from .base import Stage, WorkItem
+
+#: (score attribute, config minimum, column name) in the order a reject message lists them
+CHECKS = (("ovrl", "min_ovrl", "dnsmos_ovrl"), ("sig", "min_sig", "dnsmos_sig"),
+          ("bak", "min_bak", "dnsmos_bak"), ("p808", "min_p808", "dnsmos_p808"))
+
+
+class QualityStage(Stage):
+    name = "quality"
+    level = "segment"
+
+    scorer: Optional[Dnsmos] = None
+
+    @property
+    def resources(self) -> Resources:
+        return self.cfg.quality.resources
+
+    def setup(self) -> None:
+        self.scorer = Dnsmos(self.cfg.quality.model_dir, threads=self.threads)
+
+    def below_minimum(self, scores: DnsmosScores) -> list[str]:
+        """'dnsmos_ovrl 2.41 < 3.00' for each score under its configured minimum."""
+        out = []
+        for attr, key, column in CHECKS:
+            minimum = getattr(self.cfg.quality, key)
+            value = getattr(scores, attr)
+            if minimum is not None and value < minimum:
+                out.append(f"{column} {value:.2f} < {minimum:.2f}")
+        return out
+
+    def process(self, item: WorkItem) -> list[WorkItem]:
+        if self.scorer is None:
+            self.setup()
+        assert self.scorer is not None and item.segment is not None
+        seg = item.segment
+        audio = media.decode_audio(item.analysis_path or item.path or item.source, seg.start, seg.end, SAMPLE_RATE)
+        if audio.size == 0:
+            raise StageError("audio_decode_failed", f"no audio in [{seg.start:.2f}, {seg.end:.2f}) s")
+        scores = self.scorer.score(audio, max_windows=self.cfg.quality.max_windows)
+        item.dnsmos_sig, item.dnsmos_bak = scores.sig, scores.bak
+        item.dnsmos_ovrl, item.dnsmos_p808 = scores.ovrl, scores.p808
+        failed = self.below_minimum(scores)
+        if failed:
+            return [item.reject(self.name, "low_quality", "; ".join(failed))]
+        return [item]

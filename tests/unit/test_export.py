@@ -1,0 +1,142 @@
+"""`mikupal export`: each format read back by its own library (datasets, lhotse, webdataset, the list
+file), the filters, and the train/test split by speaker."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from mikupal.cli import main  # noqa: E402
+from mikupal.dataset.export import ExportArgs, export, split_by_speaker  # noqa: E402
+from mikupal.dataset.rows import speaker_of  # noqa: E402
+from mikupal.errors import UserError  # noqa: E402
+from tests.dataset_fixtures import RATE, all_rows, make_output  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory) -> Path:
+    return make_output(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="module")
+def rows(out_dir):
+    return {r["segment_id"]: r for r in all_rows(out_dir)}
+
+
+def run_export(out_dir: Path, dest: Path, fmt: str, *extra: str) -> dict:
+    assert main(["export", f"input={out_dir}", f"format={fmt}", f"output={dest}", *extra]) == 0
+    return json.loads((dest / "export.json").read_text())
+
+
+def test_hf_dataset_has_an_audio_column_that_decodes(out_dir, rows, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    pytest.importorskip("torchcodec")
+    run_export(out_dir, tmp_path / "hf", "hf")
+    ds = datasets.load_from_disk(str(tmp_path / "hf"))
+    assert len(ds) == len(rows)
+    assert isinstance(ds.features["audio"], datasets.Audio) and ds.features["audio"].sampling_rate == RATE
+    for ex in ds:
+        src = rows[ex["segment_id"]]
+        samples = ex["audio"].get_all_samples()
+        assert samples.sample_rate == RATE
+        assert samples.data.shape[-1] == pytest.approx(src["duration"] * RATE, abs=2)
+        expected, _ = sf.read(out_dir / src["audio_path"], dtype="float32")
+        assert np.allclose(samples.data.numpy().reshape(-1), expected, atol=1e-4)
+        assert ex["speaker_id"] == speaker_of(src) and ex["text"] == src["text"]
+        assert ex["primary_emotion"] == src["primary_emotion"] and len(ex["emotions"]) == 26
+        assert ex["dnsmos_ovrl"] == pytest.approx(src["dnsmos_ovrl"], abs=1e-5)
+        assert ex["clip_path"] == src["clip_path"]
+    assert "vidc" in set(ds["speaker_id"])  # no speaker_id column: the video is the speaker
+
+
+def test_hf_split_is_a_dataset_dict_with_disjoint_speakers(out_dir, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    pytest.importorskip("torchcodec")
+    summary = run_export(out_dir, tmp_path / "hf", "hf", "test_fraction=0.3", "seed=3")
+    dd = datasets.load_from_disk(str(tmp_path / "hf"))
+    assert set(dd) == {"train", "test"}
+    train, test = set(dd["train"]["speaker_id"]), set(dd["test"]["speaker_id"])
+    assert train and test and not train & test
+    assert summary["splits"]["test"]["speakers"] == sorted(test)
+
+
+def test_lhotse_cuts_carry_text_speaker_language_and_emotions(out_dir, rows, tmp_path):
+    lhotse = pytest.importorskip("lhotse")
+    run_export(out_dir, tmp_path / "lh", "lhotse")
+    for name in ("recordings.jsonl.gz", "supervisions.jsonl.gz", "cuts.jsonl.gz"):
+        assert (tmp_path / "lh" / name).is_file()
+    cuts = lhotse.CutSet.from_file(tmp_path / "lh" / "cuts.jsonl.gz")
+    assert len(cuts) == len(rows)
+    for cut in cuts:
+        (sup,) = cut.supervisions
+        src = rows[sup.id]
+        assert sup.text == src["text"] and sup.speaker == speaker_of(src) and sup.language == src["language"]
+        assert sup.custom["primary_emotion"] == src["primary_emotion"] and len(sup.custom["emotions"]) == 26
+        assert sup.custom["dnsmos_ovrl"] == pytest.approx(src["dnsmos_ovrl"])
+        assert cut.duration == pytest.approx(src["duration"], abs=1e-3)
+        audio = cut.load_audio()
+        assert audio.shape[-1] == pytest.approx(src["duration"] * RATE, abs=2) and np.abs(audio).max() > 0.01
+
+
+def test_webdataset_shards_stream_back(out_dir, rows, tmp_path):
+    wds = pytest.importorskip("webdataset")
+    summary = run_export(out_dir, tmp_path / "wds", "webdataset", "shard_size=2")
+    shards = sorted((tmp_path / "wds").glob("shard-*.tar"))
+    assert len(shards) == (len(rows) + 1) // 2 and summary["files"] == [p.name for p in shards]
+    seen = {}
+    for sample in wds.WebDataset([str(p) for p in shards], shardshuffle=False):
+        meta = json.loads(sample["json"])
+        audio, rate = sf.read(io.BytesIO(sample["flac"]), dtype="float32")
+        seen[sample["__key__"]] = (meta, audio, rate)
+    assert set(seen) == set(rows)
+    for sid, (meta, audio, rate) in seen.items():
+        assert rate == RATE and len(audio) == pytest.approx(rows[sid]["duration"] * RATE, abs=2)
+        assert meta["speaker_id"] == speaker_of(rows[sid]) and meta["text"] == rows[sid]["text"]
+        assert len(meta["emotions"]) == 26
+
+
+def test_list_file_filters_and_split(out_dir, rows, tmp_path):
+    run_export(out_dir, tmp_path / "all", "list")
+    lines = (tmp_path / "all" / "list.txt").read_text().splitlines()
+    assert len(lines) == len(rows)
+    for ln in lines:
+        path, speaker, text, emotion = ln.split("|")
+        assert Path(path).is_file() and speaker and text and emotion
+    # filters: DNSMOS, language, speakers, emotions
+    summary = run_export(out_dir, tmp_path / "f", "list", "min_dnsmos=3.0", "languages=[en]")
+    kept = {sid for sid, r in rows.items() if r["dnsmos_ovrl"] >= 3.0 and r["language"] == "en"}
+    assert summary["splits"]["all"]["segments"] == len(kept) == len((tmp_path / "f" / "list.txt").read_text().splitlines())
+    summary = run_export(out_dir, tmp_path / "s", "list", "speakers=[vida_S1,vidc]")
+    assert summary["splits"]["all"]["speakers"] == ["vida_S1", "vidc"]
+    some = sorted({r["primary_emotion"] for r in rows.values()})[:1]
+    summary = run_export(out_dir, tmp_path / "e", "list", f"emotions=[{some[0]}]")
+    assert summary["splits"]["all"]["segments"] == sum(r["primary_emotion"] == some[0] for r in rows.values())
+    run_export(out_dir, tmp_path / "split", "list", "test_fraction=0.25")
+    train = {ln.split("|")[1] for ln in (tmp_path / "split" / "train.txt").read_text().splitlines()}
+    test = {ln.split("|")[1] for ln in (tmp_path / "split" / "test.txt").read_text().splitlines()}
+    assert train and test and not train & test
+
+
+def test_split_by_speaker_rules(rows):
+    parts = split_by_speaker(list(rows.values()), 0.5, seed=0)
+    assert {speaker_of(r) for r in parts["train"]}.isdisjoint({speaker_of(r) for r in parts["test"]})
+    assert len(parts["train"]) + len(parts["test"]) == len(rows)
+    one = [r for r in rows.values() if speaker_of(r) == "vidb_S1"]
+    with pytest.raises(UserError, match="at least 2 speakers"):
+        split_by_speaker(one, 0.5, seed=0)
+
+
+def test_user_errors_are_one_line(out_dir, tmp_path, capsys):
+    assert main(["export", f"input={tmp_path}", "format=list", f"output={tmp_path / 'x'}"]) == 2
+    assert "not a mikupal output dir" in capsys.readouterr().err
+    assert main(["export", f"input={out_dir}", "format=csv", f"output={tmp_path / 'x'}"]) == 2
+    with pytest.raises(UserError, match="no segment"):
+        export(ExportArgs(input=str(out_dir), format="list", output=str(tmp_path / "y"), min_dnsmos=5.0))

@@ -1,0 +1,146 @@
+"""DNSMOS: the reference's windows and scores, a real talk against the same talk in loud pink noise,
+and the quality stage's columns and `low_quality` rejects."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from mikupal import media as mediafile  # noqa: E402
+from mikupal.audio.quality import SAMPLE_RATE, Dnsmos, default_model_dir, spread, windows  # noqa: E402
+from mikupal.config import compose  # noqa: E402
+from mikupal.engine.commit import dataset_row  # noqa: E402
+from mikupal.engine.stages import ACTOR_STAGES, stage_classes  # noqa: E402
+from mikupal.records import SpeechSegment  # noqa: E402
+from mikupal.stages.base import WorkItem  # noqa: E402
+from mikupal.stages.quality import QualityStage  # noqa: E402
+
+pytestmark = pytest.mark.skipif(default_model_dir() is None, reason="the speechmos wheel is not installed")
+
+
+def pink_noise(n: int, seed: int = 0) -> np.ndarray:
+    """Unit-RMS 1/f noise (power falls 3 dB per octave), shaped in the frequency domain."""
+    spec = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    f = np.arange(spec.size, dtype=np.float64)
+    f[0] = 1.0
+    x = np.fft.irfft(spec / np.sqrt(f), n)
+    return (x / np.sqrt(np.mean(x**2))).astype(np.float32)
+
+
+def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    rms = np.sqrt(np.mean(clean**2))
+    mixed = clean + noise * rms * 10 ** (-snr_db / 20)
+    return (mixed / max(1.0, float(np.abs(mixed).max()))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Dnsmos:
+    return Dnsmos(threads=1)
+
+
+@pytest.fixture(scope="module")
+def jfk(media) -> np.ndarray:
+    return np.clip(mediafile.decode_audio(media / "jfk.flac", 0.0, None, SAMPLE_RATE), -1, 1)
+
+
+def test_windows_follow_the_reference():
+    sr = SAMPLE_RATE
+    assert len(windows(np.zeros(11 * sr, np.float32))) == 2  # floor(11 - 9.01) + 1
+    short = windows(np.arange(3 * sr, dtype=np.float32))  # repeated to 12 s: 3 windows
+    assert len(short) == 3 and all(len(w) == int(9.01 * sr) for w in short)
+    assert short[1][0] == sr  # hop of one second
+    with pytest.raises(ValueError):
+        windows(np.zeros(0, np.float32))
+
+
+def test_scores_equal_the_wheels_own_dnsmos(scorer, jfk):
+    """Same numbers as speechmos.dnsmos.run, the wheel's port of Microsoft's dnsmos_local.py."""
+    if importlib.util.find_spec("librosa") is None:
+        pytest.skip("librosa not installed")
+    from speechmos import dnsmos
+
+    ref = dnsmos.run(jfk, SAMPLE_RATE)
+    ours = scorer.score(jfk)
+    assert ours.ovrl == pytest.approx(float(ref["ovrl_mos"]), abs=1e-4)
+    assert ours.sig == pytest.approx(float(ref["sig_mos"]), abs=1e-4)
+    assert ours.bak == pytest.approx(float(ref["bak_mos"]), abs=1e-4)
+    assert ours.p808 == pytest.approx(float(ref["p808_mos"]), abs=1e-4)
+
+
+def test_at_most_three_windows_stay_close_to_all_of_them(scorer, jfk):
+    assert spread(list(range(7)), 3) == [0, 3, 6] and spread([1, 2], 3) == [1, 2] and spread([1, 2], None) == [1, 2]
+    short = jfk[: 4 * SAMPLE_RATE]  # doubled to 16 s: 7 reference windows
+    assert len(windows(short)) == 7
+    full, three = scorer.score(short), scorer.score(short, max_windows=3)
+    assert abs(full.ovrl - three.ovrl) < 0.05 and abs(full.sig - three.sig) < 0.05
+    assert scorer.score(jfk, max_windows=3) == scorer.score(jfk)  # 2 windows: nothing left out
+
+
+def test_scores_stay_on_the_mos_scale(scorer):
+    rng = np.random.default_rng(2)
+    for signal in (np.zeros(3 * SAMPLE_RATE), rng.uniform(-1, 1, 3 * SAMPLE_RATE), pink_noise(12 * SAMPLE_RATE) * 0.3):
+        s = scorer.score(signal.astype(np.float32), max_windows=2)
+        assert all(1.0 <= v <= 5.0 for v in (s.sig, s.bak, s.ovrl, s.p808)), s
+
+
+def test_loud_pink_noise_lowers_ovrl_by_at_least_0_3(scorer, jfk):
+    clean = scorer.score(jfk)
+    noisy = scorer.score(mix_at_snr(jfk, pink_noise(len(jfk)), 0.0))
+    for s in (clean, noisy):
+        assert all(1.0 <= v <= 5.0 for v in (s.sig, s.bak, s.ovrl, s.p808)), s
+    assert clean.ovrl - noisy.ovrl >= 0.3, (clean, noisy)
+    assert clean.bak - noisy.bak >= 0.3  # what the noise degrades is the background
+
+
+def _segment_item(audio_path: Path, seconds: float) -> WorkItem:
+    seg = SpeechSegment(segment_id="vid_000000000", video_id="vid", source="talk.mp4", start=0.0, end=seconds,
+                        text="ask not what your country can do for you", language="en")
+    return WorkItem(source="talk.mp4", video_id="vid", status="segment", segment=seg,
+                    analysis_path=str(audio_path), audio_path="audio/vid/vid_000000000.flac")
+
+
+def test_stage_scores_keeps_and_rejects_low_quality(tmp_path, jfk):
+    clean_path, noisy_path = tmp_path / "clean16k.wav", tmp_path / "noisy16k.wav"
+    mediafile.write_audio(clean_path, jfk, SAMPLE_RATE)
+    mediafile.write_audio(noisy_path, mix_at_snr(jfk, pink_noise(len(jfk), seed=1), 0.0), SAMPLE_RATE)
+    seconds = len(jfk) / SAMPLE_RATE
+    lenient = QualityStage(compose(["quality.min_ovrl=2.2"]), tmp_path, threads=1)
+    kept = lenient.run_item(_segment_item(clean_path, seconds))[0]
+    assert kept.status == "segment" and kept.times[-1].stage == "quality"
+    assert all(1 <= v <= 5 for v in (kept.dnsmos_sig, kept.dnsmos_bak, kept.dnsmos_ovrl, kept.dnsmos_p808))
+
+    row = dataset_row(kept, 44100)
+    assert (row.dnsmos_ovrl, row.dnsmos_sig, row.dnsmos_bak, row.dnsmos_p808) == (
+        kept.dnsmos_ovrl, kept.dnsmos_sig, kept.dnsmos_bak, kept.dnsmos_p808)
+
+    dropped = lenient.run_item(_segment_item(noisy_path, seconds))[0]
+    assert dropped.status == "dropped"
+    rej = dropped.rejects[-1]
+    assert (rej.stage, rej.reason, rej.start, rej.end) == ("quality", "low_quality", 0.0, seconds)
+    assert rej.message == f"dnsmos_ovrl {dropped.dnsmos_ovrl:.2f} < 2.20"
+    assert dropped.dnsmos_ovrl < kept.dnsmos_ovrl - 0.3
+
+
+def test_stage_order_and_config():
+    names = [c.name for c in stage_classes(compose(["labeler=openai"]))]
+    assert names.index("vision") < names.index("quality") < names.index("label")
+    assert "quality" in ACTOR_STAGES
+    assert compose([]).quality.min_ovrl == 3.0
+    assert "quality" not in [c.name for c in stage_classes(compose(["quality.kind=none"]))]
+
+
+def test_missing_models_stop_the_run_in_one_line(tmp_path):
+    from mikupal.cli import main
+    from mikupal.errors import UserError
+
+    with pytest.raises(UserError, match="DNSMOS models missing"):
+        Dnsmos(tmp_path)
+    assert main(["run", f"input={tmp_path}", f"output={tmp_path / 'out'}", f"quality.model_dir={tmp_path}",
+                 "labeler=none"]) == 2
+    assert not (tmp_path / "out" / "segments").exists()  # stopped before anything ran

@@ -1,0 +1,113 @@
+"""report.json's working sections and report.html in real headless Chromium: the page loads, every
+player reports a duration (and one plays), no link or image is broken."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from mikupal.engine.commit import OutputDir  # noqa: E402
+from mikupal.records import Reject  # noqa: E402
+from mikupal.report.html import write_html  # noqa: E402
+from mikupal.report.summary import build_report  # noqa: E402
+from tests.browser import chromium_path, inspect_page  # noqa: E402
+from tests.dataset_fixtures import VIDEOS, all_rows, make_output  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+#: MIKUPAL_REPORT_SCREENSHOT=docs/report.png refreshes the screenshot kept in docs/
+SCREENSHOT_ENV = "MIKUPAL_REPORT_SCREENSHOT"
+
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory) -> tuple[Path, dict]:
+    root = make_output(tmp_path_factory.mktemp("run"))
+    out = OutputDir(root)
+    broken = Reject(item_id="broken", video_id="", source="/videos/broken.mp4", stage="probe",
+                    reason="unreadable_container", message="not a media file")
+    out.commit_rejects("broken", [broken], source="/videos/broken.mp4")  # a whole-video reject: no span
+    report = build_report(out, wall_seconds=1.0, processed_keys=set(VIDEOS))
+    write_html(root, report, out.read_segments())
+    return root, report
+
+
+def test_sections_are_built_from_the_tables(report_dir):
+    root, report = report_dir
+    rows = all_rows(root)
+    by_name = {s["name"]: s for s in report["per_source"]}
+    assert set(by_name) == {f"{v}.mp4" for v in VIDEOS} | {"broken.mp4"}
+    assert by_name["broken.mp4"]["rejects"] == {"unreadable_container": 1} and by_name["broken.mp4"]["kept"] == 0
+    assert by_name["vida.mp4"]["seconds_kept"] == pytest.approx(sum(r["duration"] for r in rows if r["video_id"] == "vida"))
+    assert by_name["vida.mp4"]["rejects"] == {"no_active_speaker": 1, "low_quality": 1}
+    low = next(g for g in report["reject_examples"] if g["reason"] == "low_quality")
+    assert low["count"] == 3 and low["seconds"] == pytest.approx(6.0) and "dnsmos_ovrl 2.41" in low["examples"][0]["message"]
+    probe = next(g for g in report["reject_examples"] if g["reason"] == "unreadable_container")
+    assert probe["examples"] == [{"source": "broken.mp4", "start": None, "end": None, "message": "not a media file"}]
+    assert "broken.mp4: not a media file" in (root / "report.html").read_text()
+    speakers = {s["speaker_id"]: s for s in report["speakers"]}
+    assert set(speakers) == {"vida_S1", "vida_S2", "vidb_S1"}  # from speakers/: vidc has no table
+    assert speakers["vida_S1"]["segments"] == 2 and speakers["vida_S1"]["sample_audio"].startswith("audio/vida/")
+    hist = report["dnsmos"]
+    assert sum(b["count"] for b in hist["bins"]) == len(rows) == hist["scored"]
+    assert hist["means"]["dnsmos_ovrl"] == pytest.approx(sum(r["dnsmos_ovrl"] for r in rows) / len(rows), abs=1e-3)
+    heat = report["emotion_heatmap"]
+    assert len(heat["categories"]) == 26 and heat["rows"][0]["count"] == len(rows)
+    groups = {"all segments": rows} | {p: [r for r in rows if r["primary_emotion"] == p] for p in {r["primary_emotion"] for r in rows}}
+    assert {h["label"] for h in heat["rows"]} == set(groups)
+    for h in heat["rows"]:
+        mine = groups[h["label"]]
+        expected = np.mean([[e["intensity"] for e in r["emotions"]] for r in mine], axis=0)
+        assert h["count"] == len(mine) and np.allclose(h["means"], expected, atol=1e-4)
+
+
+def test_speakers_fall_back_to_videos_without_a_speakers_table(tmp_path):
+    root = make_output(tmp_path / "run")
+    for p in (root / "speakers").glob("*.parquet"):
+        p.unlink()
+    report = build_report(OutputDir(root), wall_seconds=1.0, processed_keys=set())
+    assert {s["speaker_id"] for s in report["speakers"]} == {"vida_S1", "vida_S2", "vidb_S1", "vidc"}
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed (CI installs it: .ci/run)")
+def test_report_in_headless_chromium(report_dir, tmp_path):
+    pytest.importorskip("websocket", reason="websocket-client (test extra) drives Chromium")
+    root, report = report_dir
+    page_path = root / "report.html"
+    shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "report.png")
+    seen, failed = inspect_page(page_path, tmp_path / "profile", screenshot=shot)
+    for h in ("Per source", "Rejects", "Speakers", "Speech quality (DNSMOS)", "Mixed emotions", "Segments"):
+        assert h in seen["headings"]
+    assert len(seen["audio"]) == report["segments"] > 0
+    for a in seen["audio"]:
+        assert a["error"] is None and a["duration"] > 0, a
+    assert seen["played"] > 0, "the first player did not play"
+    assert seen["heatCells"] == 26 * len(report["emotion_heatmap"]["rows"]) and seen["histBars"] == 16
+    assert failed == []
+    assert all(i["ok"] for i in seen["images"]), seen["images"]
+    assert seen["links"]
+    for link in seen["links"]:  # every link is a file next to the report
+        url = urlparse(link)
+        assert url.scheme == "file" and Path(unquote(url.path)).is_file(), link
+        assert Path(unquote(url.path)).resolve().is_relative_to(root.resolve())
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed (CI installs it: .ci/run)")
+def test_the_browser_check_sees_broken_media(tmp_path):
+    """The checks above are not vacuous: a missing FLAC and a missing image are caught."""
+    pytest.importorskip("websocket")
+    page = tmp_path / "broken.html"
+    page.write_text('<!doctype html><h2>x</h2><audio preload="metadata" src="missing.flac"></audio>'
+                    '<img src="missing.jpg"><a href="nowhere.mp4">clip</a>', encoding="utf-8")
+    seen, failed = inspect_page(page, tmp_path / "profile")
+    assert seen["audio"][0]["error"] is not None and not (seen["audio"][0]["duration"] or 0) > 0  # NaN comes back as None
+    assert not seen["images"][0]["ok"] and seen["played"] == -1
+    assert {Path(f["url"]).name for f in failed} >= {"missing.flac", "missing.jpg"}
+    assert not Path(seen["links"][0].removeprefix("file://")).is_file()
