@@ -59,6 +59,9 @@ def _segment_row(root: Path, vid: str, spec: tuple, i: int, names: list[str], rn
     if speaker is not None:
         row["speaker_id"] = speaker
         row["speaker_embedding"] = rng.standard_normal(8).astype(np.float32).tolist()
+    else:  # as an output written before speaker identity existed
+        row.pop("speaker_id")
+        row.pop("speaker_embedding")
     return row
 
 
@@ -102,9 +105,8 @@ def make_output(root: Path) -> Path:
             i += 1
         (root / "segments").mkdir(parents=True, exist_ok=True)
         schema = DatasetSegment.arrow_schema()
-        if "speaker_id" in rows[0]:  # the columns speaker identity adds
-            schema = schema.append(pa.field("speaker_id", pa.string())).append(
-                pa.field("speaker_embedding", pa.list_(pa.float32())))
+        if "speaker_id" not in rows[0]:  # an output written before speaker identity existed
+            schema = pa.schema([f for f in schema if f.name not in ("speaker_id", "speaker_embedding")])
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), root / "segments" / f"{vid}.parquet")
         rejects = _rejects(vid)
         (root / "rejects").mkdir(parents=True, exist_ok=True)
