@@ -39,6 +39,16 @@ class Resources(_Strict):
         Workers that each ran one thread per core would fight over the same cores."""
         return max(1, int(self.num_cpus))
 
+    def widest(self, other: "Resources") -> "Resources":
+        """Field-wise max of two requests ("auto" wins over a number): one worker doing two jobs."""
+        if self.concurrency == "auto" or other.concurrency == "auto":
+            conc = "auto"
+        else:
+            conc = max(int(self.concurrency), int(other.concurrency))
+        sizes = [x for x in (self.batch_size, other.batch_size) if x is not None]
+        return Resources(num_cpus=max(self.num_cpus, other.num_cpus), num_gpus=max(self.num_gpus, other.num_gpus),
+                         concurrency=conc, batch_size=max(sizes) if sizes else None)
+
 
 class SeparationConfig(_Strict):
     kind: Literal["mdx", "none"] = "mdx"

@@ -30,6 +30,7 @@ __all__ = [
     "cut_audio",
     "write_segment_audio",
     "write_speaker_clip",
+    "export",
     "render_debug",
     "write_debug_clip",
     "relative_paths",
@@ -130,6 +131,21 @@ def write_speaker_clip(
     """The speaker clip: face-centred crops of `frames` muxed with `audio` ([n] or [channels, n])."""
     crops = speaker_frames(frames, boxes_src, scale, size, margin)
     media.write_clip(out_path, crops, fps, _mono(audio), sample_rate, threads=threads)
+
+
+def export(out_dir, paths: dict[str, str], frames: Sequence[np.ndarray], scale: float, boxes_src: np.ndarray,
+           vocals: Optional[np.ndarray], dataset_cfg, threads: Optional[int] = None, fps: float = 25.0) -> None:
+    """The dataset audio and the speaker clip of one segment (`paths` from `relative_paths`); the
+    clip at `dataset.clip_fps`: every `fps` frame, else the nearest one."""
+    dc = dataset_cfg
+    write_segment_audio(Path(out_dir) / paths["audio"], vocals, dc.sample_rate)
+    n = len(frames)
+    pick = np.arange(n)
+    if abs(dc.clip_fps - fps) > 1e-6:
+        m = int(math.ceil(n * dc.clip_fps / fps))
+        pick = np.minimum(n - 1, np.round(np.arange(m) * fps / dc.clip_fps).astype(int))
+    write_speaker_clip(Path(out_dir) / paths["clip"], [frames[k] for k in pick], scale, np.asarray(boxes_src)[pick], vocals,
+                       dc.sample_rate, fps=dc.clip_fps, size=dc.clip_size, margin=dc.clip_margin, threads=threads)
 
 
 def render_debug(

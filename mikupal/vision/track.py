@@ -9,6 +9,8 @@ threshold). Everything here is pure numpy/OpenCV on arrays, so it is tested on s
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional
@@ -220,3 +222,25 @@ def track_faces(
             )
         )
     return out
+
+
+def detect_and_track(detector, frames: list[np.ndarray], scale: float, faces_cfg, steps=None) -> list[FaceTrack]:
+    """Shot cuts, detection on the scheduled frames, tracks in source pixels (`steps`: a `Steps`
+    that gets the seconds of each part)."""
+    fc = faces_cfg
+    t = time.perf_counter()
+    cuts = shot_cuts(frames, fc.shot_cut_threshold)
+    t = steps.tick("shots", t) if steps else t
+    todo = detection_frames(len(frames), fc.detect_every, cuts)
+    found = detector.detect([frames[k] for k in todo])
+    detections: list[Optional[np.ndarray]] = [None] * len(frames)
+    for k, d in zip(todo, found):
+        detections[k] = d
+    if steps:
+        steps.counts["detected_frames"] += len(todo)
+        t = steps.tick("detect", t)
+    tracks = track_faces(detections, cuts, iou_threshold=fc.iou_threshold, max_gap=fc.max_gap, smooth_frames=fc.smooth_frames,
+                         min_track_frames=fc.min_track_frames, scale=scale)
+    if steps:
+        steps.tick("track", t)
+    return tracks

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from mikupal.asd import DEFAULT_WINDOWS, DEMO_WINDOWS, FULL, ActiveSpeakerModel, audio_mfcc
-from mikupal.crops import face_crops
-from mikupal.faces import YuNetDetector
+from mikupal.vision.asd import DEFAULT_WINDOWS, DEMO_WINDOWS, FULL, ActiveSpeakerModel, audio_mfcc
+from mikupal.vision.crops import face_crops
+from mikupal.vision.faces import YuNetDetector
 from mikupal.nets.light_asd import LightASD
 from mikupal.nets.lr_asd import LRASD
 from mikupal.nets.talknet import TalkNet

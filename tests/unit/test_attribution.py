@@ -168,18 +168,19 @@ def test_the_short_first_pass_stops_only_on_a_clear_speaker(tmp_path):
     """One face speaking on >= early_stop_fraction of the voice and no other face with any evidence:
     stop; a reject, a weaker speaker or a second face that might talk: score the full budget."""
     from mikupal.config import compose
-    from mikupal.stages.vision import VisionStage
     from mikupal.vision.attribution import Attribution, TrackStats
+    from mikupal.vision.speaker import SpeakerSearch
 
-    stage = VisionStage(compose([f"output={tmp_path}", "asd.early_stop_fraction=0.8", "asd.min_evidence_fraction=0.15"]), tmp_path)
+    cfg = compose([f"output={tmp_path}", "asd.early_stop_fraction=0.8", "asd.min_evidence_fraction=0.15"])
+    stage = SpeakerSearch(None, cfg.faces, cfg.asd)  # the policy needs no model
 
     def stats(i, frac):
         return TrackStats(track_id=i, face_px=100, coverage=1.0, scored_frames=25, asd_score=1.0, speaking_fraction=frac)
 
     clear = Attribution(speaker_track=0, speaking_fraction=0.9, stats=[stats(0, 0.9), stats(1, 0.05)])
     assert stage.clear_speaker(clear)
-    assert stage.clear_speaker(clear, offset=stage.cfg.asd.max_offset_frames - 1)
-    assert not stage.clear_speaker(clear, offset=-stage.cfg.asd.max_offset_frames), "an offset at the search's edge"
+    assert stage.clear_speaker(clear, offset=stage.ac.max_offset_frames - 1)
+    assert not stage.clear_speaker(clear, offset=-stage.ac.max_offset_frames), "an offset at the search's edge"
     assert not stage.clear_speaker(Attribution(speaker_track=0, speaking_fraction=0.7, stats=[stats(0, 0.7)]))
     assert not stage.clear_speaker(Attribution(speaker_track=0, speaking_fraction=0.9, stats=[stats(0, 0.9), stats(1, 0.2)]))
     assert not stage.clear_speaker(Attribution(reason="low_confidence", stats=[stats(0, 0.3)]))

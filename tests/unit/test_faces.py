@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mikupal.crops import PAD_VALUE, face_crops, smooth_boxes
-from mikupal.faces import FaceDetector, S3FDDetector, YuNetDetector, load_face_detector
+from mikupal.vision.crops import PAD_VALUE, face_crops, smooth_boxes
+from mikupal.vision.faces import FaceDetector, S3FDDetector, YuNetDetector, load_face_detector
 from mikupal.nets.s3fd import S3FD, prior_boxes
 
 torch.set_num_threads(1)

@@ -5,7 +5,7 @@
 
 Inputs are the public models' conventions: 13 MFCCs at 100 frames/s from 16 kHz
 audio (4 MFCC frames per video frame) and 112x112 grayscale face crops at 25 fps
-(see :mod:`mikupal.crops`). The score is the classifier's "speaking" logit, as
+(see :mod:`mikupal.vision.crops`). The score is the classifier's "speaking" logit, as
 in the public demos.
 """
 
@@ -29,11 +29,12 @@ __all__ = [
     "FULL",
     "VIDEO_FPS",
     "MFCC_PER_FRAME",
+    "use_bf16",
 ]
 
 AsdKind = Literal["light-asd", "lr-asd", "talknet"]
 
-VIDEO_FPS = 25
+VIDEO_FPS = 25.0  # the ASD models' frame rate: every utterance is decoded at it
 MFCC_PER_FRAME = 4  # 100 MFCC frames/s over 25 video frames/s
 FULL = math.inf  # a window length meaning "the whole track in one pass"
 #: windows (s) averaged by the public demos' evaluate_network. Note: the demos
@@ -69,15 +70,15 @@ def audio_mfcc(audio_16k: np.ndarray, scale: float | None = None) -> np.ndarray:
 
 def _load_net(kind: str, path: str | Path, device: str | torch.device) -> torch.nn.Module:
     if kind == "light-asd":
-        from .nets.light_asd import LightASD
+        from ..nets.light_asd import LightASD
 
         return LightASD.from_checkpoint(path, device)
     if kind == "lr-asd":
-        from .nets.lr_asd import LRASD
+        from ..nets.lr_asd import LRASD
 
         return LRASD.from_checkpoint(path, device)
     if kind == "talknet":
-        from .nets.talknet import TalkNet
+        from ..nets.talknet import TalkNet
 
         return TalkNet.from_checkpoint(path, device)
     raise ValueError(f"unknown ASD model kind {kind!r}")
@@ -137,6 +138,25 @@ class _OnnxEncoders:
 
     def encode_visual(self, faces: torch.Tensor) -> torch.Tensor:
         return self._run("visual", faces)
+
+
+def _window_frames(t: int, seconds: float) -> int:
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        return t
+    return max(1, min(t, int(round(seconds * VIDEO_FPS))))
+
+
+def use_bf16(precision: str, device: str) -> bool:
+    """bf16 autocast for ASD: asked for, or "auto" on a CPU that computes bf16 natively."""
+    if precision == "bf16":
+        return True
+    if precision != "auto" or device != "cpu":
+        return False
+    cpu = torch.cpu
+    try:  # native bf16 only: where oneDNN emulates it, it is no faster than fp32
+        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 # Frames of temporal context each side that make chunked encoder outputs equal to
@@ -222,7 +242,7 @@ class ActiveSpeakerModel:
         """Speaking score per video frame, ``[T]`` float32 (> 0 means speaking).
 
         ``mfcc``: ``[4*T, 13]`` (:func:`audio_mfcc` of the track's audio);
-        ``faces``: ``[T, 112, 112]`` uint8 grayscale crops (:func:`mikupal.crops.face_crops`);
+        ``faces``: ``[T, 112, 112]`` uint8 grayscale crops (:func:`mikupal.vision.crops.face_crops`);
         ``windows``: window lengths in seconds; each splits the track into
         consecutive windows (:meth:`window_bounds`) scored independently, and
         the per-frame scores of all window lengths are averaged. ``FULL`` (inf)
@@ -330,3 +350,55 @@ class ActiveSpeakerModel:
     ) -> list[np.ndarray]:
         """:meth:`score` for several ``(mfcc, faces)`` tracks."""
         return [self.score(m, f, windows) for m, f in tracks]
+
+    def score_offsets(
+        self,
+        mfcc: np.ndarray,
+        first_row: int,
+        crops: np.ndarray,
+        offsets: Sequence[int],
+        windows: Sequence[float] = (0.0,),
+        bf16: bool = False,
+    ) -> np.ndarray:
+        """ASD scores [len(offsets), T] of T face crops against audio shifted by each offset (frames).
+
+        `mfcc` rows (4 per frame) hold the audio; `first_row` is the row of the crops' first frame.
+        Offset o pairs video frame i with the audio of frame i + o. The visual encoder (the expensive
+        part) runs once; only the cheap audio encoder and temporal backend run per offset. A model
+        without separable encoders (TalkNet) is scored at offset 0 only (every row the same).
+        `bf16`: run under CPU bf16 autocast.
+        """
+        import contextlib
+
+        t = len(crops)
+        offsets = list(offsets)
+        out = np.zeros((len(offsets), t), dtype=np.float32)
+        if t == 0:
+            return out
+        k = max(abs(o) for o in offsets)
+        lo, hi = first_row - MFCC_PER_FRAME * k, first_row + MFCC_PER_FRAME * (t + k)
+        idx = np.clip(np.arange(lo, hi), 0, max(0, len(mfcc) - 1))  # edge rows stand in past either end
+        rows = np.asarray(mfcc, dtype=np.float32)[idx] if len(mfcc) else np.zeros((hi - lo, 13), np.float32)
+        amp = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        net = self.net
+        if not self.shared_encoders or not hasattr(net, "encode_visual"):
+            a0 = rows[MFCC_PER_FRAME * k : MFCC_PER_FRAME * (k + t)]
+            with amp:
+                s = self.score(a0, crops, windows=list(windows))
+            out[:, : len(s)] = s[None, :]
+            return out
+        dev = self.device
+        enc = net if bf16 else self.encoders  # ONNX Runtime's fp32 encoders where exported
+        with torch.inference_mode():
+            with amp:  # the encoders are the cost; the small backend runs in fp32 (bf16 is slower there)
+                ea = enc.encode_audio(torch.from_numpy(np.ascontiguousarray(rows))[None].to(dev))[0].to(dev).float()
+                ev = enc.encode_visual(torch.from_numpy(np.ascontiguousarray(crops)).to(dev, torch.float32)[None])[0].to(dev).float()
+            for j, o in enumerate(offsets):
+                a = ea[k + o : k + o + t]
+                total = torch.zeros(t, device=dev)
+                for w in windows:
+                    wf = _window_frames(t, w)
+                    parts = [net.backend(a[s : s + wf][None], ev[s : s + wf][None])[0, :, 1] for s in range(0, t, wf)]
+                    total += torch.cat(parts)
+                out[j] = (total / len(windows)).float().cpu().numpy()
+        return out

@@ -114,7 +114,7 @@ class S3FDDetector:
     ):
         import torch
 
-        from .nets.s3fd import S3FD
+        from ..nets.s3fd import S3FD
 
         self._torch = torch
         self.device = torch.device(device)
@@ -152,7 +152,7 @@ class S3FDDetector:
         return np.ascontiguousarray(rgb.transpose(2, 0, 1))
 
     def _priors_for(self, hw, sizes):
-        from .nets.s3fd import prior_boxes
+        from ..nets.s3fd import prior_boxes
 
         key = (hw, tuple(sizes))
         if key != self._priors_key:
@@ -163,7 +163,7 @@ class S3FDDetector:
     def _postprocess(self, loc, prob, priors, orig_hw) -> np.ndarray:
         from torchvision.ops import nms
 
-        from .nets.s3fd import decode_boxes
+        from ..nets.s3fd import decode_boxes
 
         keep = prob > self.score_threshold
         if not bool(keep.any()):
