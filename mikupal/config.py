@@ -139,7 +139,8 @@ class AsdConfig(_Strict):
     max_scored_seconds: Optional[float] = Field(3.0, ge=0)
     scored_window_seconds: float = Field(3.0, gt=0)
     max_offset_frames: int = Field(5, ge=0)
-    min_turn_seconds: float = Field(0.5, gt=0)  # another face seen speaking this long (alone or at once) cuts the utterance
+    min_turn_seconds: float = Field(0.5, gt=0)
+    dense_from_faces: Optional[int] = Field(2, ge=1)  # this many candidate faces: ASD on every frame of each (null: never)  # another face seen speaking this long (alone or at once) cuts the utterance
     # a first, shorter pass; the full budget only when it leaves the speaker in doubt
     first_pass_seconds: Optional[float] = Field(None, ge=0)
     early_stop_fraction: float = Field(0.8, ge=0, le=1)

@@ -90,7 +90,8 @@ class SpeakerSearch:
         return attr.face_size(track) >= self.fc.min_face_px and len(track.frames) >= self.ac.min_coverage * n_frames
 
     def score(self, u: Utterance) -> int:
-        if sum(self.could_speak(t, u.n) for t in u.tracks) >= 2:
+        dense_from = self.ac.dense_from_faces
+        if dense_from and sum(self.could_speak(t, u.n) for t in u.tracks) >= dense_from:
             self.steps.counts["dense_items"] += 1
             self.last_offset = self.score_tracks(u, dense=True)
         else:
