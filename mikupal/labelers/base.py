@@ -240,4 +240,3 @@ class Labeler(ABC):
 
     async def aclose(self) -> None:
         """Close connections."""
-
