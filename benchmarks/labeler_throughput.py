@@ -66,7 +66,7 @@ def _sleep_labeler(cfg, taxonomy, latency_s: float):
 def run_benchmark(requests: int = 64, concurrency: int = 16, latency_s: float = 1.0, backend: str = "gemini") -> dict:
     """backend: gemini (google-genai, video mode), openai (openai SDK, text mode) or pool (no HTTP)."""
     from mikupal.config import compose
-    from mikupal.labelers.base import LabelRequest, make_labeler
+    from mikupal.labelers import LabelRequest, make_labeler
     from mikupal.labelers.pool import LabelPool
     from mikupal.taxonomy import load_taxonomy
     from tests.fakes import make_clip

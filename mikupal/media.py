@@ -1,7 +1,8 @@
 """The only module that opens containers and touches codecs (PyAV).
 
 probe -> SourceVideo; decode an audio range to 16 kHz mono float32; decode a video range at a
-target fps (seeking to the range, never decoding the whole file); write audio and speaker clips.
+target fps (seeking to the range, never decoding the whole file); write audio and speaker clips;
+what the labelers send: durations, WAV bytes and JPEG frames of a clip.
 Every failure is a `StageError` with a stable reason code, so callers turn it into a reject row.
 """
 
@@ -435,3 +436,70 @@ def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 90) -
     tmp = path.with_name(path.name + ".part")
     tmp.write_bytes(buf.tobytes())
     os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- what the labelers send
+
+
+def duration_seconds(path: Optional[str | os.PathLike]) -> float:
+    """Seconds of a media file (0.0 when unreadable): sizes token estimates when a request has none."""
+    if path is None:
+        return 0.0
+    try:
+        with av.open(str(path)) as c:
+            if c.duration:
+                return float(c.duration) / 1_000_000
+            for s in c.streams:
+                if s.duration and s.time_base:
+                    return float(s.duration * s.time_base)
+    except Exception:  # noqa: BLE001 - an estimate only
+        pass
+    return 0.0
+
+
+def wav_bytes(path: str | os.PathLike, sample_rate: int = ANALYSIS_RATE) -> bytes:
+    """Any audio file -> 16-bit mono WAV bytes (what OpenAI's `input_audio` accepts). Raises on
+    an undecodable file."""
+    import io
+    import wave
+
+    chunks = []
+    with av.open(str(path)) as c:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+        for frame in c.decode(audio=0):
+            for f in resampler.resample(frame):
+                chunks.append(f.to_ndarray().reshape(-1))
+        for f in resampler.resample(None):
+            chunks.append(f.to_ndarray().reshape(-1))
+    pcm = np.concatenate(chunks).astype(np.int16) if chunks else np.zeros(0, np.int16)
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+def jpeg_frames(path: str | os.PathLike, fps: float, max_frames: int, quality: int = 85) -> list[bytes]:
+    """JPEG frames of a clip sampled evenly at `fps` (at most `max_frames`, spread over the clip).
+    Raises on an undecodable clip; [] when it has no video frames."""
+    import cv2
+
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        native = float(vs.average_rate or 25.0)
+        images = [f.to_ndarray(format="bgr24") for f in c.decode(vs)]
+    if not images:
+        return []
+    step = max(1, int(round(native / fps)))
+    picked = images[::step]
+    if len(picked) > max_frames:
+        idx = np.linspace(0, len(images) - 1, max_frames).round().astype(int)
+        picked = [images[i] for i in idx]
+    out = []
+    for img in picked:
+        ok, buf = cv2.imencode(".jpg", img, [int(cv2.IMWRITE_JPEG_QUALITY), quality])
+        if ok:
+            out.append(buf.tobytes())
+    return out

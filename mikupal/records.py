@@ -197,6 +197,24 @@ class EmotionAnnotation(Record):
     samples: int = 1
     agreement: Optional[float] = None  # self-consistency over `samples` answers
 
+    def row_columns(self) -> dict[str, Any]:
+        """The `DatasetSegment` columns this annotation fills, as plain values (segments/ rows, the
+        rows `mikupal label` rewrites, labels/ files). The one annotation -> row mapping."""
+        return {
+            "emotions": [{"name": e.name, "intensity": float(e.intensity)} for e in self.emotions],
+            "primary_emotion": self.primary_emotion,
+            "rationale": self.rationale,
+            "face_analysis": self.face_analysis,
+            "voice_analysis": self.voice_analysis,
+            "text_analysis": self.text_analysis,
+            "emotion_agreement": self.agreement,
+            "labeler_model": self.labeler_model,
+            "prompt_version": self.prompt_version,
+            "input_tokens": int(self.input_tokens),
+            "output_tokens": int(self.output_tokens),
+            "cost_usd": None if self.cost_usd is None else float(self.cost_usd),
+        }
+
 
 class Reject(Record):
     """A dropped video or segment: where (stage) and why (stable reason code)."""

@@ -137,18 +137,7 @@ def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
         dnsmos_bak=item.dnsmos_bak,
         dnsmos_ovrl=item.dnsmos_ovrl,
         dnsmos_p808=item.dnsmos_p808,
-        emotions=ann.emotions if ann else [],
-        primary_emotion=ann.primary_emotion if ann else None,
-        rationale=ann.rationale if ann else None,
-        face_analysis=ann.face_analysis if ann else None,
-        voice_analysis=ann.voice_analysis if ann else None,
-        text_analysis=ann.text_analysis if ann else None,
-        emotion_agreement=ann.agreement if ann else None,
-        labeler_model=ann.labeler_model if ann else None,
-        prompt_version=ann.prompt_version if ann else None,
-        input_tokens=ann.input_tokens if ann else 0,
-        output_tokens=ann.output_tokens if ann else 0,
-        cost_usd=ann.cost_usd if ann else 0.0,
+        **(ann.row_columns() if ann else {}),  # unlabeled: the columns' defaults
     )
 
 

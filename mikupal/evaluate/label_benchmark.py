@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 from mikupal.config import RunConfig
 from mikupal.errors import UserError
 from mikupal.evaluate.datasets import iemocap, meld, table
+from mikupal.labelers.requests import context_turns as dialogue_context
 from mikupal.taxonomy import Category, Taxonomy, TaxonomyError, load_taxonomy
 
 PREDICTIONS_FILE = "predictions.parquet"
@@ -160,18 +161,19 @@ def load_meld(folder: str | Path, split: str, clips: Optional[str | Path], mode:
             "or label the transcripts with labeler.mode=text"
         )
     finder = ClipFinder(clip_dir if mode != "text" else None)
-    pairs = meld.with_context(rows, context_turns) if mode == "text" else [(r, []) for r in rows]
+    contexts = dialogue_context(rows, context_turns if mode == "text" else 0, dialogue=lambda r: r.dialogue_id,
+                                order=lambda r: r.utterance_id, line=meld.speaker_line)
     items = [
         Item(
             segment_id=f"dia{r.dialogue_id}_utt{r.utterance_id}",
             ids={"dialogue_id": r.dialogue_id, "utterance_id": r.utterance_id},
             text=r.text,
             gold=r.emotion,
-            context=[f"{e.speaker}: {e.text}" for e in earlier],
+            context=context,
             source=finder.find(r.clip),
             expected=str(clip_dir / r.clip) if clip_dir else r.clip,
         )
-        for r, earlier in pairs
+        for r, context in zip(rows, contexts)
     ]
     _check_unique(items, f"MELD {split}")
     return Benchmark(
@@ -189,16 +191,9 @@ def load_iemocap(
     labeled = [r for r in every if r.emotion is not None]
     clip_dir = _clips_dir(clips) or root
     finder = ClipFinder(clip_dir if mode != "text" else None)
-    contexts: dict[str, list[str]] = {}
-    if mode == "text" and context_turns > 0:
-        by_dialog: dict[str, list[iemocap.IemocapUtterance]] = {}
-        for r in every:
-            by_dialog.setdefault(r.dialog, []).append(r)
-        for turns in by_dialog.values():
-            turns.sort(key=lambda r: r.start)
-            for i, r in enumerate(turns):
-                earlier = turns[max(0, i - context_turns) : i]
-                contexts[r.utterance_id] = [f"{_iemocap_speaker(e)}: {e.text}" for e in earlier if e.text]
+    turns = dialogue_context(every, context_turns if mode == "text" else 0, dialogue=lambda r: r.dialog,
+                             order=lambda r: r.start, line=lambda e: f"{_iemocap_speaker(e)}: {e.text}" if e.text else "")
+    contexts = {r.utterance_id: t for r, t in zip(every, turns)}
     items = []
     for r in labeled:
         item = Item(segment_id=r.utterance_id, ids={"utterance_id": r.utterance_id}, text=r.text, gold=r.emotion,
@@ -298,11 +293,10 @@ def cut_clip(
     source: Path, dest: Path, start: float = 0.0, end: Optional[float] = None, audio_source: Optional[Path] = None
 ) -> Path:
     """Re-encode [start, end) of `source` as an H.264/AAC MP4 (frames at most CUT_WIDTH wide)."""
-    from mikupal.labelers.base import media_duration
-    from mikupal.media import decode_audio, iter_video, write_clip
+    from mikupal.media import decode_audio, duration_seconds, iter_video, write_clip
 
     if end is None:
-        end = media_duration(source)
+        end = duration_seconds(source)
     frames = [f for _, f in iter_video(source, start, end, CUT_FPS, CUT_WIDTH)]
     if not frames:
         raise ValueError(f"no video frames in {source} between {start:.2f}s and {end:.2f}s")
@@ -479,8 +473,9 @@ class LabelingSummary:
 
 async def _label_items(todo: list[Item], cfg: RunConfig, labeler, store: PredictionStore, cache: Path,
                        summary: LabelingSummary, stats) -> None:  # fmt: skip
-    from mikupal.labelers.base import LabelRequest, media_duration
     from mikupal.labelers.pool import LabelPool
+    from mikupal.labelers.requests import label_request
+    from mikupal.media import duration_seconds
 
     lab = cfg.labeler
     pool = LabelPool(labeler, lab, stats=stats)
@@ -497,19 +492,13 @@ async def _label_items(todo: list[Item], cfg: RunConfig, labeler, store: Predict
         try:
             async with prep:
                 media = await asyncio.to_thread(prepare_media, item, lab.mode, cache)
-                duration = await asyncio.to_thread(media_duration, media) if media is not None else 0.0
+                duration = await asyncio.to_thread(duration_seconds, media) if media is not None else 0.0
         except Exception as e:  # noqa: BLE001 - one unreadable clip must not stop the run
             fail(item, MEDIA_UNREADABLE, f"{item.source}: {type(e).__name__}: {e}")
             return
-        request = LabelRequest(
-            segment_id=item.segment_id,
-            transcript=item.text,
-            mode=lab.mode,
-            clip_path=media if lab.mode == "video" else None,
-            audio_path=media if lab.mode == "audio" else None,
-            context=item.context if lab.mode == "text" else [],
-            duration=duration,
-        )
+        request = label_request(lab, item.segment_id, item.text, clip=media if lab.mode == "video" else None,
+                                audio=media if lab.mode == "audio" else None, context=item.context,
+                                duration=duration)
         res = await pool.label(request)
         res.cost_usd = res.cost_usd or 0.0  # unpriced model: the preflight warned; counted as 0 here
         summary.cost_usd_now += res.cost_usd
@@ -540,7 +529,8 @@ def label_benchmark(
     bench: Benchmark, cfg: RunConfig, output: Path, limit: Optional[int] = None
 ) -> tuple[PredictionStore, list[Item], LabelingSummary]:
     """Label the first `limit` items (all when None) not yet predicted in `output/predictions.parquet`."""
-    from mikupal.labelers.base import make_labeler, read_api_key
+    from mikupal.labelers.base import read_api_key
+    from mikupal.labelers.factory import make_labeler
     from mikupal.labelers.pricing import RunCost
 
     lab = cfg.labeler

@@ -10,6 +10,11 @@ Pipeline use: `mikupal.stages.label.LabelStage`; offline use: `mikupal label inp
 (`mikupal.labelers.command.label_command`, what to label: `relabel`). Before any request:
 `preflight.preflight` (key accepted, model served, price known). One budget, rate limit and stop
 switch for a whole run across label workers: `budget.RunLimits`.
+
+Modules: `base` (the interface and reasons), `factory` (`make_labeler`), `requests` (the one way to
+build a `LabelRequest` and its context turns), `http` (retry hints, status and transport errors),
+`gemini`, `openai_compat` (backends), `pool` (the request policy), `budget`, `pricing`, `schema`,
+`prompt`, `batch`, `preflight`, `relabel`, `command`.
 """
 
 from .base import (
@@ -19,12 +24,13 @@ from .base import (
     LabelResult,
     Labeler,
     Usage,
-    make_labeler,
     read_api_key,
 )
+from .factory import make_labeler
 from .pool import LabelPool
 from .pricing import RunCost, cost_usd
 from .prompt import Prompt, load_prompt
+from .requests import context_turns, label_request
 from .schema import InvalidOutput, OutputSchema, SampleLabel
 
 __all__ = [
@@ -40,7 +46,9 @@ __all__ = [
     "RunCost",
     "SampleLabel",
     "Usage",
+    "context_turns",
     "cost_usd",
+    "label_request",
     "load_prompt",
     "make_labeler",
     "read_api_key",

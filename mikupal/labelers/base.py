@@ -136,6 +136,7 @@ class LabelResult:
     message: str = ""
     attempts: int = 0  # HTTP exchanges made for this segment (all samples, all retries)
     cost_usd: Optional[float] = 0.0  # spent on this segment, failed attempts included; None = no price known
+    seconds: float = 0.0  # wall time from the request to its result (the stage's time of the segment)
 
     @property
     def ok(self) -> bool:
@@ -167,28 +168,12 @@ def media_mime(path: Path) -> str:
     }.get(ext, "application/octet-stream")
 
 
-def media_duration(path: Optional[Path]) -> float:
-    """Seconds of a media file (0.0 when unreadable): sizes token estimates when a request has none."""
-    if path is None:
-        return 0.0
-    try:
-        import av
-
-        with av.open(str(path)) as c:
-            if c.duration:
-                return float(c.duration) / 1_000_000
-            for s in c.streams:
-                if s.duration and s.time_base:
-                    return float(s.duration * s.time_base)
-    except Exception:  # noqa: BLE001 - an estimate only
-        pass
-    return 0.0
-
-
 def request_duration(request: "LabelRequest") -> float:
     if request.duration > 0:
         return request.duration
-    return media_duration(request.media_path())
+    from ..media import duration_seconds
+
+    return duration_seconds(request.media_path())
 
 
 def text_tokens(text: str) -> int:
@@ -255,16 +240,3 @@ class Labeler(ABC):
 
     async def aclose(self) -> None:
         """Close connections."""
-
-
-def make_labeler(cfg: LabelerConfig, taxonomy, api_key: Optional[str] = None) -> Labeler:
-    """The backend named by `cfg.kind` (`none` has no labeler: the caller skips labeling)."""
-    if cfg.kind == "gemini":
-        from .gemini import GeminiLabeler
-
-        return GeminiLabeler(cfg, taxonomy, api_key)
-    if cfg.kind == "openai":
-        from .openai_compat import OpenAICompatLabeler
-
-        return OpenAICompatLabeler(cfg, taxonomy, api_key)
-    raise UserError(f"labeler={cfg.kind} has no backend (labeler=none skips labeling)")

@@ -31,7 +31,8 @@ import pyarrow.parquet as pq
 from ..config import RunConfig, compose
 from ..errors import UserError
 from ..records import Reject
-from .base import RUN_LEVEL, LabelResult, make_labeler, read_api_key
+from .base import RUN_LEVEL, LabelResult, read_api_key
+from .factory import make_labeler
 from .pricing import RunCost
 from .relabel import LabelDataset, relabel_tag
 
@@ -75,7 +76,7 @@ async def _label_live(ds: LabelDataset, cfg: RunConfig, labeler, stats: RunCost)
     pending = ds.pending
 
     async def one_file(path: Path, rows: list[dict[str, Any]]) -> None:
-        results = await asyncio.gather(*(pool.label(ds.request(r)) for r in rows))
+        results = await pool.label_many(ds.request(r) for r in rows)
         done = {res.segment_id: res.annotation for res in results if res.ok}
         failed.extend((r, res) for r, res in zip(rows, results) if not res.ok)
         if done:

@@ -10,27 +10,20 @@ retries are off (`HttpRetryOptions(attempts=1)`): `pool.LabelPool` is the only r
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import math
 import re
-import time
 from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import UserError
 from .base import (
-    AUTH_ERROR,
     BAD_REQUEST,
-    CONNECTION_ERROR,
     INVALID_OUTPUT,
     MAX_TOKENS,
     MODEL_NOT_FOUND,
     QUOTA_EXHAUSTED,
-    RATE_LIMITED,
     SAFETY_BLOCK,
-    SERVER_ERROR,
-    TIMEOUT,
     Answer,
     LabelerError,
     LabelRequest,
@@ -41,6 +34,7 @@ from .base import (
     text_tokens,
     truncate,
 )
+from .http import retry_after_header, status_error, transport_error
 
 # tokens per second of media at each media_resolution (Gemini samples video at 1 frame/s)
 FRAME_TOKENS = {"low": 66, "medium": 258, "high": 258}
@@ -58,23 +52,8 @@ SAFETY_FINISH = {
     "IMAGE_SAFETY",
     "IMAGE_PROHIBITED_CONTENT",
 }
+GEMINI_SERVER_CODES = (500, 502, 503, 504)  # retried; other 5xx (501 ...) are bad requests
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
-
-
-def _transport_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
-    timeouts: list[type] = []
-    transport: list[type] = []
-    for name in ("httpx", "httpx2"):
-        try:
-            mod = __import__(name)
-        except ImportError:
-            continue
-        timeouts.append(mod.TimeoutException)
-        transport.append(mod.TransportError)
-    return tuple(timeouts), tuple(transport)
-
-
-_TIMEOUTS, _TRANSPORT = _transport_errors()
 
 
 def parse_duration(value: Any) -> Optional[float]:
@@ -98,30 +77,6 @@ def retry_info_delay(details: Any) -> Optional[float]:
     except AttributeError:
         return None
     return None
-
-
-def retry_after_header(headers: Any) -> Optional[float]:
-    """HTTP `Retry-After` (seconds or an HTTP date) and OpenAI's `retry-after-ms`, in seconds."""
-    if headers is None:
-        return None
-    try:
-        ms = headers.get("retry-after-ms")
-        if ms is not None:
-            return max(0.0, float(ms) / 1000)
-        value = headers.get("retry-after")
-    except Exception:  # noqa: BLE001
-        return None
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def usage_from_metadata(um: Any) -> Usage:
@@ -211,20 +166,13 @@ def map_error(e: BaseException) -> LabelerError:
             if qid is not None:
                 return LabelerError(QUOTA_EXHAUSTED, f"the daily quota {qid} of this key is used up ({msg})",
                                     fatal=True)
-            return LabelerError(RATE_LIMITED, msg, retryable=True, retry_after=hint)
-        if code == 404 and "models/" in (e.message or "") and "not found" in (e.message or ""):
+        elif code == 404 and "models/" in (e.message or "") and "not found" in (e.message or ""):
             return LabelerError(MODEL_NOT_FOUND, msg, fatal=True)
-        if code in (500, 502, 503, 504):
-            return LabelerError(SERVER_ERROR, msg, retryable=True, retry_after=hint)
-        if code == 408:
-            return LabelerError(TIMEOUT, msg, retryable=True, retry_after=hint)
-        if code in (401, 403) or "API_KEY_INVALID" in json.dumps(details, default=str):
-            return LabelerError(AUTH_ERROR, msg, fatal=True)
-        return LabelerError(BAD_REQUEST, msg)
-    if _TIMEOUTS and isinstance(e, _TIMEOUTS):
-        return LabelerError(TIMEOUT, f"{type(e).__name__}: the request timed out", retryable=True)
-    if _TRANSPORT and isinstance(e, _TRANSPORT):
-        return LabelerError(CONNECTION_ERROR, f"{type(e).__name__}: {e}", retryable=True)
+        bad_key = "API_KEY_INVALID" in json.dumps(details, default=str)  # read only after 429/5xx/408
+        return status_error(code, msg, hint, server_codes=GEMINI_SERVER_CODES, auth=bad_key)
+    mapped = transport_error(e)
+    if mapped is not None:
+        return mapped
     raise e
 
 

@@ -22,26 +22,20 @@ The SDK's retries are off (`max_retries=0`): `pool.LabelPool` is the only retry 
 from __future__ import annotations
 
 import base64
-import io
 import math
-import wave
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-
+from .. import media
 from ..errors import UserError
 from .base import (
-    AUTH_ERROR,
     BAD_REQUEST,
     CONNECTION_ERROR,
     INVALID_OUTPUT,
     MAX_TOKENS,
     MODEL_NOT_FOUND,
     QUOTA_EXHAUSTED,
-    RATE_LIMITED,
     SAFETY_BLOCK,
-    SERVER_ERROR,
     TIMEOUT,
     Answer,
     LabelerError,
@@ -52,7 +46,7 @@ from .base import (
     text_tokens,
     truncate,
 )
-from .gemini import retry_after_header
+from .http import retry_after_header, status_error
 
 IMAGE_TOKENS = {"low": 85, "medium": 255, "high": 765}  # GPT-4o: detail=low is 85 tokens per image
 AUDIO_TOKENS_PER_S = 10  # gpt-4o-audio: about 10 tokens per second of input audio
@@ -60,56 +54,21 @@ AUDIO_TOKENS_PER_S = 10  # gpt-4o-audio: about 10 tokens per second of input aud
 
 def _frames_jpeg(path: Path, fps: float, max_frames: int) -> list[bytes]:
     """JPEG frames sampled evenly at `fps` (at most `max_frames`, spread over the clip)."""
-    import av
-    import cv2
-
-    images: list[np.ndarray]
-    native = 25.0
     try:
-        with av.open(str(path)) as c:
-            vs = c.streams.video[0]
-            native = float(vs.average_rate or 25.0)
-            images = [f.to_ndarray(format="bgr24") for f in c.decode(vs)]
+        frames = media.jpeg_frames(path, fps, max_frames)
     except Exception as e:  # noqa: BLE001
         raise LabelerError(BAD_REQUEST, f"cannot decode the clip {path.name}: {e}") from None
-    if not images:
+    if not frames:
         raise LabelerError(BAD_REQUEST, f"the clip {path.name} has no video frames")
-    step = max(1, int(round(native / fps)))
-    picked = images[::step]
-    if len(picked) > max_frames:
-        idx = np.linspace(0, len(images) - 1, max_frames).round().astype(int)
-        picked = [images[i] for i in idx]
-    out = []
-    for img in picked:
-        ok, buf = cv2.imencode(".jpg", img, [int(cv2.IMWRITE_JPEG_QUALITY), 85])
-        if ok:
-            out.append(buf.tobytes())
-    return out
+    return frames
 
 
-def _wav_bytes(path: Path, sample_rate: int = 16000) -> bytes:
-    """Any audio file -> 16-bit mono WAV bytes (what `input_audio` accepts)."""
-    import av
-
-    chunks = []
+def _wav_bytes(path: Path) -> bytes:
+    """Any audio file -> 16-bit mono 16 kHz WAV bytes (what `input_audio` accepts)."""
     try:
-        with av.open(str(path)) as c:
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
-            for frame in c.decode(audio=0):
-                for f in resampler.resample(frame):
-                    chunks.append(f.to_ndarray().reshape(-1))
-            for f in resampler.resample(None):
-                chunks.append(f.to_ndarray().reshape(-1))
+        return media.wav_bytes(path, 16000)
     except Exception as e:  # noqa: BLE001
         raise LabelerError(BAD_REQUEST, f"cannot decode the audio {path.name}: {e}") from None
-    pcm = np.concatenate(chunks).astype(np.int16) if chunks else np.zeros(0, np.int16)
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
 
 
 def map_error(e: BaseException) -> LabelerError:
@@ -130,15 +89,7 @@ def map_error(e: BaseException) -> LabelerError:
             return LabelerError(QUOTA_EXHAUSTED, msg, fatal=True)
         if code == 404 and err_code == "model_not_found":
             return LabelerError(MODEL_NOT_FOUND, msg, fatal=True)
-        if code == 429:
-            return LabelerError(RATE_LIMITED, msg, retryable=True, retry_after=hint)
-        if code >= 500:
-            return LabelerError(SERVER_ERROR, msg, retryable=True, retry_after=hint)
-        if code == 408:
-            return LabelerError(TIMEOUT, msg, retryable=True, retry_after=hint)
-        if code in (401, 403):
-            return LabelerError(AUTH_ERROR, msg, fatal=True)
-        return LabelerError(BAD_REQUEST, msg)
+        return status_error(code, msg, hint)
     raise e
 
 

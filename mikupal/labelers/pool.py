@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable, Optional
 
@@ -67,6 +68,15 @@ class _Sample:
     usd: Optional[float] = 0.0  # None: no price known
     attempts: int = 0
     model: str = ""
+
+
+@dataclass
+class _Tries:
+    """What is left of one sample's retries: transient faults, re-asks for invalid answers."""
+
+    transient: int
+    invalid: int
+    retry: int = 0  # retries made so far (the backoff's exponent)
 
 
 def make_annotation(
@@ -151,6 +161,7 @@ class LabelPool:
 
     async def label(self, request: LabelRequest) -> LabelResult:
         """One segment: k samples, each retried under the policy; never raises."""
+        t0 = time.perf_counter()
         try:
             result = await self._label(request)
         except asyncio.CancelledError:
@@ -160,6 +171,7 @@ class LabelPool:
             result = LabelResult(request.segment_id, reason=INTERNAL_ERROR,
                                  message=self.redact(f"{type(e).__name__}: {e}"))
         self.stats.add_segment(result.ok, request.duration, result.reason)
+        result.seconds = time.perf_counter() - t0
         return result
 
     async def _label(self, request: LabelRequest) -> LabelResult:
@@ -198,78 +210,106 @@ class LabelPool:
         return LabelResult(request.segment_id, annotation=ann, attempts=attempts, cost_usd=usd)
 
     async def _sample(self, request: LabelRequest, index: int) -> _Sample:
-        cfg = self.cfg
+        """One self-consistency sample: exchanges until a valid answer, or a reason to stop."""
         out = _Sample()
-        transient_left = cfg.max_retries
-        invalid_left = cfg.invalid_retries
-        retry = 0
+        tries = _Tries(transient=self.cfg.max_retries, invalid=self.cfg.invalid_retries)
         est_in = self.labeler.estimate_input(request)
         est_tokens = sum(est_in.values())
-        est_usd = cost_usd(Usage(dict(est_in), cfg.max_output_tokens, 0), self.price)
+        est_usd = cost_usd(Usage(dict(est_in), self.cfg.max_output_tokens, 0), self.price)
         while True:
-            async with self._sem:
-                if self._fatal is not None:  # checked once a slot is ours: no request after a fatal error
-                    out.reason, out.message = self._fatal.reason, self._fatal.message
-                    return out
-                grant = await self.limits.acquire(est_usd, est_tokens)
-                if grant.status == "halted":  # another worker met a run-level failure
-                    out.reason, out.message = grant.reason, grant.message
-                    return out
-                if grant.status == "exhausted":
-                    out.reason = BUDGET_EXHAUSTED
-                    out.message = f"{grant.message}; no request sent for this segment"
-                    return out
-                answer, error, actual_usd = await self._exchange(request, index, out, grant.ticket, est_tokens)
-
+            got = await self._attempt(request, index, out, est_usd, est_tokens)
+            if got is None:  # stopped before sending: out says why
+                return out
+            answer, error, actual_usd = got
             if answer is not None:
-                out.model = answer.model
-                try:
-                    out.label = self.labeler.schema.parse(answer.text)
-                    self.stats.add_attempt("ok", answer.usage, actual_usd)
+                if self._accept(request, out, answer, actual_usd, tries):
                     return out
-                except InvalidOutput as e:
-                    self.stats.add_attempt(_outcome(INVALID_OUTPUT), answer.usage, actual_usd)
-                    if invalid_left > 0:
-                        invalid_left -= 1
-                        log.info("%s: invalid answer (%s), asking again", request.segment_id, e)
-                        continue
-                    out.reason = INVALID_OUTPUT
-                    out.message = self.redact(
-                        f"{e} after {cfg.invalid_retries + 1} answers; raw answer: {truncate(answer.text)}"
-                    )
-                    return out
-
-            assert error is not None
-            self.stats.add_attempt(_outcome(error.reason), error.usage, actual_usd)
-            message = self.redact(error.message)
-            if error.fatal:
-                self._fatal = LabelerError(error.reason, message)
-                await self.limits.halt(error.reason, message)
-                log.error("%s: %s; stopping all requests", request.segment_id, message)
-            if error.reason == INVALID_OUTPUT and invalid_left > 0:
-                invalid_left -= 1
                 continue
-            if not error.retryable or error.fatal:
-                out.reason, out.message = error.reason, message
+            assert error is not None
+            message = await self._note_error(request, error, actual_usd)
+            if error.reason == INVALID_OUTPUT and tries.invalid > 0:
+                tries.invalid -= 1
+                continue
+            delay = await self._retry_delay(request, out, error, message, tries)
+            if delay is None:  # gave up: out says why
                 return out
-            if transient_left <= 0:
-                out.reason = error.reason
-                out.message = f"{message} (gave up after {cfg.max_retries + 1} attempts)"
-                return out
-            hint = error.retry_after
-            if hint is not None and hint > cfg.backoff_max_s:
-                out.reason = error.reason
-                out.message = f"{message} (server asks to retry in {hint:g}s > labeler.backoff_max_s)"
-                return out
-            if hint is not None:
-                delay = hint * self._rng.uniform(1.0, 1.2)
-                await self.limits.pause(hint)
-            else:
-                delay = backoff_delay(retry, cfg.backoff_base_s, cfg.backoff_max_s, self._rng)
-            transient_left -= 1
-            retry += 1
-            log.info("%s: %s, retry %d/%d in %.2fs", request.segment_id, error.reason, retry, cfg.max_retries, delay)
             await self._sleep(delay)
+
+    async def _attempt(self, request: LabelRequest, index: int, out: _Sample, est_usd: Optional[float],
+                       est_tokens: int) -> Optional[tuple[Optional[Answer], Optional[LabelerError], Optional[float]]]:
+        """One exchange once a concurrency slot and the run's limits allow it; None (and the reason
+        in `out`) when none may be sent: a fatal error, a halted run, the budget spent."""
+        async with self._sem:
+            if self._fatal is not None:  # checked once a slot is ours: no request after a fatal error
+                out.reason, out.message = self._fatal.reason, self._fatal.message
+                return None
+            grant = await self.limits.acquire(est_usd, est_tokens)
+            if grant.status == "halted":  # another worker met a run-level failure
+                out.reason, out.message = grant.reason, grant.message
+                return None
+            if grant.status == "exhausted":
+                out.reason = BUDGET_EXHAUSTED
+                out.message = f"{grant.message}; no request sent for this segment"
+                return None
+            return await self._exchange(request, index, out, grant.ticket, est_tokens)
+
+    def _accept(self, request: LabelRequest, out: _Sample, answer: Answer, actual_usd: Optional[float],
+                tries: "_Tries") -> bool:
+        """Validate an answer into `out.label`; False: invalid, ask again; True: done (labeled, or
+        invalid once too often: `out` says why)."""
+        out.model = answer.model
+        try:
+            out.label = self.labeler.schema.parse(answer.text)
+            self.stats.add_attempt("ok", answer.usage, actual_usd)
+            return True
+        except InvalidOutput as e:
+            self.stats.add_attempt(_outcome(INVALID_OUTPUT), answer.usage, actual_usd)
+            if tries.invalid > 0:
+                tries.invalid -= 1
+                log.info("%s: invalid answer (%s), asking again", request.segment_id, e)
+                return False
+            out.reason = INVALID_OUTPUT
+            out.message = self.redact(
+                f"{e} after {self.cfg.invalid_retries + 1} answers; raw answer: {truncate(answer.text)}"
+            )
+            return True
+
+    async def _note_error(self, request: LabelRequest, error: LabelerError, actual_usd: Optional[float]) -> str:
+        """Count a failed exchange; a fatal one halts every worker of the run. The redacted message."""
+        self.stats.add_attempt(_outcome(error.reason), error.usage, actual_usd)
+        message = self.redact(error.message)
+        if error.fatal:
+            self._fatal = LabelerError(error.reason, message)
+            await self.limits.halt(error.reason, message)
+            log.error("%s: %s; stopping all requests", request.segment_id, message)
+        return message
+
+    async def _retry_delay(self, request: LabelRequest, out: _Sample, error: LabelerError, message: str,
+                           tries: "_Tries") -> Optional[float]:
+        """Seconds to wait before retrying a failed exchange (the server's hint, else backoff), or
+        None when it is not retried (`out` then says why)."""
+        cfg = self.cfg
+        if not error.retryable or error.fatal:
+            out.reason, out.message = error.reason, message
+            return None
+        if tries.transient <= 0:
+            out.reason = error.reason
+            out.message = f"{message} (gave up after {cfg.max_retries + 1} attempts)"
+            return None
+        hint = error.retry_after
+        if hint is not None and hint > cfg.backoff_max_s:
+            out.reason = error.reason
+            out.message = f"{message} (server asks to retry in {hint:g}s > labeler.backoff_max_s)"
+            return None
+        if hint is not None:
+            delay = hint * self._rng.uniform(1.0, 1.2)
+            await self.limits.pause(hint)
+        else:
+            delay = backoff_delay(tries.retry, cfg.backoff_base_s, cfg.backoff_max_s, self._rng)
+        tries.transient -= 1
+        tries.retry += 1
+        log.info("%s: %s, retry %d/%d in %.2fs", request.segment_id, error.reason, tries.retry, cfg.max_retries, delay)
+        return delay
 
     async def _exchange(self, request: LabelRequest, index: int, out: _Sample, ticket: int, est_tokens: int
                         ) -> tuple[Optional[Answer], Optional[LabelerError], Optional[float]]:

@@ -34,32 +34,11 @@ import pyarrow.parquet as pq
 from ..config import RunConfig
 from ..errors import UserError
 from .base import LabelRequest
+from .requests import context_turns, label_request
 
 REQUIRED = ("segment_id", "text", "clip_path", "audio_path", "primary_emotion", "emotions")
-ANNOTATION_COLUMNS = (
-    "emotions", "primary_emotion", "rationale", "face_analysis", "voice_analysis", "text_analysis",
-    "emotion_agreement", "labeler_model", "prompt_version", "input_tokens", "output_tokens", "cost_usd",
-)
 PENDING = Path("labeler") / "pending"
 LABELS = Path("labels")
-
-
-def annotation_columns(ann) -> dict[str, Any]:
-    """EmotionAnnotation -> the DatasetSegment columns it fills."""
-    return {
-        "emotions": [{"name": e.name, "intensity": float(e.intensity)} for e in ann.emotions],
-        "primary_emotion": ann.primary_emotion,
-        "rationale": ann.rationale,
-        "face_analysis": ann.face_analysis,
-        "voice_analysis": ann.voice_analysis,
-        "text_analysis": ann.text_analysis,
-        "emotion_agreement": ann.agreement,
-        "labeler_model": ann.labeler_model,
-        "prompt_version": ann.prompt_version,
-        "input_tokens": int(ann.input_tokens),
-        "output_tokens": int(ann.output_tokens),
-        "cost_usd": None if ann.cost_usd is None else float(ann.cost_usd),
-    }
 
 
 def _atomic(table: pa.Table, path: Path) -> None:
@@ -75,7 +54,7 @@ def _filled(rows: list[dict[str, Any]], names: set[str], done: dict[str, Any]) -
         ann = done.get(row["segment_id"])
         if ann is not None:
             row = dict(row)
-            row.update({k: v for k, v in annotation_columns(ann).items() if k in names})
+            row.update({k: v for k, v in ann.row_columns().items() if k in names})
         out.append(row)
     return out
 
@@ -151,36 +130,20 @@ class LabelDataset:
 
     @staticmethod
     def _contexts(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, list[str]]:
-        n = cfg.labeler.context_turns
-        out: dict[str, list[str]] = {}
-        if cfg.labeler.mode != "text" or n <= 0:
-            return out
-        by_video: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for r in rows:
-            by_video[str(r.get("video_id", ""))].append(r)
-        for group in by_video.values():
-            group.sort(key=lambda r: r.get("start") or 0.0)
-            for i, r in enumerate(group):
-                out[r["segment_id"]] = [g["text"] for g in group[max(0, i - n) : i] if g.get("text")]
-        return out
+        n = cfg.labeler.context_turns if cfg.labeler.mode == "text" else 0
+        turns = context_turns(rows, n, dialogue=lambda r: str(r.get("video_id", "")),
+                              order=lambda r: r.get("start") or 0.0, line=lambda r: r.get("text") or "")
+        return {r["segment_id"]: t for r, t in zip(rows, turns) if t}
 
     @property
     def pending(self) -> int:
         return sum(len(v) for v in self.todo.values())
 
     def request(self, row: dict[str, Any]) -> LabelRequest:
-        dur = row.get("duration")
-        if dur is None and row.get("end") is not None and row.get("start") is not None:
-            dur = row["end"] - row["start"]
-        return LabelRequest(
-            segment_id=row["segment_id"],
-            transcript=row.get("text") or "",
-            mode=self.cfg.labeler.mode,
-            clip_path=(self.root / row["clip_path"]) if row.get("clip_path") else None,
-            audio_path=(self.root / row["audio_path"]) if row.get("audio_path") else None,
-            context=self._context.get(row["segment_id"], []),
-            duration=float(dur or 0.0),
-        )
+        return label_request(self.cfg.labeler, row["segment_id"], row.get("text"), root=self.root,
+                             clip=row.get("clip_path"), audio=row.get("audio_path"),
+                             context=self._context.get(row["segment_id"], []), duration=row.get("duration"),
+                             start=row.get("start"), end=row.get("end"))
 
     # ------------------------------------------------------------ results
 
@@ -198,7 +161,7 @@ class LabelDataset:
     def _write_relabel(self, path: Path, done: dict[str, Any]) -> int:
         rows = [r for r in self.tables[path].to_pylist() if r["segment_id"] in done]
         out = [{"segment_id": r["segment_id"], "video_id": r.get("video_id")}
-               | annotation_columns(done[r["segment_id"]]) for r in rows]
+               | done[r["segment_id"]].row_columns() for r in rows]
         target = self.root / LABELS / relabel_tag(self.cfg) / path.name
         table = pa.Table.from_pylist(out)
         if target.is_file():

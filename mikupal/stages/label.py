@@ -23,9 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 import uuid
-from collections import defaultdict
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Coroutine, Iterator, Optional
@@ -34,7 +32,8 @@ import pyarrow as pa
 
 from ..config import Resources
 from ..errors import UserError
-from ..labelers.base import LabelRequest, LabelResult, read_api_key
+from ..labelers.base import LabelRequest, read_api_key
+from ..labelers.requests import context_turns, label_request
 from ..labelers.pricing import RunCost
 from .base import Stage, StageTime, WorkItem
 
@@ -96,7 +95,7 @@ class LabelStage(Stage):
     def setup(self) -> None:
         if not self.active:
             return
-        from ..labelers.base import make_labeler
+        from ..labelers.factory import make_labeler
         from ..labelers.budget import attach_limits
         from ..labelers.pool import LabelPool
         from ..taxonomy import TaxonomyError, load_taxonomy
@@ -130,32 +129,16 @@ class LabelStage(Stage):
     def request_for(self, item: WorkItem, context: list[str]) -> LabelRequest:
         seg = item.segment
         assert seg is not None
-        lc = self.cfg.labeler
-        return LabelRequest(
-            segment_id=seg.segment_id,
-            transcript=seg.text,
-            mode=lc.mode,
-            clip_path=(self.output_dir / item.clip_path) if item.clip_path else None,
-            audio_path=(self.output_dir / item.audio_path) if item.audio_path else None,
-            context=context if lc.mode == "text" else [],
-            duration=max(0.0, seg.end - seg.start),
-        )
+        return label_request(self.cfg.labeler, seg.segment_id, seg.text, root=self.output_dir, clip=item.clip_path,
+                             audio=item.audio_path, context=context, start=seg.start, end=seg.end)
 
-    def _contexts(self, items: list[WorkItem]) -> dict[int, list[str]]:
+    def _contexts(self, items: list[WorkItem]) -> list[list[str]]:
         """Text mode: the `context_turns` utterances before each item among the batch's items of
         the same video (a batch rarely holds a whole video: the context is best effort)."""
-        n = self.cfg.labeler.context_turns
-        out: dict[int, list[str]] = {id(it): [] for it in items}
-        if self.cfg.labeler.mode != "text" or n <= 0:
-            return out
-        by_video: dict[str, list[WorkItem]] = defaultdict(list)
-        for it in items:
-            by_video[it.video_id].append(it)
-        for group in by_video.values():
-            group.sort(key=lambda it: it.segment.start if it.segment else 0.0)
-            for i, it in enumerate(group):
-                out[id(it)] = [g.segment.text for g in group[max(0, i - n) : i] if g.segment]
-        return out
+        lc = self.cfg.labeler
+        n = lc.context_turns if lc.mode == "text" else 0
+        return context_turns(items, n, dialogue=lambda it: it.video_id, order=lambda it: it.segment.start,
+                             line=lambda it: it.segment.text)
 
     # ------------------------------------------------------------ execution
 
@@ -174,25 +157,14 @@ class LabelStage(Stage):
             self.setup()
             self._ready = True
         assert self._loop is not None and self._pool is not None
-        contexts = self._contexts(live)
-        requests = [self.request_for(it, contexts[id(it)]) for it in live]
-        pool = self._pool
-
-        async def timed(req: LabelRequest) -> tuple[LabelResult, float]:
-            t0 = time.perf_counter()
-            res = await pool.label(req)
-            return res, time.perf_counter() - t0
-
-        async def all_of() -> list[tuple[LabelResult, float]]:
-            return list(await asyncio.gather(*(timed(r) for r in requests)))
-
-        results = self._loop.run(all_of())
-        for it, (res, dt) in zip(live, results):
+        requests = [self.request_for(it, ctx) for it, ctx in zip(live, self._contexts(live))]
+        results = self._loop.run(self._pool.label_many(requests))
+        for it, res in zip(live, results):
             if res.ok:
                 it.annotation = res.annotation
             else:
                 it.reject(self.name, res.reason or "labeler_error", res.message)
-            it.times.append(StageTime(stage=self.name, seconds=dt))
+            it.times.append(StageTime(stage=self.name, seconds=res.seconds))
         self._write_cost()
         return items
 

@@ -248,7 +248,7 @@ def test_iemocap_audio_and_video_from_the_release_layout(fake, iemocap_root, tmp
     assert video["n"] == 2 and len(fake.requests) == 4
     cut = sorted((tmp_path / "v" / "media" / "video").iterdir())
     assert [p.name for p in cut] == ["Ses01F_impro01_F000.mp4", "Ses01F_impro01_M000.mp4"]
-    from mikupal.labelers.base import media_duration
+    from mikupal.media import duration_seconds as media_duration
 
     assert media_duration(cut[0]) == pytest.approx(1.0, abs=0.15)  # [0.2, 1.2] of the dialogue
 

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mikupal.config import compose  # noqa: E402
-from mikupal.labelers.base import LabelRequest, make_labeler  # noqa: E402
+from mikupal.labelers import LabelRequest, make_labeler  # noqa: E402
 from mikupal.labelers.pool import LabelPool  # noqa: E402
 from mikupal.records import SpeechSegment  # noqa: E402
 from mikupal.stages.base import WorkItem  # noqa: E402

@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mikupal.config import compose  # noqa: E402
-from mikupal.labelers.base import LabelRequest, make_labeler  # noqa: E402
+from mikupal.labelers import LabelRequest, make_labeler  # noqa: E402
 from mikupal.labelers.batch import ingest_results, write_requests  # noqa: E402
 from mikupal.labelers.pricing import RunCost  # noqa: E402
 from mikupal.taxonomy import load_taxonomy  # noqa: E402

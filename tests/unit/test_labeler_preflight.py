@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mikupal.cli import main  # noqa: E402
 from mikupal.config import compose  # noqa: E402
 from mikupal.errors import UserError  # noqa: E402
-from mikupal.labelers.base import LabelRequest, make_labeler  # noqa: E402
+from mikupal.labelers import LabelRequest, make_labeler  # noqa: E402
 from mikupal.labelers.pool import LabelPool  # noqa: E402
 from mikupal.labelers.preflight import preflight, served_models  # noqa: E402
 from mikupal.taxonomy import load_taxonomy  # noqa: E402

@@ -206,22 +206,18 @@ def with_context(
     rows: Iterable[MeldUtterance], max_turns: Optional[int] = None
 ) -> list[tuple[MeldUtterance, list[MeldUtterance]]]:
     """Each utterance with the earlier utterances of its dialogue (oldest first, at most `max_turns`)."""
+    from mikupal.labelers.requests import earlier_turns
+
     rows = list(rows)
-    by_dialogue: dict[int, list[MeldUtterance]] = {}
-    for row in rows:
-        by_dialogue.setdefault(row.dialogue_id, []).append(row)
-    for turns in by_dialogue.values():
-        turns.sort(key=lambda r: r.utterance_id)
-    out = []
-    for row in rows:
-        turns = by_dialogue[row.dialogue_id]
-        earlier = [t for t in turns if t.utterance_id < row.utterance_id]
-        if max_turns is not None:
-            earlier = earlier[-max_turns:] if max_turns > 0 else []
-        out.append((row, earlier))
-    return out
+    earlier = earlier_turns(rows, max_turns, dialogue=lambda r: r.dialogue_id, order=lambda r: r.utterance_id)
+    return list(zip(rows, earlier))
+
+
+def speaker_line(row: MeldUtterance) -> str:
+    """One turn of a text-only labeling prompt's context: `Speaker: text`."""
+    return f"{row.speaker}: {row.text}"
 
 
 def format_context(previous: Sequence[MeldUtterance]) -> str:
     """Previous turns as a transcript for a text-only labeling prompt: one `Speaker: text` per line."""
-    return "\n".join(f"{r.speaker}: {r.text}" for r in previous)
+    return "\n".join(speaker_line(r) for r in previous)

@@ -1,0 +1,106 @@
+"""No module of mikupal imports a module that (transitively) imports it back.
+
+Read from the source with `ast`: every `import` counts, module level or inside a function (a lazy
+import hides a cycle, it does not remove it). A package's `__init__` re-exporting its own modules
+is not a cycle unless one of them imports the package itself (`from . import x` counts as `x`)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def module_files(package_dir: Path) -> dict[str, Path]:
+    """Dotted module name -> file, for every .py under `package_dir` (a package)."""
+    out = {}
+    for path in package_dir.rglob("*.py"):
+        parts = list(path.relative_to(package_dir.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def _imported(name: str, path: Path, node: ast.AST, modules: dict[str, Path]) -> set[str]:
+    if isinstance(node, ast.Import):
+        return {a.name for a in node.names if a.name in modules}
+    assert isinstance(node, ast.ImportFrom)
+    base = node.module or ""
+    if node.level:
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+        base = ".".join(up + ([node.module] if node.module else []))
+    subs = {f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in modules}
+    names_a_symbol = len(subs) < len(node.names)
+    return subs | ({base} if names_a_symbol and base in modules else set())
+
+
+def import_graph(package_dir: Path) -> dict[str, set[str]]:
+    """Module -> the modules of the same package it imports."""
+    modules = module_files(package_dir)
+    graph = {}
+    for name, path in modules.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and getattr(node, "module", None) != "__future__":
+                deps |= _imported(name, path, node, modules)
+        deps.discard(name)
+        graph[name] = deps
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_mikupal_has_no_import_cycle():
+    graph = import_graph(ROOT / "mikupal")
+    assert "mikupal.labelers.factory" in graph and "mikupal.labelers.base" in graph["mikupal.labelers.gemini"]
+    assert cycles(graph) == []
+
+
+def test_the_check_finds_a_cycle_even_through_a_lazy_import(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from .a import A\n")
+    (pkg / "a.py").write_text("from .sub import b\nA = 1\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "b.py").write_text("def f():\n    from ..c import C\n")
+    (pkg / "c.py").write_text("import pkg.a\nC = 2\n")
+    (pkg / "d.py").write_text("from . import a\n")  # imports a, not the package: no cycle
+    graph = import_graph(pkg)
+    assert graph["pkg"] == {"pkg.a"} and graph["pkg.d"] == {"pkg.a"}
+    assert cycles(graph) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
