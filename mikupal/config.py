@@ -1,19 +1,53 @@
-"""The composed Hydra config, validated by pydantic: one model per stage, one line per mistake."""
+"""The composed Hydra config, validated by pydantic: one model per stage, one line per mistake.
+
+Every default value lives in `conf/` (YAML), once. The models here say only what a value may be
+(its type and range); a section built in code (`SegmentConfig(min_seconds=1.0)`, `RunConfig()`)
+takes what it is not given from the YAML defaults a plain `mikupal run` composes.
+"""
 
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal, Optional, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
 from .paths import conf_dir
 
+A = TypeVar("A", bound=BaseModel)
+
+
+@lru_cache(maxsize=1)
+def yaml_defaults() -> dict[str, Any]:
+    """The configuration `mikupal run` gets with no override: the single source of default values."""
+    return compose_raw([])
+
+
+def _merged(base: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in data.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    #: where the section's defaults sit in the composed YAML ("" = the root); None = no defaults
+    _section: ClassVar[Optional[str]] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_defaults(cls, data: Any) -> Any:
+        if cls._section is None or not isinstance(data, dict):
+            return data
+        base: Any = yaml_defaults()
+        for key in filter(None, cls._section.split(".")):
+            base = base.get(key, {}) if isinstance(base, dict) else {}
+        return _merged(base, data) if isinstance(base, dict) else data
 
 
 class Resources(_Strict):
@@ -51,101 +85,108 @@ class Resources(_Strict):
 
 
 class SeparationConfig(_Strict):
-    kind: Literal["mdx", "none"] = "mdx"
-    model: str = "UVR-MDX-NET-Inst_HQ_3.onnx"
-    chunk_seconds: float = Field(60.0, gt=0)  # peak RAM grows ~4.4 MB per second of chunk (audio-separator's copies)
-    context_seconds: float = Field(1.0, ge=0)  # separated around each chunk and trimmed: seamless joins
-    segment_size: int = 256
-    overlap: float = Field(0.25, ge=0, lt=1)
-    batch_size: int = 1
-    resources: Resources = Resources()
+    _section: ClassVar[str] = "separation"
+    kind: Literal["mdx", "none"]
+    model: str
+    chunk_seconds: float = Field(gt=0)  # peak RAM grows ~4.4 MB per second of chunk (audio-separator's copies)
+    context_seconds: float = Field(ge=0)  # separated around each chunk and trimmed: seamless joins
+    segment_size: int
+    overlap: float = Field(ge=0, lt=1)
+    batch_size: int
+    resources: Resources
 
 
 class VadConfig(_Strict):
-    kind: Literal["webrtc"] = "webrtc"
-    aggressiveness: int = Field(2, ge=0, le=3)
-    frame_ms: Literal[10, 20, 30] = 30
-    padding_ms: int = Field(200, ge=0)
-    hangover_ms: int = Field(300, ge=0)
-    min_speech_ms: int = Field(250, ge=0)
-    resources: Resources = Resources()
+    _section: ClassVar[str] = "vad"
+    kind: Literal["webrtc"]
+    aggressiveness: int = Field(ge=0, le=3)
+    frame_ms: Literal[10, 20, 30]
+    padding_ms: int = Field(ge=0)
+    hangover_ms: int = Field(ge=0)
+    min_speech_ms: int = Field(ge=0)
+    resources: Resources
 
 
 class AsrConfig(_Strict):
-    kind: Literal["whisper"] = "whisper"
-    model: str = "small"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    compute_type: str = "default"
-    batched: bool = False
-    batch_size: int = Field(8, ge=1)
-    beam_size: int = Field(5, ge=1)
-    language: Optional[str] = None
-    cpu_threads: int = Field(0, ge=0)
-    resources: Resources = Resources()
+    _section: ClassVar[str] = "asr"
+    kind: Literal["whisper"]
+    model: str
+    device: Literal["auto", "cpu", "cuda"]
+    compute_type: str
+    batched: bool
+    batch_size: int = Field(ge=1)
+    beam_size: int = Field(ge=1)
+    language: Optional[str]
+    cpu_threads: int = Field(ge=0)
+    resources: Resources
 
 
 class SegmentConfig(_Strict):
-    min_seconds: float = Field(2.0, ge=0)
-    max_seconds: float = Field(15.0, gt=0)
-    pause_seconds: float = Field(0.5, ge=0)
-    split_pause_seconds: float = Field(2.0, ge=0)  # a silence this long always ends an utterance
-    pad_seconds: float = Field(0.1, ge=0)  # kept around the first/last word (never into a neighbour word)
-    max_no_speech_prob: float = Field(0.6, ge=0, le=1)
-    min_avg_logprob: float = -1.0
-    languages: list[str] = Field(default_factory=list)
-    min_words: int = 1
+    _section: ClassVar[str] = "segment"
+    min_seconds: float = Field(ge=0)
+    max_seconds: float = Field(gt=0)
+    pause_seconds: float = Field(ge=0)
+    split_pause_seconds: float = Field(ge=0)  # a silence this long always ends an utterance
+    pad_seconds: float = Field(ge=0)  # kept around the first/last word (never into a neighbour word)
+    max_no_speech_prob: float = Field(ge=0, le=1)
+    min_avg_logprob: float
+    languages: list[str]
+    min_words: int
 
 
 class SpeakerConfig(_Strict):
+    _section: ClassVar[str] = "speaker"
     """Voice embeddings, speaker changes inside an utterance, and speaker identity."""
 
-    kind: Literal["ge2e", "none"] = "ge2e"
-    model: str = "ge2e/pretrained.pt"
-    window_seconds: float = Field(1.5, gt=0)
-    hop_seconds: float = Field(0.5, gt=0)
-    change_similarity: float = Field(0.75, ge=-1, le=1)
-    min_side_windows: int = Field(2, ge=1)
-    overlap_similarity: float = Field(0.68, ge=-1, le=1)
-    cluster_similarity: float = Field(0.75, ge=-1, le=1)
-    global_similarity: float = Field(0.80, ge=-1, le=1)
-    resources: Resources = Resources()
+    kind: Literal["ge2e", "none"]
+    model: str
+    window_seconds: float = Field(gt=0)
+    hop_seconds: float = Field(gt=0)
+    change_similarity: float = Field(ge=-1, le=1)
+    min_side_windows: int = Field(ge=1)
+    overlap_similarity: float = Field(ge=-1, le=1)
+    cluster_similarity: float = Field(ge=-1, le=1)
+    global_similarity: float = Field(ge=-1, le=1)
+    resources: Resources
 
 
 class FacesConfig(_Strict):
-    kind: Literal["yunet", "s3fd"] = "yunet"
-    model: str = "yunet/yunet_s_640_640.onnx"
-    score_threshold: float = Field(0.6, ge=0, le=1)
-    input_width: int = Field(320, ge=32)
-    detect_every: int = Field(5, ge=1)
-    min_face_px: int = Field(40, ge=1)
-    iou_threshold: float = Field(0.3, ge=0, le=1)
-    max_gap: int = Field(10, ge=0)
-    smooth_frames: int = Field(5, ge=1)
-    shot_cut_threshold: float = Field(0.5, ge=0, le=2)
-    min_track_frames: int = Field(10, ge=1)
-    work_width: int = Field(640, ge=64)  # frames of an utterance are decoded once at this width
-    resources: Resources = Resources()
+    _section: ClassVar[str] = "faces"
+    kind: Literal["yunet", "s3fd"]
+    model: str
+    score_threshold: float = Field(ge=0, le=1)
+    input_width: int = Field(ge=32)
+    detect_every: int = Field(ge=1)
+    min_face_px: int = Field(ge=1)
+    iou_threshold: float = Field(ge=0, le=1)
+    max_gap: int = Field(ge=0)
+    smooth_frames: int = Field(ge=1)
+    shot_cut_threshold: float = Field(ge=0, le=2)
+    min_track_frames: int = Field(ge=1)
+    work_width: int = Field(ge=64)  # frames of an utterance are decoded once at this width
+    resources: Resources
 
 
 class AsdConfig(_Strict):
-    kind: Literal["light-asd", "lr-asd", "talknet"] = "light-asd"
-    model: str = "light-asd/pretrain_AVA_CVPR.model"
-    windows: list[float] = Field(default_factory=lambda: [0.0])
-    threshold: float = 0.0
-    min_speaking_fraction: float = Field(0.4, ge=0, le=1)
-    min_coverage: float = Field(0.5, ge=0, le=1)
-    overlap_margin: float = Field(0.5, ge=0)
-    min_evidence_fraction: float = Field(0.15, ge=0, le=1)
-    max_scored_seconds: Optional[float] = Field(3.0, ge=0)
-    scored_window_seconds: float = Field(3.0, gt=0)
-    max_offset_frames: int = Field(5, ge=0)
-    min_turn_seconds: float = Field(0.5, gt=0)
-    dense_from_faces: Optional[int] = Field(2, ge=1)  # this many candidate faces: ASD on every frame of each (null: never)  # another face seen speaking this long (alone or at once) cuts the utterance
+    _section: ClassVar[str] = "asd"
+    kind: Literal["light-asd", "lr-asd", "talknet"]
+    model: str
+    windows: list[float]
+    threshold: float
+    min_speaking_fraction: float = Field(ge=0, le=1)
+    min_coverage: float = Field(ge=0, le=1)
+    overlap_margin: float = Field(ge=0)
+    min_evidence_fraction: float = Field(ge=0, le=1)
+    max_scored_seconds: Optional[float] = Field(ge=0)
+    scored_window_seconds: float = Field(gt=0)
+    max_offset_frames: int = Field(ge=0)
+    min_turn_seconds: float = Field(gt=0)
+    dense_from_faces: Optional[int] = Field(ge=1)  # this many candidate faces: ASD on every frame of each (null: never)
     # a first, shorter pass; the full budget only when it leaves the speaker in doubt
-    first_pass_seconds: Optional[float] = Field(None, ge=0)
-    early_stop_fraction: float = Field(0.8, ge=0, le=1)
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    resources: Resources = Resources()
+    first_pass_seconds: Optional[float] = Field(ge=0)
+    early_stop_fraction: float = Field(ge=0, le=1)
+    precision: Literal["auto", "fp32", "bf16"]
+    resources: Resources
 
 
 class Price(_Strict):
@@ -159,38 +200,40 @@ class Price(_Strict):
 
 
 class LabelerConfig(_Strict):
-    kind: Literal["gemini", "openai", "none"] = "gemini"
-    model: str = "gemini-3.8-flash"  # conf/labeler/gemini.yaml: why this one
-    mode: Literal["video", "audio", "text"] = "video"
-    prompt_version: str = "v1"
-    temperature: float = 0.0
-    seed: Optional[int] = 1234
-    media_resolution: Literal["low", "medium", "high"] = "low"
-    inline_max_mb: float = 14.0  # raw bytes; base64 grows them by 4/3 under the 20 MB request limit
-    api_key_env: str = "GEMINI_API_KEY"
-    api_key_file: Optional[str] = None
-    base_url: Optional[str] = None
-    concurrency: int = Field(8, ge=1)
-    requests_per_minute: float = Field(1000, gt=0)
-    tokens_per_minute: float = Field(4_000_000, gt=0)
-    timeout_s: float = Field(120, gt=0)
-    max_retries: int = Field(5, ge=0)
-    backoff_base_s: float = Field(1.0, ge=0)
-    backoff_max_s: float = Field(60.0, ge=0)
-    invalid_retries: int = Field(2, ge=0)
-    max_usd: Optional[float] = Field(None, ge=0)
-    samples: int = Field(1, ge=1)
-    max_output_tokens: int = Field(2048, ge=16)
-    batch: bool = False
-    relabel: bool = False  # `mikupal label`: label every segment again into labels/<model>__<prompt_version>/
-    batch_discount: float = Field(0.5, ge=0, le=1)
-    thinking_budget: Optional[int] = Field(None, ge=-1)  # Gemini thinking tokens; None = model default, -1 = dynamic
-    context_turns: int = Field(2, ge=0)  # text mode (MELT): earlier utterances of the same video sent as context
-    video_transport: Literal["frames", "video_url"] = "frames"  # openai kind: JPEG frames, or the MP4 as a video_url data URL (vLLM)
-    frames_fps: float = Field(1.0, gt=0)  # openai kind, frames transport: frames sampled per second ...
-    max_frames: int = Field(16, ge=1)  # ... and at most this many per clip
-    prices: dict[str, Price] = Field(default_factory=dict)
-    resources: Resources = Resources()
+    _section: ClassVar[str] = "labeler"
+    kind: Literal["gemini", "openai", "none"]
+    model: str  # conf/labeler/gemini.yaml: why this one
+    mode: Literal["video", "audio", "text"]
+    prompt_version: str
+    temperature: float
+    seed: Optional[int]
+    media_resolution: Literal["low", "medium", "high"]
+    inline_max_mb: float  # raw bytes; base64 grows them by 4/3 under the 20 MB request limit
+    api_key_env: str
+    api_key_file: Optional[str]
+    base_url: Optional[str]
+    concurrency: int = Field(ge=1)
+    requests_per_minute: float = Field(gt=0)
+    tokens_per_minute: float = Field(gt=0)
+    timeout_s: float = Field(gt=0)
+    max_retries: int = Field(ge=0)
+    backoff_base_s: float = Field(ge=0)
+    backoff_max_s: float = Field(ge=0)
+    invalid_retries: int = Field(ge=0)
+    max_usd: Optional[float] = Field(ge=0)
+    samples: int = Field(ge=1)
+    max_output_tokens: int = Field(ge=16)
+    batch: bool
+    relabel: bool  # `mikupal label`: label every segment again into labels/<model>__<prompt_version>/
+    batch_discount: float = Field(ge=0, le=1)
+    thinking_budget: Optional[int] = Field(ge=-1)  # Gemini thinking tokens; None = model default, -1 = dynamic
+    context_turns: int = Field(ge=0)  # text mode (MELT): earlier utterances of the same video sent as context
+    # openai kind only (conf/labeler/openai.yaml sets them; None under another kind)
+    video_transport: Optional[Literal["frames", "video_url"]] = None  # JPEG frames, or the MP4 as a video_url data URL (vLLM)
+    frames_fps: Optional[float] = Field(None, gt=0)  # frames transport: frames sampled per second ...
+    max_frames: Optional[int] = Field(None, ge=1)  # ... and at most this many per clip
+    prices: dict[str, Price]
+    resources: Resources
 
     def price(self) -> Optional[Price]:
         """The model's price, or None when `prices` has no entry for it (costs are then unknown)."""
@@ -198,63 +241,67 @@ class LabelerConfig(_Strict):
 
 
 class EngineConfig(_Strict):
-    kind: Literal["ray", "sequential"] = "ray"
-    address: Optional[str] = None
-    num_cpus: Optional[int] = None
-    object_store_memory_gb: float = Field(1.0, gt=0)
-    max_actor_restarts: int = Field(2, ge=0)
-    max_task_retries: int = Field(1, ge=0)
+    _section: ClassVar[str] = "engine"
+    kind: Literal["ray", "sequential"]
+    address: Optional[str]
+    num_cpus: Optional[int]
+    object_store_memory_gb: float = Field(gt=0)
+    max_actor_restarts: int = Field(ge=0)
+    max_task_retries: int = Field(ge=0)
     # one stage on one item (a whole video before the fan-out, one utterance after it) may take at
     # most item_timeout_s + item_timeout_per_media_s x the item's media seconds; past it the item
     # is rejected (reason timeout). Both 0 = no limit.
     # sequential engine: math-library threads of each stage (null = each library's default, i.e. every
     # core); Ray pool workers get their resources' whole CPUs instead
-    threads: Optional[int] = Field(None, ge=1)
-    item_timeout_s: float = Field(600, ge=0)
-    item_timeout_per_media_s: float = Field(20, ge=0)
-    progress: bool = True
+    threads: Optional[int] = Field(ge=1)
+    item_timeout_s: float = Field(ge=0)
+    item_timeout_per_media_s: float = Field(ge=0)
+    progress: bool
 
 
 class QualityConfig(_Strict):
+    _section: ClassVar[str] = "quality"
     """DNSMOS on each kept utterance; a score below a set minimum rejects it (`low_quality`)."""
 
-    kind: Literal["dnsmos", "none"] = "dnsmos"
-    model_dir: Optional[str] = None  # folder with sig_bak_ovr.onnx + model_v8.onnx; None = the speechmos wheel's
-    min_ovrl: Optional[float] = Field(3.0, ge=1, le=5)
-    min_sig: Optional[float] = Field(None, ge=1, le=5)
-    min_bak: Optional[float] = Field(None, ge=1, le=5)
-    min_p808: Optional[float] = Field(None, ge=1, le=5)
-    max_windows: Optional[int] = Field(3, ge=1)  # utterances under 9.01 s: windows scored (evenly spaced); None = all
-    resources: Resources = Resources(num_cpus=0.125)
+    kind: Literal["dnsmos", "none"]
+    model_dir: Optional[str]  # folder with sig_bak_ovr.onnx + model_v8.onnx; None = the speechmos wheel's
+    min_ovrl: Optional[float] = Field(ge=1, le=5)
+    min_sig: Optional[float] = Field(ge=1, le=5)
+    min_bak: Optional[float] = Field(ge=1, le=5)
+    min_p808: Optional[float] = Field(ge=1, le=5)
+    max_windows: Optional[int] = Field(ge=1)  # utterances under 9.01 s: windows scored (evenly spaced); None = all
+    resources: Resources
 
 
 class DatasetConfig(_Strict):
-    sample_rate: int = Field(44100, ge=8000)
-    clip_size: int = Field(224, ge=32)
-    clip_fps: float = Field(25.0, gt=0)
-    clip_margin: float = Field(0.6, ge=0)
-    debug_render: bool = False
+    _section: ClassVar[str] = "dataset"
+    sample_rate: int = Field(ge=8000)
+    clip_size: int = Field(ge=32)
+    clip_fps: float = Field(gt=0)
+    clip_margin: float = Field(ge=0)
+    debug_render: bool
 
 
 class RunConfig(_Strict):
-    input: Optional[str] = None
-    output: Optional[str] = None
-    models_dir: str = "~/.cache/mikupal/models"
-    taxonomy: str = "cowen_keltner_26"
-    dry_run: bool = False
-    offline: bool = False
-    profile_name: str = "cpu"
-    separation: SeparationConfig = SeparationConfig()
-    vad: VadConfig = VadConfig()
-    asr: AsrConfig = AsrConfig()
-    segment: SegmentConfig = SegmentConfig()
-    speaker: SpeakerConfig = SpeakerConfig()
-    faces: FacesConfig = FacesConfig()
-    asd: AsdConfig = AsdConfig()
-    labeler: LabelerConfig = LabelerConfig()
-    engine: EngineConfig = EngineConfig()
-    quality: QualityConfig = QualityConfig()
-    dataset: DatasetConfig = DatasetConfig()
+    _section: ClassVar[str] = ""
+    input: Optional[str]
+    output: Optional[str]
+    models_dir: str
+    taxonomy: str
+    dry_run: bool
+    offline: bool
+    profile_name: str
+    separation: SeparationConfig
+    vad: VadConfig
+    asr: AsrConfig
+    segment: SegmentConfig
+    speaker: SpeakerConfig
+    faces: FacesConfig
+    asd: AsdConfig
+    labeler: LabelerConfig
+    engine: EngineConfig
+    quality: QualityConfig
+    dataset: DatasetConfig
 
     @field_validator("models_dir")
     @classmethod
@@ -276,6 +323,37 @@ def validate(raw: dict[str, Any], model: type[BaseModel] = RunConfig) -> Any:
         if err["type"] == "extra_forbidden":
             raise UserError(f"config error: unknown key '{key}'") from None
         raise UserError(f"config error: {key}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def parse_overrides(overrides: Sequence[str], model: type[A]) -> A:
+    """A command's `key=value` arguments (OmegaConf dotlist grammar, `+key=` accepted) -> validated
+    `model`. The run's own configuration goes through `compose` (Hydra: groups, sweeps); commands
+    whose arguments are one flat model (evaluate, agreement, export ...) come here."""
+    from omegaconf import OmegaConf
+
+    items = []
+    for o in overrides:
+        if "=" not in o or o.startswith("="):
+            raise UserError(f"expected key=value, got {o!r}")
+        items.append(o.lstrip("+"))
+    try:
+        data = OmegaConf.to_container(OmegaConf.from_dotlist(items), resolve=True)
+    except Exception as e:  # omegaconf/yaml grammar errors
+        raise UserError(f"cannot parse overrides {list(overrides)}: {e}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        known = ", ".join(model.model_fields)
+        problems = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown key {key!r} (known: {known})")
+            elif err["type"] == "missing":
+                problems.append(f"missing {key}=...")
+            else:
+                problems.append(f"{key}: {err['msg']}")
+        raise UserError("; ".join(problems)) from None
 
 
 def compose(overrides: list[str], config_name: str = "config") -> RunConfig:

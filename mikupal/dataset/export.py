@@ -118,7 +118,7 @@ def export(args: ExportArgs) -> dict[str, Any]:
 
 
 def export_command(overrides: Sequence[str]) -> int:
-    from ..evaluate.commands import parse_overrides
+    from ..config import parse_overrides
 
     summary = export(parse_overrides(overrides, ExportArgs))
     print(json.dumps({k: summary[k] for k in ("format", "output")}

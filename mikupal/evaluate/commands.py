@@ -20,17 +20,16 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
-from omegaconf import OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mikupal.config import parse_overrides
 from mikupal.errors import UserError
 from mikupal.evaluate.datasets import iemocap, meld, table
 from mikupal.taxonomy import load_taxonomy
 
-A = TypeVar("A", bound="_Args")
 
 
 class _Args(BaseModel):
@@ -92,33 +91,6 @@ class ReportMapArgs(_Args):
 
 
 # ---------------------------------------------------------------- plumbing
-
-
-def parse_overrides(overrides: Sequence[str], model: type[A]) -> A:
-    """`key=value` strings (OmegaConf dotlist grammar, `+key=` accepted) -> validated `model`."""
-    items = []
-    for o in overrides:
-        if "=" not in o or o.startswith("="):
-            raise UserError(f"expected key=value, got {o!r}")
-        items.append(o.lstrip("+"))
-    try:
-        data = OmegaConf.to_container(OmegaConf.from_dotlist(items), resolve=True)
-    except Exception as e:  # omegaconf/yaml grammar errors
-        raise UserError(f"cannot parse overrides {list(overrides)}: {e}") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        known = ", ".join(model.model_fields)
-        problems = []
-        for err in e.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "extra_forbidden":
-                problems.append(f"unknown key {key!r} (known: {known})")
-            elif err["type"] == "missing":
-                problems.append(f"missing {key}=...")
-            else:
-                problems.append(f"{key}: {err['msg']}")
-        raise UserError("; ".join(problems)) from None
 
 
 def _json_default(o: Any) -> Any:
