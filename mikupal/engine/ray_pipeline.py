@@ -12,7 +12,7 @@ from typing import Iterator, Optional
 import pyarrow as pa
 
 from ..config import EngineConfig, RunConfig
-from ..errors import UserError
+from ..errors import USER_ERROR_REASON, UserError
 from ..stages.base import FAULT_ENV, Stage, WorkItem
 from .stages import runs_as_actor, stage_classes
 
@@ -49,7 +49,10 @@ def _one_row_blocks(items: Iterator[WorkItem]) -> Iterator[pa.Table]:
 
 
 def _run_task(batch: pa.Table, cls: type[Stage], cfg: RunConfig, out_dir: str) -> Iterator[pa.Table]:
-    yield from _one_row_blocks(cls(cfg, out_dir).iter_batch(batch))
+    try:
+        yield from _one_row_blocks(cls(cfg, out_dir).iter_batch(batch))
+    except UserError as e:
+        yield from _one_row_blocks(_user_error_items(batch, cls.name, e))
 
 
 class _Secrets(dict):
@@ -81,7 +84,17 @@ class _StageActor:
             log.debug("%s setup failed in the actor's constructor; retried on the first item", stage.name, exc_info=True)
 
     def __call__(self, batch: pa.Table) -> Iterator[pa.Table]:
-        yield from _one_row_blocks(self.stage.iter_batch(batch))
+        try:
+            yield from _one_row_blocks(self.stage.iter_batch(batch))
+        except UserError as e:  # a run condition (a model that will not load): the driver stops the run
+            yield from _one_row_blocks(_user_error_items(batch, self.stage.name, e))
+
+
+def _user_error_items(batch: pa.Table, stage: str, error: UserError) -> Iterator[WorkItem]:
+    """The batch's items, each carrying the UserError: the driver raises it on the first one, so it
+    ends the run in its own line instead of killing the actor (a `worker_lost` reject)."""
+    for it in WorkItem.from_table(batch):
+        yield it.reject(stage, USER_ERROR_REASON, str(error))
 
 
 def _actor_class(cls: type[Stage]) -> type:
