@@ -70,6 +70,8 @@ table.bars{{width:100%}} table.bars th{{width:18em;font-weight:normal}}
 {_bars(emo) if emo else '<p>No labels (labeler=none or nothing kept).</p>'}
 <h2>Reject reasons</h2>
 {_bars(reasons) if reasons else '<p>None.</p>'}
+{accounting_html(report)}
+{skipped_files_html(report)}
 <h2>Segments</h2>
 {more}
 <table class="clips"><tr><th>segment</th><th>time (s)</th><th>text</th><th>emotion</th><th>ASD</th><th>audio</th><th>clip</th></tr>
@@ -77,6 +79,29 @@ table.bars{{width:100%}} table.bars th{{width:18em;font-weight:normal}}
 </table>
 </body></html>
 """
+
+
+def accounting_html(report: dict) -> str:
+    """Where the VAD speech seconds went: kept, or a reject span by reason (the funnel reconciled)."""
+    acc = report.get("accounting")
+    if not acc:
+        return ""
+    rows = [("kept", acc["kept_seconds"], f"{acc['kept_seconds']:.1f} s")]
+    rows += [(f"rejected: {k}", v, f"{v:.1f} s") for k, v in acc.get("rejected_seconds_by_reason", {}).items()]
+    rows.append(("unaccounted", acc["unaccounted_seconds"], f"{acc['unaccounted_seconds']:.1f} s"))
+    return (f"<h2>Speech seconds accounted for ({100 * acc['accounted_fraction']:.1f}% of {acc['vad_seconds']:.1f} s "
+            f"of VAD speech)</h2>\n{_bars(rows)}")
+
+
+def skipped_files_html(report: dict) -> str:
+    """The files of the input folders that were not media, so none is passed over silently."""
+    skipped = report.get("skipped_files") or []
+    if not skipped:
+        return ""
+    items = "".join(f"<li><span class='mono'>{html.escape(s['path'])}</span> ({html.escape(s['reason'])})</li>"
+                    for s in skipped[:MAX_ROWS])
+    more = f"<p>Showing {MAX_ROWS} of {len(skipped)}.</p>" if len(skipped) > MAX_ROWS else ""
+    return f"<h2>Skipped files ({len(skipped)}, not media)</h2>\n{more}<ul>{items}</ul>"
 
 
 def write_html(root: Path, report: dict, segments: pa.Table) -> Path:
