@@ -4,8 +4,10 @@ Rows are Arrow tables of `WorkItem`s: paths and time ranges travel, never decode
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -14,6 +16,7 @@ import pyarrow as pa
 from ..config import EngineConfig, RunConfig
 from ..errors import USER_ERROR_REASON, UserError
 from ..stages.base import FAULT_ENV, Stage, WorkItem
+from .run_log import quiet_consoles
 from .stages import runs_as_actor, stage_classes
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,17 @@ def init_ray(engine: EngineConfig) -> None:
             object_store_memory=int(engine.object_store_memory_gb * (1 << 30)),
             **kwargs,
         )
+
+
+@contextlib.contextmanager
+def _retry_args_accepted():
+    """Ray Data 2.60 (the newest on PyPI) deprecates passing remote args as **kwargs but names no
+    parameter for the bounded retries we pass (max_restarts, max_task_retries, max_retries); its
+    defaults retry forever, which would loop on a worker that always dies. Until a release names
+    them, they go through **kwargs and that one warning is not shown (pyproject keeps ray<2.64)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+        yield
 
 
 def _one_row_blocks(items: Iterator[WorkItem]) -> Iterator[pa.Table]:
@@ -121,9 +135,10 @@ def _check_capacity(plans: list[tuple[str, float, float, int]], task_cpus: float
 
 def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[WorkItem]:
     import ray
-    from ray.data import DataContext
+    from ray.data import ActorPoolStrategy, DataContext
 
     init_ray(cfg.engine)
+    quiet_consoles()  # Ray and Ray Data set up their own console handlers: to OUT/logs/ instead
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.max_errored_blocks = -1  # a block lost to a dead worker must not end the run: the driver records it
@@ -160,26 +175,28 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
         if runs_as_actor(stage):
             pool = res.pool_size(cluster_gpus, cluster_cpus)
             plans.append((cls.name, res.num_cpus, res.num_gpus, pool))
-            ds = ds.map_batches(
-                _actor_class(cls),
-                fn_constructor_args=(cfg, str(out_dir), secrets),
-                batch_size=batch_size,
-                batch_format="pyarrow",
-                concurrency=pool,
-                max_restarts=cfg.engine.max_actor_restarts,
-                max_task_retries=cfg.engine.max_task_retries,
-                **remote,
-            )
+            with _retry_args_accepted():
+                ds = ds.map_batches(
+                    _actor_class(cls),
+                    fn_constructor_args=(cfg, str(out_dir), secrets),
+                    batch_size=batch_size,
+                    batch_format="pyarrow",
+                    compute=ActorPoolStrategy(size=pool),
+                    max_restarts=cfg.engine.max_actor_restarts,
+                    max_task_retries=cfg.engine.max_task_retries,
+                    **remote,
+                )
         else:
             task_cpus = max(task_cpus, res.num_cpus)
-            ds = ds.map_batches(
-                _run_task,
-                fn_args=(cls, cfg, str(out_dir)),
-                batch_size=batch_size,
-                batch_format="pyarrow",
-                max_retries=cfg.engine.max_task_retries,
-                **remote,
-            )
+            with _retry_args_accepted():
+                ds = ds.map_batches(
+                    _run_task,
+                    fn_args=(cls, cfg, str(out_dir)),
+                    batch_size=batch_size,
+                    batch_format="pyarrow",
+                    max_retries=cfg.engine.max_task_retries,
+                    **remote,
+                )
     _check_capacity(plans, task_cpus)
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
         yield from WorkItem.from_table(batch)

@@ -24,6 +24,7 @@ from .collector import Collector, DiskFull, Progress
 from .commit import OutputDir
 from .inputs import expand_inputs, write_skipped
 from .lock import OutputLock, mark_output
+from .run_log import RunLog
 
 log = logging.getLogger("mikupal")
 
@@ -92,7 +93,8 @@ def run(cfg: RunConfig, console=None) -> dict:
         signal.signal(s, _on_signal)
     try:
         lock.acquire()  # one writer per output dir: a second run is refused in one line
-        return _run(cfg, console)
+        with RunLog(cfg.output):  # library chatter to OUT/logs/, the terminal stays quiet
+            return _run(cfg, console)
     except _Stop as e:
         raise Stopped(f"stopped by {e}: re-run the same command to resume (committed videos are kept)", 128 + e.signum) from None
     finally:
