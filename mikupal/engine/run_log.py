@@ -21,6 +21,14 @@ CHATTY = ("ray", "ray.data", "py.warnings", "faster_whisper", "audio_separator",
 _active: list["RunLog"] = []
 
 
+class _LogFile(logging.FileHandler):
+    """A log file that never disturbs the run: a write that fails (a full disk) turns it off, silently
+    (logging's default would print a traceback on the terminal)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: ARG002
+        self.setLevel(logging.CRITICAL + 1)
+
+
 def quiet_consoles() -> None:
     """Call after importing a library that sets up its own console handlers (Ray, Ray Data): their
     lines go to the run's log file, and to the terminal only when they are errors."""
@@ -52,8 +60,11 @@ class RunLog:
 
     def __enter__(self) -> "RunLog":
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # inherited by Ray's local workers
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handler = logging.FileHandler(self.path, encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.handler = _LogFile(self.path, encoding="utf-8")
+        except OSError:  # a full or read-only disk: the run itself reports it where it matters
+            self.handler = logging.NullHandler()
         self.handler.setLevel(logging.INFO)
         self.handler.setFormatter(logging.Formatter(LOG_FORMAT))
         root = logging.getLogger()
@@ -88,6 +99,7 @@ class RunLog:
         if self.handler is not None:
             root.removeHandler(self.handler)
             self.handler.close()
+            self.handler = None
 
 
 def _terminal_filter(record: logging.LogRecord) -> bool:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
 from mikupal.config import compose
+from mikupal.engine.commit import OutputDir
 from mikupal.engine.run import run
 from tests.reliability import harness
 
@@ -55,11 +57,17 @@ def test_an_output_inside_its_input_is_never_read_back(tmp_path, media, models_d
     videos.mkdir()
     shutil.copy(media / "vr_face1.mp4", videos / "talk.mp4")
     (videos / "notes.txt").write_text("not media\n")
+    # an audio-only file (AAC in .m4a): an input, rejected at probe with a reason, never passed over
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(media / "vr_face1.mp4"), "-vn", "-c:a", "copy",
+                    str(videos / "voice.m4a")], check=True, timeout=60)
     out = videos / "out"
     reports = [run(compose(harness.overrides(models_dir, out, videos, "labeler=none", "engine=sequential")))
                for _ in range(2)]
     assert any((out / "clips").rglob("*.mp4")), "the first run wrote clips inside the input folder"
     for report in reports:
-        assert report["videos"] == 1
+        assert report["videos"] == 2  # talk.mp4 and voice.m4a; never the clips under out/
         assert [s["path"] for s in report["skipped_files"]] == [str(videos / "notes.txt")]
-    assert reports[1]["videos_processed_this_run"] == 0  # the second run saw the same one video, done
+    assert reports[1]["videos_processed_this_run"] == 0  # the second run saw the same two inputs, done
+    rej = OutputDir(out).read_rejects().to_pylist()
+    assert [(r["source"], r["stage"], r["reason"]) for r in rej if r["start"] is None] == [
+        (str(videos / "voice.m4a"), "probe", "no_video_stream")]
