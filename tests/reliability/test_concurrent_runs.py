@@ -48,6 +48,7 @@ def test_a_concurrent_run_is_refused_and_the_first_equals_a_clean_run(tmp_path, 
     assert refused_in < 30, refused_in
     assert lrc == 2 and f"pid {first.pid} on " in lerr and len(lerr.strip().splitlines()) == 1, lerr
     assert first.returncode == 0, ferr[-3000:]
+    assert "Traceback" not in ferr and "Deprecat" not in ferr, ferr
     assert harness.diff(harness.snapshot(out), clean_ref["snap"]) == []
     assert (out / ".lock").read_text() == "", "released at the end"
 

@@ -115,3 +115,43 @@ def test_missing_face_model_offline_names_the_file_and_its_source(tmp_path):
         preflight(cfg)
     msg = str(e.value)
     assert str(tmp_path) in msg and "github.com" in msg, msg
+
+
+def test_accounting_counts_overlaps_once_and_leaves_vad_spans_apart(tmp_path):
+    from mikupal.engine.commit import FunnelCounts, OutputDir, VideoSummary, _atomic_text
+    from mikupal.records import DatasetSegment, Reject
+    from mikupal.report.summary import accounting
+
+    od = OutputDir(tmp_path)
+    vid = "v0123456789abcdef000"
+    seg = DatasetSegment(segment_id=f"{vid}_000001000", video_id=vid, source="a.mp4", start=1.0, end=4.0, duration=3.0,
+                         text="hi", language="en", words=[], audio_path="", clip_path="", sample_rate=16000,
+                         speaker_boxes=[], asd_score=0.0)
+    rejects = [
+        Reject.span(vid, "a.mp4", "asr", "no_transcript", "gap", 3.9, 5.0),  # overlaps the kept piece by 0.1 s
+        Reject.span(vid, "a.mp4", "vision", "no_active_speaker", "x", 6.0, 8.0),
+        Reject.span(vid, "a.mp4", "vad", "too_short", "burst", 9.0, 9.1),  # outside VAD's speech seconds
+    ]
+    od._write(vid, [seg], rejects)
+    summary = VideoSummary(key=vid, video_id=vid, source="a.mp4", funnel=[FunnelCounts(stage="vad", count=1, seconds=7.5)])
+    _atomic_text(summary.model_dump_json(), od.marker(vid))
+    acc = accounting(od, od.summaries())
+    assert acc["kept_seconds"] == 3.0 and acc["accounted_seconds"] == 6.0 and acc["rejected_seconds"] == 3.0
+    assert acc["unaccounted_seconds"] == 1.5 and acc["accounted_fraction"] == 0.8 and acc["reconciles"] is False
+    assert acc["vad_dropped_seconds"] == pytest.approx(0.1)
+    assert acc["rejected_seconds_by_reason"] == {"no_active_speaker": 2.0, "no_transcript": pytest.approx(1.1)}
+
+
+def test_run_log_takes_library_warnings_off_the_terminal(tmp_path, capsys):
+    import logging
+    import warnings
+
+    from mikupal.engine.run_log import RunLog
+
+    with RunLog(tmp_path) as rl:
+        warnings.warn("a library's deprecation notice", DeprecationWarning)
+        logging.getLogger("ray.data").info("Starting execution of Dataset")
+        logging.getLogger("mikupal").warning("our own warning")
+    text = rl.path.read_text()
+    assert "a library's deprecation notice" in text and "Starting execution" in text and "our own warning" in text
+    assert "deprecation notice" not in capsys.readouterr().err
