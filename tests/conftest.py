@@ -22,7 +22,7 @@ SHARED = Path(os.environ.get("MIKUPAL_TEST_SHARED") or ROOT.parent / "shared")
 EXAMPLE_CLIP = ROOT / "examples" / "talking_face.mp4"
 SHIPPED_MODELS = ROOT / "tests" / "data" / "models"
 #: vr_face2..5 stand-ins: the example re-framed (different pixels, so a different content id)
-_VARIANTS = ("hflip", "crop=620:620:40:30,scale=700:700", "hflip,crop=640:640:30:30,scale=700:700", "eq=brightness=0.06")
+_VARIANTS = ("hflip", "crop=620:620:40:30,scale=700:700", "hflip,eq=brightness=-0.05", "eq=brightness=0.06")
 
 
 class _StandInMedia(type(Path())):
