@@ -2,8 +2,8 @@
 
 On a fresh clone without ../shared (MIKUPAL_TEST_SHARED=/nonexistent imitates one), `media` is
 built from the shipped example clip (examples/talking_face.mp4: itself as vr_face1.mp4, four
-re-framed copies as vr_face2..5, one real talking face each) and `models_dir` from the weights
-in tests/data/models, so the tests that need real media and weights still run."""
+re-framed copies as vr_face2..5, one real talking face each) and tests/data/media/jfk.flac, and
+`models_dir` from the weights in tests/data/models, so the tests that need real media and weights still run."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MIKUPAL_TEST_SHARED") or ROOT.parent / "shared")
 EXAMPLE_CLIP = ROOT / "examples" / "talking_face.mp4"
 SHIPPED_MODELS = ROOT / "tests" / "data" / "models"
+SHIPPED_MEDIA = ROOT / "tests" / "data" / "media"  # jfk.flac (MIT, as in openai/whisper's tests)
 #: vr_face2..5 stand-ins: the example re-framed (different pixels, so a different content id)
 _VARIANTS = ("hflip", "crop=620:620:40:30,scale=700:700", "hflip,eq=brightness=-0.05", "eq=brightness=0.06")
 
@@ -53,6 +54,8 @@ def shared(tmp_path_factory) -> Path:
     for i, vf in enumerate(_VARIANTS, start=2):
         subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(EXAMPLE_CLIP), "-vf", vf, "-c:v", "libx264",
                         "-preset", "ultrafast", "-crf", "26", "-c:a", "copy", str(d / f"vr_face{i}.mp4")], check=True, timeout=120)
+    for f in SHIPPED_MEDIA.glob("*.flac"):
+        shutil.copy(f, d / f.name)
     (root / "models").mkdir()
     for kind in SHIPPED_MODELS.iterdir():
         (root / "models" / kind.name).symlink_to(kind)
