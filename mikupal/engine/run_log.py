@@ -103,7 +103,7 @@ class RunLog:
 
 
 def _terminal_filter(record: logging.LogRecord) -> bool:
-    """On the terminal: mikupal's own warnings and errors; libraries' only when they are errors."""
+    """On the terminal: mikupal's own lines (at MIKUPAL_LOG_LEVEL); libraries' only when they are errors."""
     if record.name == "mikupal" or record.name.startswith("mikupal."):
-        return record.levelno >= logging.WARNING
+        return True
     return record.levelno >= logging.ERROR
