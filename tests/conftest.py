@@ -32,7 +32,7 @@ class _StandInMedia(type(Path())):
     def __truediv__(self, name):
         p = super().__truediv__(name)
         if not p.exists():
-            pytest.skip(f"{name} is only in ../shared/media")
+            pytest.skip(f"{name} is only in ../shared")
         return p
 
 
