@@ -149,7 +149,9 @@ def test_run_log_takes_library_warnings_off_the_terminal(tmp_path, capsys):
     from mikupal.engine.run_log import RunLog
 
     with RunLog(tmp_path) as rl:
-        warnings.warn("a library's deprecation notice", DeprecationWarning)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")  # whatever filters earlier tests left
+            warnings.warn("a library's deprecation notice", FutureWarning)
         logging.getLogger("ray.data").info("Starting execution of Dataset")
         logging.getLogger("mikupal").warning("our own warning")
     text = rl.path.read_text()
