@@ -5,9 +5,9 @@ line, `#` comments). Entries that cannot be opened become rejects here, before a
 
 Every file of an input folder is accounted for: video and audio files are inputs (audio-only
 ones are rejected at probe, `no_video_stream`), anything else is listed in `skipped` (`not_media`).
-A folder search never descends into the run's own output dir nor into any mikupal output (a
-folder holding the OUTPUT_MARKER file), and a list entry inside one is rejected: a dataset never
-reads its own clips back as new videos.
+A folder search never descends into what a mikupal output wrote (segments/, clips/, audio/ ... of
+the run's own output dir or of any folder holding the OUTPUT_MARKER file), and a list entry there
+is rejected: a dataset never reads its own clips back as new videos.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Optional
 from ..errors import UserError
 from ..ids import content_id, source_key
 from ..records import Reject
-from .lock import OUTPUT_MARKER
+from .lock import OUTPUT_FILES, OUTPUT_MARKER, OUTPUT_SUBDIRS
 
 MEDIA_EXTENSIONS = {
     ".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp",
@@ -48,32 +48,43 @@ class InputSet:
     skipped: list[SkippedFile] = field(default_factory=list)
 
 
+def _is_output(d: Path, outputs: list[Path]) -> bool:
+    return d in outputs or (d / OUTPUT_MARKER).is_file()
+
+
 def _inside_output(path: Path, outputs: list[Path]) -> Optional[Path]:
-    """The mikupal output dir `path` lies in (the run's own, or any folder with the marker), else None."""
+    """The mikupal output dir (the run's own, or any folder with the marker) whose written files
+    (segments/, clips/, audio/ ...) `path` lies in, else None."""
     try:
         resolved = path.resolve()
     except OSError:
         return None
-    for parent in [resolved, *resolved.parents]:
-        if parent in outputs or (parent / OUTPUT_MARKER).is_file():
+    for child, parent in zip([resolved, *resolved.parents], resolved.parents):
+        if child.name in OUTPUT_SUBDIRS and _is_output(parent, outputs):
             return parent
     return None
 
 
 def _walk_folder(root: Path, outputs: list[Path], skipped: list[SkippedFile]) -> list[str]:
-    """Media files under `root`, pruning output dirs; every other file goes to `skipped`."""
+    """Media files under `root`, never inside what a mikupal output wrote; every other file goes to `skipped`."""
     found = []
     seen: set[Path] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         d = Path(dirpath)
         real = d.resolve()
-        if real in outputs or OUTPUT_MARKER in filenames or real in seen:  # an output, or a symlink cycle
+        if real in seen:  # a symlink cycle
             dirnames[:] = []
             continue
         seen.add(real)
+        own = set()
+        if real in outputs or OUTPUT_MARKER in filenames:  # an output: its written parts are not input
+            dirnames[:] = [n for n in dirnames if n not in OUTPUT_SUBDIRS]
+            own = OUTPUT_FILES
         dirnames.sort()
         for name in sorted(filenames):
             q = d / name
+            if name in own:
+                continue
             if q.suffix.lower() in INPUT_EXTENSIONS:
                 found.append(str(q))
             else:
@@ -86,6 +97,10 @@ def _list_sources(spec: str, outputs: list[Path], skipped: list[SkippedFile]) ->
     if not p.exists():
         raise UserError(f"input not found: {spec}")
     if p.is_dir():
+        inside = _inside_output(p, outputs)
+        if inside is not None:
+            raise UserError(f"input folder {spec} is part of what the mikupal output {inside} wrote: "
+                            "choose an input folder outside its segments/, clips/, audio/ ...")
         found = _walk_folder(p, outputs, skipped)
         if not found:
             raise UserError(f"input folder has no media files ({', '.join(sorted(INPUT_EXTENSIONS))}): {spec}")

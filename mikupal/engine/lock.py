@@ -26,6 +26,9 @@ log = logging.getLogger("mikupal")
 
 LOCK_NAME = ".lock"
 OUTPUT_MARKER = ".mikupal-output"
+#: what a run writes into its output dir: never read as input (anything else there is the user's)
+OUTPUT_SUBDIRS = frozenset({"segments", "rejects", "audio", "clips", "debug", ".work", ".state", "logs", "labeler"})
+OUTPUT_FILES = frozenset({OUTPUT_MARKER, LOCK_NAME, "report.json", "report.html"})
 
 
 def mark_output(root: Path) -> None:

@@ -157,3 +157,16 @@ def test_run_log_takes_library_warnings_off_the_terminal(tmp_path, capsys):
     text = rl.path.read_text()
     assert "a library's deprecation notice" in text and "Starting execution" in text and "our own warning" in text
     assert "deprecation notice" not in capsys.readouterr().err
+
+
+def test_an_output_may_share_its_input_folder_but_its_written_parts_are_never_read(tmp_path):
+    _touch(tmp_path / "a.mp4", b"a" * 100)
+    _touch(tmp_path / "raw" / "b.mp4", b"c" * 100)
+    for written in ("clips/v1/s1.mp4", "audio/v1/s1.flac", ".work/v1/x.wav", "report.json"):
+        _touch(tmp_path / written, b"b" * 100)
+    mark_output(tmp_path)
+    got = expand_inputs(str(tmp_path), output=tmp_path)  # input=videos/ output=videos/
+    assert sorted(Path(s).name for s, _, _ in got.videos) == ["a.mp4", "b.mp4"] and got.skipped == []
+    assert len(expand_inputs(str(tmp_path / "raw"), output=tmp_path).videos) == 1  # the user's own folder in it
+    with pytest.raises(UserError, match="part of what the mikupal output"):
+        expand_inputs(str(tmp_path / "clips"), output=tmp_path / "new")
