@@ -27,5 +27,7 @@ def test_readme_quickstart_on_the_example(tmp_path, models_dir):
     report = json.loads((out / "report.json").read_text())
     assert sorted(Path(s["path"]).name for s in report["skipped_files"]) == ["README.md", "talking_face.LICENSE"]
     assert report["accounting"]["reconciles"], report["accounting"]
+    page = (out / "report.html").read_text()
+    assert "Skipped files (2, not media)" in page and "talking_face.LICENSE" in page
     logs = list((out / "logs").glob("run-*.log"))
     assert logs and "Starting execution" in logs[0].read_text()
