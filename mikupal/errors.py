@@ -12,3 +12,8 @@ class StageError(Exception):
         super().__init__(f"{reason}: {message}" if message else reason)
         self.reason = reason
         self.message = message or reason
+
+
+#: the reject reason a stage actor gives the items of a batch when a UserError (a missing model, a
+#: bad key) stopped it: the driver turns the first such item into the run's one-line error
+USER_ERROR_REASON = "user_error"

@@ -106,7 +106,7 @@ def status(cfg) -> list[ModelStatus]:
     local = wpath if wpath.is_dir() else Path(md) / "whisper" / cfg.asr.model
     out.append(ModelStatus("asr", cfg.asr.model, str(local), (local / "model.bin").is_file(), "Hugging Face hub (faster-whisper)"))
     if cfg.separation.kind == "mdx":
-        mp = Path(md) / "mdx" / cfg.separation.model
+        mp = resolve(Path(md) / "mdx", cfg.separation.model)
         out.append(ModelStatus("separation", cfg.separation.model, str(mp), mp.is_file(), "audio-separator model repository"))
     if cfg.speaker.kind != "none":
         file_entry("speaker", cfg.speaker.model)
@@ -119,3 +119,45 @@ def status(cfg) -> list[ModelStatus]:
         qpath = (qdir / P835_MODEL) if qdir else Path("speechmos") / "dnsmos_models" / P835_MODEL
         out.append(ModelStatus("quality", "dnsmos", str(qpath), qpath.is_file(), f"PyPI speechmos wheel ({OFFICIAL_SOURCE})"))
     return out
+
+
+def preflight(cfg) -> list[ModelStatus]:
+    """Every model file the configured run needs, resolved before any worker starts: present, or
+    fetched now when online. A missing one is a one-line UserError naming the file, the models dir
+    and where to get it, instead of a failure inside a stage actor minutes later."""
+    md = cfg.models_dir
+    offline = is_offline(cfg.offline)
+    rows = status(cfg)
+    for r in rows:
+        if r.present:
+            continue
+        if r.component == "asr":
+            if offline:
+                whisper_model(md, cfg.asr.model, offline=True)  # raises the one-line UserError
+            _download_whisper(cfg.asr.model, md)
+        elif r.component == "separation":
+            if offline:
+                raise UserError(
+                    f"separation model missing: {r.path} (models dir {md}; get {cfg.separation.model} with "
+                    f"`audio-separator --download_model_only -m {cfg.separation.model} --model_file_dir {Path(r.path).parent}`, "
+                    "or separation=none)"
+                )  # online, audio-separator downloads it into the models dir itself
+        else:
+            ensure_file(md, r.name, offline=offline)  # downloads it now, or raises the one-line UserError
+    return rows
+
+
+def _download_whisper(name: str, models_dir: str | os.PathLike) -> None:
+    """A whisper model by name, into the Hugging Face cache faster-whisper reads (online only)."""
+    if Path(os.path.expanduser(name)).is_dir():
+        return
+    try:
+        from faster_whisper.utils import download_model
+
+        download_model(name)
+    except Exception as e:  # noqa: BLE001 - hub errors come in many types; each is the same user problem
+        raise UserError(
+            f"whisper model '{name}' could not be downloaded ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+            f"put its CTranslate2 files in {Path(models_dir) / 'whisper' / name} (Hugging Face repo "
+            f"Systran/faster-whisper-{name}) and set MIKUPAL_MODELS_DIR, or go online"
+        ) from None

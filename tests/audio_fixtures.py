@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import socket
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("MIKUPAL_TEST_SHARED") or ROOT.parent / "shared")
 MEDIA = SHARED / "media"
 
 TINY_MDX = "tiny_mdx.onnx"
@@ -40,6 +41,8 @@ JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you
 
 def media_file(name: str) -> Path:
     p = MEDIA / name
+    if not p.is_file():  # a fresh clone: the few shipped with the tests
+        p = ROOT / "tests" / "data" / "media" / name
     if not p.is_file():
         pytest.skip(f"shared media {name} is not available")
     return p

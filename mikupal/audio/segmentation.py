@@ -15,6 +15,10 @@ that prefers sentence ends followed by a pause, then sentence ends, then pauses,
 punctuation, and avoids cutting between words that run together; every piece must be at most
 `max_seconds` long and pieces under `min_seconds` are dropped (`too_short`). A single word
 longer than `max_seconds` cannot be cut (`unsplittable`).
+
+Every second of a transcribed clip ends in an utterance or a reject span: what no whisper
+segment, utterance or other reject covers (whisper returned no words there, or the pause between
+two utterances) becomes a `no_transcript` span, so the report's funnel reconciles with VAD.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ _COST_CLAUSE = 1.0
 _COST_RUN_ON = 5.0
 _COST_SHORT_PIECE = 20.0  # plus _COST_SHORT_PER_SECOND per second of speech thrown away
 _COST_SHORT_PER_SECOND = 5.0
+MIN_GAP_SECONDS = 0.01  # an uncovered stretch shorter than this is rounding, not speech
 
 
 # ---------------------------------------------------------------- classification
@@ -186,6 +191,7 @@ def cut_utterances(
     rejects: list[Reject] = []
     allowed = {lang.lower() for lang in cfg.languages}
     for rt in transcripts:
+        n_seg, n_rej = len(segments), len(rejects)  # what this clip adds, for the gap check
         snr = None
         if regions is not None and 0 <= rt.region_index < len(regions):
             reg = regions[rt.region_index]
@@ -226,9 +232,23 @@ def cut_utterances(
         for run in runs:
             if run:
                 _cut_segments(video_id, source, rt, run, cfg, snr, segments, rejects)
+        covered = [(x.start, x.end) for x in segments[n_seg:]] + [(r.start, r.end) for r in rejects[n_rej:]]
+        rejects.extend(_uncovered(video_id, source, rt, covered))
     segments.sort(key=lambda s: s.start)
     rejects.sort(key=lambda r: (r.start if r.start is not None else -1.0))
     return segments, rejects
+
+
+def _uncovered(video_id: str, source: str, rt: RegionTranscript, covered: list[tuple[float, float]]) -> list[Reject]:
+    """`no_transcript` spans for the stretches of the clip that nothing above accounts for."""
+    out, pos = [], rt.start
+    for a, b in sorted(covered) + [(rt.end, rt.end)]:
+        if a - pos >= MIN_GAP_SECONDS:
+            out.append(_reject(video_id, source, "no_transcript",
+                               "no words transcribed in this stretch of detected speech (a pause or an untranscribed sound)",
+                               pos, min(a, rt.end)))
+        pos = max(pos, b)
+    return out
 
 
 def _cut_segments(

@@ -4,16 +4,19 @@ Rows are Arrow tables of `WorkItem`s: paths and time ranges travel, never decode
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Iterator, Optional
 
 import pyarrow as pa
 
 from ..config import EngineConfig, RunConfig
-from ..errors import UserError
+from ..errors import USER_ERROR_REASON, UserError
 from ..stages.base import FAULT_ENV, Stage, WorkItem
+from .run_log import quiet_consoles
 from .stages import runs_as_actor, stage_classes
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,17 @@ def init_ray(engine: EngineConfig) -> None:
         )
 
 
+@contextlib.contextmanager
+def _retry_args_accepted():
+    """Ray Data 2.60 (the newest on PyPI) deprecates passing remote args as **kwargs but names no
+    parameter for the bounded retries we pass (max_restarts, max_task_retries, max_retries); its
+    defaults retry forever, which would loop on a worker that always dies. Until a release names
+    them, they go through **kwargs and that one warning is not shown (pyproject keeps ray<2.64)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+        yield
+
+
 def _one_row_blocks(items: Iterator[WorkItem]) -> Iterator[pa.Table]:
     """Yield each item as its own block the moment the stage passes it on, so the utterances of one
     video spread over the whole pool, and the first ones are worked on while the fan-out is still
@@ -49,7 +63,10 @@ def _one_row_blocks(items: Iterator[WorkItem]) -> Iterator[pa.Table]:
 
 
 def _run_task(batch: pa.Table, cls: type[Stage], cfg: RunConfig, out_dir: str) -> Iterator[pa.Table]:
-    yield from _one_row_blocks(cls(cfg, out_dir).iter_batch(batch))
+    try:
+        yield from _one_row_blocks(cls(cfg, out_dir).iter_batch(batch))
+    except UserError as e:
+        yield from _one_row_blocks(_user_error_items(batch, cls.name, e))
 
 
 class _Secrets(dict):
@@ -81,7 +98,17 @@ class _StageActor:
             log.debug("%s setup failed in the actor's constructor; retried on the first item", stage.name, exc_info=True)
 
     def __call__(self, batch: pa.Table) -> Iterator[pa.Table]:
-        yield from _one_row_blocks(self.stage.iter_batch(batch))
+        try:
+            yield from _one_row_blocks(self.stage.iter_batch(batch))
+        except UserError as e:  # a run condition (a model that will not load): the driver stops the run
+            yield from _one_row_blocks(_user_error_items(batch, self.stage.name, e))
+
+
+def _user_error_items(batch: pa.Table, stage: str, error: UserError) -> Iterator[WorkItem]:
+    """The batch's items, each carrying the UserError: the driver raises it on the first one, so it
+    ends the run in its own line instead of killing the actor (a `worker_lost` reject)."""
+    for it in WorkItem.from_table(batch):
+        yield it.reject(stage, USER_ERROR_REASON, str(error))
 
 
 def _actor_class(cls: type[Stage]) -> type:
@@ -108,9 +135,10 @@ def _check_capacity(plans: list[tuple[str, float, float, int]], task_cpus: float
 
 def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[WorkItem]:
     import ray
-    from ray.data import DataContext
+    from ray.data import ActorPoolStrategy, DataContext
 
     init_ray(cfg.engine)
+    quiet_consoles()  # Ray and Ray Data set up their own console handlers: to OUT/logs/ instead
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.max_errored_blocks = -1  # a block lost to a dead worker must not end the run: the driver records it
@@ -149,26 +177,28 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
         if runs_as_actor(stage):
             pool = res.pool_size(cluster_gpus, cluster_cpus)
             plans.append((cls.name, res.num_cpus, res.num_gpus, pool))
-            ds = ds.map_batches(
-                _actor_class(cls),
-                fn_constructor_args=(cfg, str(out_dir), secrets),
-                batch_size=batch_size,
-                batch_format="pyarrow",
-                concurrency=pool,
-                max_restarts=cfg.engine.max_actor_restarts,
-                max_task_retries=cfg.engine.max_task_retries,
-                **remote,
-            )
+            with _retry_args_accepted():
+                ds = ds.map_batches(
+                    _actor_class(cls),
+                    fn_constructor_args=(cfg, str(out_dir), secrets),
+                    batch_size=batch_size,
+                    batch_format="pyarrow",
+                    compute=ActorPoolStrategy(size=pool),
+                    max_restarts=cfg.engine.max_actor_restarts,
+                    max_task_retries=cfg.engine.max_task_retries,
+                    **remote,
+                )
         else:
             task_cpus = max(task_cpus, res.num_cpus)
-            ds = ds.map_batches(
-                _run_task,
-                fn_args=(cls, cfg, str(out_dir)),
-                batch_size=batch_size,
-                batch_format="pyarrow",
-                max_retries=cfg.engine.max_task_retries,
-                **remote,
-            )
+            with _retry_args_accepted():
+                ds = ds.map_batches(
+                    _run_task,
+                    fn_args=(cls, cfg, str(out_dir)),
+                    batch_size=batch_size,
+                    batch_format="pyarrow",
+                    max_retries=cfg.engine.max_task_retries,
+                    **remote,
+                )
     _check_capacity(plans, task_cpus)
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
         yield from WorkItem.from_table(batch)

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 
 from ..config import RunConfig
-from ..errors import UserError
+from ..errors import USER_ERROR_REASON, UserError
 from ..ids import source_key
 from ..records import Reject
 from ..report.html import write_html
@@ -22,8 +22,10 @@ from ..report.summary import build_report, write_report
 from ..stages.base import DISK_FULL_ERRNOS, WorkItem
 from .collector import Collector, DiskFull, Progress, RunHalted
 from .commit import OutputDir
-from .inputs import expand_inputs
 from ..speaker.identity import write_global_speakers
+from .inputs import expand_inputs, write_skipped
+from .lock import OutputLock, mark_output
+from .run_log import RunLog
 
 log = logging.getLogger("mikupal")
 
@@ -80,10 +82,14 @@ def run(cfg: RunConfig, console=None) -> dict:
     if cfg.input and not Path(os.path.expanduser(cfg.input)).exists():
         raise UserError(f"input not found: {cfg.input}")  # before the key check: the first mistake first
     _check_labeler_key(cfg)
+    from ..models_dir import preflight
+
+    preflight(cfg)  # every model file the run needs (DNSMOS and the voice encoder too), before any worker starts
     if cfg.quality.kind == "dnsmos":  # a missing DNSMOS model stops the run here, not as per-item rejects
         from ..audio.quality import find_models
 
         find_models(cfg.quality.model_dir)
+    lock = OutputLock(cfg.output, "run")
     # a stop request (SIGTERM, SIGINT) ends the run between two commits: what is committed stays,
     # the rest is redone by the next run
     main = threading.current_thread() is threading.main_thread()  # handlers can only be set there
@@ -91,19 +97,24 @@ def run(cfg: RunConfig, console=None) -> dict:
     for s in old:
         signal.signal(s, _on_signal)
     try:
-        return _run(cfg, console)
+        lock.acquire()  # one writer per output dir: a second run is refused in one line
+        with RunLog(cfg.output):  # library chatter to OUT/logs/, the terminal stays quiet
+            return _run(cfg, console)
     except _Stop as e:
         raise Stopped(f"stopped by {e}: re-run the same command to resume (committed videos are kept)", 128 + e.signum) from None
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        lock.release()
 
 
 def _run(cfg: RunConfig, console=None) -> dict:
     t0 = time.perf_counter()
     out = OutputDir(cfg.output, cfg.dataset.sample_rate, cfg.speaker.cluster_similarity)
+    mark_output(out.root)  # never read back as input, by this run or another
     out.sweep_partials()
-    inputs = expand_inputs(cfg.input)
+    inputs = expand_inputs(cfg.input, output=out.root)
+    write_skipped(out.root, inputs.skipped)
 
     progress = Progress(videos_total=len(inputs.videos) + len(inputs.rejects))
     printer = _Printer(console, progress, enabled=cfg.engine.progress)
@@ -140,6 +151,7 @@ def _run(cfg: RunConfig, console=None) -> dict:
             if todo:
                 stream = engine_stream(cfg, out.root, todo)
                 for item in stream:
+                    _raise_user_error(item)
                     collector.add(item)
                     peak = max(peak, _peak_rss_mb())
         finally:
@@ -180,6 +192,14 @@ def _run(cfg: RunConfig, console=None) -> dict:
         log.warning("%d videos met a transient failure (a crash, a lost worker, the labeler API): re-run the same "
                     "command to redo them", len(retry))
     return report
+
+
+def _raise_user_error(item: WorkItem) -> None:
+    """A UserError inside a stage actor (a model that would not load) stops the run with its own
+    line; the video is not committed, so the next run redoes it."""
+    for r in item.rejects:
+        if r.reason == USER_ERROR_REASON:
+            raise UserError(r.message)
 
 
 def _check_labeler_key(cfg: RunConfig) -> None:

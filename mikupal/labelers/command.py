@@ -127,6 +127,13 @@ def label_command(overrides: list[str]) -> int:
     root = Path(os.path.expanduser(cfg.input))
     if not root.is_dir():
         raise UserError(f"input={cfg.input}: not a directory")
+    from ..engine.lock import OutputLock
+
+    with OutputLock(root, "label"):  # one writer per output: a concurrent run or label is refused
+        return _label_dir(cfg, root)
+
+
+def _label_dir(cfg, root: Path) -> int:
     if cfg.labeler.kind == "none":
         raise UserError("labeler=none: nothing to do (choose labeler=gemini or labeler=openai)")
     if cfg.labeler.batch and cfg.labeler.kind != "gemini":

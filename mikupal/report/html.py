@@ -175,7 +175,9 @@ table.heat th.vert{{vertical-align:bottom;padding:2px}} table.heat th.vert span{
 {per_source_section(report)}
 <h2>Reject reasons</h2>
 {_bars(reasons) if reasons else '<p>None.</p>'}
+{accounting_html(report)}
 {rejects_section(report)}
+{skipped_files_html(report)}
 {speakers_section(report)}
 {dnsmos_section(report)}
 <h2>Emotion distribution (primary)</h2>
@@ -184,6 +186,29 @@ table.heat th.vert{{vertical-align:bottom;padding:2px}} table.heat th.vert span{
 {segments_section(segments)}
 </body></html>
 """
+
+
+def accounting_html(report: dict) -> str:
+    """Where the VAD speech seconds went: kept, or a reject span by reason (the funnel reconciled)."""
+    acc = report.get("accounting")
+    if not acc:
+        return ""
+    rows = [("kept", acc["kept_seconds"], f"{acc['kept_seconds']:.1f} s")]
+    rows += [(f"rejected: {k}", v, f"{v:.1f} s") for k, v in acc.get("rejected_seconds_by_reason", {}).items()]
+    rows.append(("unaccounted", acc["unaccounted_seconds"], f"{acc['unaccounted_seconds']:.1f} s"))
+    return (f"<h2>Speech seconds accounted for ({100 * acc['accounted_fraction']:.1f}% of {acc['vad_seconds']:.1f} s "
+            f"of VAD speech)</h2>\n{_bars(rows)}")
+
+
+def skipped_files_html(report: dict) -> str:
+    """The files of the input folders that were not media, so none is passed over silently."""
+    skipped = report.get("skipped_files") or []
+    if not skipped:
+        return ""
+    items = "".join(f"<li><span class='mono'>{html.escape(s['path'])}</span> ({html.escape(s['reason'])})</li>"
+                    for s in skipped[:MAX_ROWS])
+    more = f"<p>Showing {MAX_ROWS} of {len(skipped)}.</p>" if len(skipped) > MAX_ROWS else ""
+    return f"<h2>Skipped files ({len(skipped)}, not media)</h2>\n{more}<ul>{items}</ul>"
 
 
 def write_html(root: Path, report: dict, segments: pa.Table) -> Path:

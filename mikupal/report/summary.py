@@ -10,6 +10,60 @@ from typing import Optional
 
 from ..engine.commit import FUNNEL_STAGES, OutputDir, VideoSummary
 from .sections import build_sections
+from ..engine.inputs import read_skipped
+
+#: the share of VAD speech seconds that kept segments and reject spans must explain
+ACCOUNTING_TOLERANCE = 0.02
+
+
+def _union_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of [start, end) intervals (overlaps counted once)."""
+    total, cur_s, cur_e = 0.0, None, None
+    for a, b in sorted(intervals):
+        if cur_e is None or a > cur_e:
+            if cur_e is not None:
+                total += cur_e - cur_s
+            cur_s, cur_e = a, b
+        else:
+            cur_e = max(cur_e, b)
+    if cur_e is not None:
+        total += cur_e - cur_s
+    return total
+
+
+def accounting(out: OutputDir, summaries: list[VideoSummary]) -> dict:
+    """Where every second of VAD speech went: into a kept segment or a reject span (any stage after
+    VAD, with its reason). VAD's own spans (bursts too short to be speech) lie outside its speech
+    seconds and are listed apart. `unaccounted_seconds` should be ~0: the funnel reconciles."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    kept: dict[str, list[tuple[float, float]]] = {}
+    seg = out.read_segments().select(["video_id", "start", "end"]).to_pylist()
+    for r in seg:
+        kept.setdefault(r["video_id"], []).append((r["start"], r["end"]))
+    by_reason: Counter = Counter()
+    vad_dropped = 0.0
+    for r in out.read_rejects().select(["video_id", "stage", "reason", "start", "end"]).to_pylist():
+        if r["start"] is None or r["end"] is None or r["end"] <= r["start"]:
+            continue
+        if r["stage"] == "vad":
+            vad_dropped += r["end"] - r["start"]
+            continue
+        spans.setdefault(r["video_id"], []).append((r["start"], r["end"]))
+        by_reason[r["reason"]] += r["end"] - r["start"]
+    vad = sum(f.seconds for s in summaries for f in s.funnel if f.stage == "vad")
+    kept_s = sum(_union_seconds(v) for v in kept.values())
+    accounted = sum(_union_seconds(kept.get(v, []) + spans.get(v, [])) for v in set(kept) | set(spans))
+    return {
+        "vad_seconds": round(vad, 3),
+        "kept_seconds": round(kept_s, 3),
+        "rejected_seconds": round(accounted - kept_s, 3),
+        "accounted_seconds": round(accounted, 3),
+        "unaccounted_seconds": round(max(0.0, vad - accounted), 3),
+        "accounted_fraction": round(accounted / vad, 4) if vad else 1.0,
+        "reconciles": (abs(vad - accounted) <= ACCOUNTING_TOLERANCE * vad) if vad else True,
+        "rejected_seconds_by_reason": {k: round(v, 3) for k, v in by_reason.most_common()},
+        "vad_dropped_seconds": round(vad_dropped, 3),
+    }
 
 
 def build_report(
@@ -70,6 +124,10 @@ def build_report(
     else:
         report["reject_reasons"] = []
     report.update(build_sections(out.root, summaries))
+    report["accounting"] = accounting(out, summaries)
+    skipped = read_skipped(out.root)
+    report["skipped_files_count"] = len(skipped)
+    report["skipped_files"] = skipped
     if config is not None:
         report["config"] = config
     return report

@@ -39,7 +39,12 @@ def inputs(tmp_path_factory, media) -> Path:
         (d / name).symlink_to(media / name)
     (d / "broken.mp4").write_text("not a video at all\n" * 100)
     (d / "empty.mp4").write_bytes(b"")
-    shutil.copy(media / "jfk.flac", d / "speech_only.mp4")  # audio only, under a video name
+    # audio only, under a video name (on a fresh clone: the example clip's own audio track)
+    if (Path(str(media)) / "jfk.flac").is_file():
+        shutil.copy(media / "jfk.flac", d / "speech_only.mp4")
+    else:
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(media / "vr_face1.mp4"), "-vn", "-c:a", "copy",
+                        "-f", "mp4", str(d / "speech_only.mp4")], check=True, timeout=60)
     return d
 
 

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from mikupal.audio.segmentation import classify_segment, cut_run, cut_utterances, video_reject_reason
+from mikupal.audio.segmentation import MIN_GAP_SECONDS, classify_segment, cut_run, video_reject_reason
+from mikupal.audio.segmentation import cut_utterances as _cut_utterances
 from mikupal.audio.transcribe import RegionTranscript, WhisperSegment
 from mikupal.config import SegmentConfig
 from mikupal.records import SpeechRegion, Word, segment_id
@@ -43,6 +44,24 @@ def rt(segments: list[WhisperSegment], start: float, end: float, lang: str = "en
 
 
 CFG = SegmentConfig()
+
+
+def cut_utterances(video_id, source, transcripts, cfg, regions=None):
+    """The real cut, checked for full accounting: every second of every clip lies in an utterance
+    or a reject span; returns the rejects other than the `no_transcript` gap fillers."""
+    segs, rejects = _cut_utterances(video_id, source, transcripts, cfg, regions)
+    for t in transcripts:
+        spans = sorted([(s.start, s.end) for s in segs] + [(r.start, r.end) for r in rejects])
+        pos = t.start
+        for a, b in spans:
+            if b <= t.start or a >= t.end:
+                continue
+            assert a - pos < MIN_GAP_SECONDS + 1e-6, f"{pos:.3f}..{a:.3f} of clip {t.start}..{t.end} is unaccounted"
+            pos = max(pos, b)
+        assert t.end - pos < MIN_GAP_SECONDS + 1e-6, f"{pos:.3f}..{t.end} of clip {t.start}..{t.end} is unaccounted"
+    gaps = [r for r in rejects if r.reason == "no_transcript"]
+    assert all(r.start is not None and r.end > r.start and r.stage == "asr" for r in gaps)
+    return segs, [r for r in rejects if r.reason != "no_transcript"]
 
 
 def check_invariants(segments, cfg=CFG):
