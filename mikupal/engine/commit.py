@@ -31,6 +31,7 @@ from pydantic import Field
 
 from ..ids import check_key
 from .. import media
+from ..reasons import RETRY_REASONS, RUN_LEVEL_REASONS  # which rejects are redone, which stop the run
 from ..records import DatasetSegment, Record, Reject, Speaker
 from ..speaker.identity import SegmentVoice, mean_embedding, speaker_ids
 from ..stages.base import StageTime, WorkItem
@@ -67,20 +68,6 @@ class VideoSummary(Record):
 FUNNEL_STAGES = ("input", "probe", "vad", "segments", "vision", "label")
 PENDING_DIR = Path("labeler") / "pending"
 
-#: reasons that say nothing about the data (a crash, a full disk, a lost worker, a flaky, garbled or
-#: unpaid labeler API): a video with such a reject is committed with final=False, so the next run
-#: redoes it instead of skipping it, and a resumed run ends equal to one that never met the fault
-RETRY_REASONS = frozenset({
-    "stage_error", "out_of_memory", "worker_lost", "disk_full",
-    "labeler_rate_limited", "labeler_server_error", "labeler_timeout", "labeler_connection_error",
-    "labeler_invalid_output", "labeler_auth_error", "budget_exhausted",
-    "labeler_model_not_found", "labeler_quota_exhausted",
-})
-#: reasons about the run, not the item (the labeler's key, model or daily quota): the driver stops
-#: the run on the first one (`collector.RunHalted`) and commits nothing more, so they never become
-#: rejects; the re-run redoes every uncommitted video. Final labeler rejects are about the segment's
-#: own data only (safety block, missing media, a request the service refused for that clip).
-RUN_LEVEL_REASONS = frozenset({"labeler_auth_error", "labeler_model_not_found", "labeler_quota_exhausted"})
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:

@@ -21,14 +21,12 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import UserError
+from ..layout import LOCK as LOCK_NAME
+from ..layout import MARKER as OUTPUT_MARKER
+from ..layout import WRITTEN_DIRS as OUTPUT_SUBDIRS
+from ..layout import WRITTEN_FILES as OUTPUT_FILES
 
 log = logging.getLogger("mikupal")
-
-LOCK_NAME = ".lock"
-OUTPUT_MARKER = ".mikupal-output"
-#: what a run writes into its output dir: never read as input (anything else there is the user's)
-OUTPUT_SUBDIRS = frozenset({"segments", "rejects", "audio", "clips", "debug", ".work", ".state", "logs", "labeler"})
-OUTPUT_FILES = frozenset({OUTPUT_MARKER, LOCK_NAME, "report.json", "report.html"})
 
 
 def mark_output(root: Path) -> None:

@@ -43,7 +43,7 @@ def test_a_model_that_will_not_load_in_an_actor_stops_the_run(tmp_path, media, m
     ends the run with its own message, and nothing is committed as a reject."""
     models = tmp_path / "models"
     models.mkdir()
-    for kind in ("light-asd", "lr-asd", "yunet"):
+    for kind in ("light-asd", "lr-asd", "yunet", "ge2e"):
         if (models_dir / kind).exists():
             (models / kind).symlink_to((models_dir / kind).resolve())
     bad = models / "whisper" / "tiny.en"
