@@ -17,7 +17,7 @@ from ..config import EngineConfig, RunConfig
 from ..errors import USER_ERROR_REASON, UserError
 from ..stages.base import FAULT_ENV, Stage, WorkItem
 from .run_log import quiet_consoles
-from .stages import runs_as_actor, stage_classes
+from .stages import stage_classes
 
 log = logging.getLogger(__name__)
 
@@ -154,27 +154,14 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
     for cls in stage_classes(cfg):
         stage = cls(cfg, out_dir)
         res = stage.resources
-        if cls.level == "video":
-            batch_size = 1
-        elif cls.name == "label":
-            batch_size = res.batch_size or max(1, cfg.labeler.concurrency)
-        else:
-            batch_size = res.batch_size or 1
+        batch_size = 1 if cls.level == "video" else stage.batch_size  # videos: one per call, they fan out
         remote = {"num_cpus": res.num_cpus}
         if res.num_gpus:
             remote["num_gpus"] = res.num_gpus
-        secrets = None
-        if cls.name == "label":
-            # workers started before this run (a shared cluster) don't have the driver's env: the
-            # key travels with the actor's constructor arguments, never in our config, rows, files
-            # or Ray's runtime_env (logged)
-            from ..labelers.budget import LIMITS_ENV  # the run's shared budget actor, by name
-
-            secrets = _Secrets({k: os.environ[k] for k in (cfg.labeler.api_key_env, "GOOGLE_GEMINI_BASE_URL", LIMITS_ENV)
-                                if os.environ.get(k)})
+        secrets = _Secrets({k: os.environ[k] for k in stage.secret_env() if os.environ.get(k)}) or None
         if os.environ.get(FAULT_ENV):  # test-only fault injection (stages/base.py), off unless set
             remote["runtime_env"] = {"env_vars": {FAULT_ENV: os.environ[FAULT_ENV]}}
-        if runs_as_actor(stage):
+        if stage.holds_model:
             pool = res.pool_size(cluster_gpus, cluster_cpus)
             plans.append((cls.name, res.num_cpus, res.num_gpus, pool))
             with _retry_args_accepted():
@@ -209,7 +196,7 @@ def placement_plan(cfg: RunConfig, cluster_gpus: float, cluster_cpus: float) -> 
     plan = []
     for cls in stage_classes(cfg):
         stage = cls(cfg, "/tmp")
-        res, actor = stage.resources, runs_as_actor(stage)
+        res, actor = stage.resources, stage.holds_model
         plan.append(
             {
                 "stage": cls.name,

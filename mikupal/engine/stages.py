@@ -25,16 +25,3 @@ def stage_classes(cfg: RunConfig) -> list[type[Stage]]:
     if cfg.labeler.kind != "none":
         classes.append(LabelStage)
     return classes
-
-
-#: stages that hold models: Ray runs them as actor pools (the model loads once per actor)
-ACTOR_STAGES = {"separate", "asr", "speaker", "vision", "quality", "label"}
-
-
-def runs_as_actor(stage: Stage) -> bool:
-    """A stage with a model to keep loaded runs as an actor pool; the rest as tasks, which Ray Data
-    fuses with their neighbours (no actor start-up, no hand-over between operators). Separation
-    with `separation=none` only decodes the audio: a task."""
-    if stage.name == "separate":
-        return stage.cfg.separation.kind != "none"
-    return stage.name in ACTOR_STAGES

@@ -20,6 +20,7 @@ from .base import Stage, WorkItem
 
 class AsrStage(Stage):
     name = "asr"
+    holds_model = True
     level = "video"  # consumes videos, emits segments
     fans_out = True
 

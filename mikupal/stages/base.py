@@ -199,6 +199,22 @@ class Stage(ABC):
     def resources(self) -> Resources:
         return Resources()
 
+    # what executors read to run a stage; none of them ever looks at a stage's name
+
+    #: the stage keeps a model loaded: executors run it as a pool of long-lived workers (Ray
+    #: actors), so the model loads once per worker; other stages run as tasks Ray may fuse
+    holds_model: bool = False
+
+    @property
+    def batch_size(self) -> int:
+        """Items per call: `resources.batch_size`, else 1 (one utterance at a time)."""
+        return self.resources.batch_size or 1
+
+    def secret_env(self) -> list[str]:
+        """Environment variables (names) the stage's workers need that must never be written to
+        config, rows, files or Ray's logged runtime_env: they travel with the worker's constructor."""
+        return []
+
     @property
     def work_dir(self) -> Path:
         """Scratch space for intermediate media (separated vocals ...), removed after commit."""

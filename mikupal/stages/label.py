@@ -64,6 +64,20 @@ class LoopThread:
 
 class LabelStage(Stage):
     name = "label"
+    holds_model = True  # the client, its connection pool and the budget handle live in the worker
+
+    @property
+    def batch_size(self) -> int:
+        """Requests are sent concurrently within a batch: as many items as requests in flight."""
+        return self.resources.batch_size or max(1, self.cfg.labeler.concurrency)
+
+    def secret_env(self) -> list[str]:
+        # workers started before this run (a shared cluster) don't have the driver's env: the key
+        # travels with the actor's constructor arguments, never in our config, rows, files or
+        # Ray's runtime_env (logged); LIMITS_ENV names the run's shared budget actor
+        from ..labelers.budget import LIMITS_ENV
+
+        return [self.cfg.labeler.api_key_env, "GOOGLE_GEMINI_BASE_URL", LIMITS_ENV]
     level = "segment"
 
     def __init__(self, cfg, output_dir, threads=None):

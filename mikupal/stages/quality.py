@@ -23,6 +23,7 @@ CHECKS = (("ovrl", "min_ovrl", "dnsmos_ovrl"), ("sig", "min_sig", "dnsmos_sig"),
 
 class QualityStage(Stage):
     name = "quality"
+    holds_model = True
     level = "segment"
 
     scorer: Optional[Dnsmos] = None

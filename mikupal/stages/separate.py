@@ -13,6 +13,11 @@ from .base import Stage, WorkItem
 
 class SeparateStage(Stage):
     name = "separate"
+
+    @property
+    def holds_model(self) -> bool:
+        """MDX-Net stays loaded in a worker; with `separation=none` it only decodes audio: a task."""
+        return self.cfg.separation.kind != "none"
     level = "video"
 
     separator: Optional[VocalSeparator] = None

@@ -23,6 +23,7 @@ from .base import Stage, WorkItem
 
 class SpeakerStage(Stage):
     name = "speaker"
+    holds_model = True
     level = "segment"
 
     encoder: Optional[VoiceEncoder] = None

@@ -31,6 +31,7 @@ from .base import Stage, WorkItem
 
 class VisionStage(Stage):
     name = "vision"
+    holds_model = True
     level = "segment"
 
     def __init__(self, cfg, output_dir, threads=None):

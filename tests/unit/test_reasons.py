@@ -64,3 +64,15 @@ def test_finality_sets():
     from mikupal.engine import commit
 
     assert commit.RETRY_REASONS == RETRY_REASONS and commit.RUN_LEVEL_REASONS == RUN_LEVEL_REASONS
+
+
+def test_executors_never_name_a_stage():
+    """The engines read what a stage declares (holds_model, batch_size, secret_env, resources)."""
+    from mikupal.config import compose
+    from mikupal.engine.stages import stage_classes
+
+    names = {c.name for c in stage_classes(compose(["labeler=openai"]))}
+    for mod in ("ray_pipeline.py", "sequential.py", "collector.py", "run.py"):
+        tree = ast.parse((PKG / "engine" / mod).read_text(encoding="utf-8"))
+        named = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value in names}
+        assert not named, f"engine/{mod} names stages {named}"
