@@ -6,6 +6,7 @@ JSON to benchmarks/results/. `python -m benchmarks.summary` turns the JSON into
 benchmarks/README.md's tables and plots.
 
     python -m benchmarks.pipeline speed --minutes 5       # + decode-only limit + naive reference
+    python -m benchmarks.pipeline speed --set quality.kind=none   # a variant
     python -m benchmarks.pipeline scaling --minutes 10 60
     python -m benchmarks.pipeline parallel --minutes 5    # Ray pipeline vs sequential engine
     python -m benchmarks.pipeline sweep --minutes 5       # Hydra multirun over pool sizes
@@ -175,7 +176,11 @@ def save(name: str, data: dict) -> Path:
 def cmd_speed(a) -> None:
     inp = long_input(a.minutes)
     with tempfile.TemporaryDirectory() as tmp:
-        run = mikupal_run(inp, Path(tmp) / "out")
+        run = mikupal_run(inp, Path(tmp) / "out", *a.set)
+    if a.set:  # a variant: the run alone, under its own name
+        save(f"speed_{a.minutes}min_" + "_".join(s.replace("=", "-").replace(".", "-") for s in a.set),
+             {"input": inp.name, "minutes": a.minutes, "overrides": a.set, "run": run})
+        return
     save(f"speed_{a.minutes}min", {"input": inp.name, "minutes": a.minutes, "run": run, "decode_only": decode_only(inp),
                                    "naive_reference": naive_reference(inp)})
 
@@ -277,6 +282,8 @@ def main() -> None:
             p.add_argument("--models", nargs="+", default=list(COST_MODELS))
         if name == "sweep":
             p.add_argument("--values", default="1,2")
+        if name == "speed":
+            p.add_argument("--set", nargs="*", default=[], help="config overrides of a variant, e.g. quality.kind=none")
     a = ap.parse_args()
     a.fn(a)
 

@@ -134,13 +134,14 @@ class Dnsmos:
     def score(self, audio: np.ndarray, sr: int = SAMPLE_RATE, max_windows: Optional[int] = None) -> DnsmosScores:
         """Mean scores over the reference's windows of a mono float signal at 16 kHz (clipped to
         [-1, 1]). With `max_windows`, a signal shorter than one window (so repeated to fill it)
-        is scored on that many of its windows, evenly spaced (`spread`); a longer one on all."""
+        is scored on that many of its windows, evenly spaced (`spread`); a longer one on at least
+        its first and last (9.01 s each at a 1 s hop: together they cover every sample of it)."""
         if sr != SAMPLE_RATE:
             raise ValueError(f"DNSMOS needs {SAMPLE_RATE} Hz audio, got {sr}")
         audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
         chosen = windows(audio, sr)
-        if len(audio) < int(WINDOW_SECONDS * sr):
-            chosen = spread(chosen, max_windows)
+        if max_windows is not None:
+            chosen = spread(chosen, max_windows if len(audio) < int(WINDOW_SECONDS * sr) else max(2, max_windows))
         per = [self.score_window(w) for w in chosen]
 
         def mean(name: str) -> float:

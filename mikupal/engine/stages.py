@@ -19,9 +19,9 @@ def stage_classes(cfg: RunConfig) -> list[type[Stage]]:
     classes: list[type[Stage]] = [ProbeStage, SeparateStage, VadStage, AsrStage]
     if cfg.speaker.kind != "none":
         classes.append(SpeakerStage)
-    classes.append(VisionStage)
-    if cfg.quality.kind != "none":
+    if cfg.quality.kind != "none":  # cheap: before vision, so what it drops costs no vision work
         classes.append(QualityStage)
+    classes.append(VisionStage)
     if cfg.labeler.kind != "none":
         classes.append(LabelStage)
     return classes

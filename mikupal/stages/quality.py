@@ -2,8 +2,9 @@
 
 It scores the 16 kHz analysis audio (`item.analysis_path`): the separated vocals resampled to
 16 kHz, the rate DNSMOS was trained at (with `separation=none`, the mixture). It runs after the
-vision stage, so only utterances with a visible speaker are scored, and before the labeler, so no
-request is paid for an utterance that quality drops.
+speaker stage (each voice's piece is scored on its own) and before the vision stage: an utterance
+costs DNSMOS about a fifth of what vision costs it, so what quality drops never reaches vision (or
+the labeler). A piece the vision stage cuts out later keeps its utterance's scores.
 """
 
 from __future__ import annotations
