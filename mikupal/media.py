@@ -18,6 +18,7 @@ from typing import Iterator, Optional
 import av
 import numpy as np
 
+from . import atomic
 from .errors import StageError
 from .ids import content_id
 from .records import SourceVideo, StreamInfo
@@ -367,12 +368,9 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) ->
     """Write FLAC (lossless) atomically; `audio` is [n] or [channels, n] float32."""
     import soundfile as sf
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = audio.T if audio.ndim == 2 else audio
-    tmp = path.with_name(path.name + ".part")
-    sf.write(str(tmp), np.clip(data, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
-    os.replace(tmp, path)
+    with atomic.replacing(path, ".part") as tmp:
+        sf.write(str(tmp), np.clip(data, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
 
 
 def write_clip(
@@ -386,9 +384,12 @@ def write_clip(
 ) -> None:
     """Mux BGR frames (H.264, yuv420p) with mono audio (AAC) into an MP4, atomically. `threads`:
     encoder threads (None = x264's choice; 1 costs a third less CPU on small clips)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part.mp4")
+    with atomic.replacing(path, ".part.mp4") as tmp:
+        _mux_clip(tmp, frames, fps, audio, sample_rate, crf, threads)
+
+
+def _mux_clip(tmp: Path, frames: list[np.ndarray], fps: float, audio: Optional[np.ndarray], sample_rate: int,
+              crf: int, threads: Optional[int]) -> None:
     h, w = frames[0].shape[:2]
     with av.open(str(tmp), "w", format="mp4") as out:
         vs = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
@@ -415,7 +416,6 @@ def write_clip(
                 out.mux(pkt)
             for pkt in aus.encode(None):
                 out.mux(pkt)
-    os.replace(tmp, path)
 
 
 def frame_at(path: str | os.PathLike, t: float) -> Optional[np.ndarray]:
@@ -428,14 +428,10 @@ def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 90) -
     """Write a BGR image as JPEG, atomically."""
     import cv2
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
-        raise OSError(f"could not encode {path.name}")
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
+        raise OSError(f"could not encode {Path(path).name}")
+    atomic.write_bytes(path, buf.tobytes())
 
 
 # ---------------------------------------------------------------- what the labelers send

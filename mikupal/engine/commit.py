@@ -18,11 +18,10 @@ after a re-run, in exactly the rows of an uninterrupted run.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +29,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from ..ids import check_key
-from .. import media
+from .. import atomic, media
 from ..reasons import RETRY_REASONS, RUN_LEVEL_REASONS  # which rejects are redone, which stop the run
 from ..records import DatasetSegment, Record, Reject, Speaker
 from ..speaker.identity import SegmentVoice, mean_embedding, speaker_ids
@@ -71,30 +70,11 @@ PENDING_DIR = Path("labeler") / "pending"
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk must not keep the half-written file's space
-        raise
+    atomic.write_parquet(table, path)
 
 
 def _atomic_text(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic.write_text(path, text)
 
 
 def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:

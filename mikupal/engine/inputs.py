@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .. import atomic
 from ..errors import UserError
 from ..ids import content_id, source_key
 from ..records import Reject
@@ -169,10 +170,7 @@ SKIPPED_FILE = Path(".state") / "skipped_files.json"
 def write_skipped(root: Path, skipped: list[SkippedFile]) -> None:
     """The latest run's skip list, read back by the report (which is rebuilt from files)."""
     path = Path(root) / SKIPPED_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps([asdict(s) for s in skipped], indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps([asdict(s) for s in skipped], indent=1))
 
 
 def read_skipped(root: Path) -> list[dict]:

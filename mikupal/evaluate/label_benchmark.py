@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 
 from mikupal.config import RunConfig
 from mikupal.errors import UserError
+from mikupal import atomic
 from mikupal.evaluate.datasets import iemocap, meld, table
 from mikupal.labelers.requests import context_turns as dialogue_context
 from mikupal.taxonomy import Category, Taxonomy, TaxonomyError, load_taxonomy
@@ -443,10 +444,7 @@ class PredictionStore:
         df = self.frame()
         for col in (PRED_COLUMN, "reason", "message", "labeler_model", "rationale", "media"):
             df[col] = df[col].astype("string")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
-        os.replace(tmp, self.path)
+        atomic.write_parquet(pa.Table.from_pandas(df, preserve_index=False), self.path, compression="snappy", unique=True)
 
 
 def _is_missing(v: Any) -> bool:

@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from .. import atomic
 from .base import (
     AUTH_ERROR,
     BAD_REQUEST,
@@ -52,16 +53,14 @@ def write_requests(path: str | os.PathLike, labeler, requests: Iterable[LabelReq
     """Write the Batch API JSONL (atomically); return the number of lines."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     k = labeler.cfg.samples
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic.replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for req in requests:
             for i in range(k):
                 line = {"key": batch_key(req.segment_id, i, k), "request": labeler.request_json(req, i)}
                 f.write(json.dumps(line, ensure_ascii=False) + "\n")
                 n += 1
-    os.replace(tmp, path)
     return n
 
 

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-import pyarrow.parquet as pq
 
+from .. import atomic
 from ..config import RunConfig, compose
 from ..errors import UserError
 from ..records import Reject
@@ -61,9 +61,7 @@ def _write_rejects(root: Path, ds: LabelDataset, failed: list[tuple[dict[str, An
         )
         for row, res in failed
     ]
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(Reject.to_table(rejects), tmp)
-    os.replace(tmp, path)
+    atomic.write_parquet(Reject.to_table(rejects), path, compression="snappy")
     return path
 
 

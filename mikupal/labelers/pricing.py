@@ -19,9 +19,9 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
+from .. import atomic
 from ..config import Price
 from .base import Usage
 
@@ -143,8 +143,4 @@ class RunCost:
 
     def write_json(self, path: str | os.PathLike) -> None:
         """Atomically write the report (tmp + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        atomic.write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")

@@ -20,7 +20,6 @@ columns); segments/ is not touched. Resumable: ids already in that folder are sk
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections import defaultdict
@@ -31,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import atomic
 from ..config import RunConfig
 from ..errors import UserError
 from .base import LabelRequest
@@ -42,10 +42,7 @@ LABELS = Path("labels")
 
 
 def _atomic(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    atomic.write_parquet(table, path, compression="snappy", unique=True)
 
 
 def _filled(rows: list[dict[str, Any]], names: set[str], done: dict[str, Any]) -> list[dict[str, Any]]:
@@ -223,6 +220,4 @@ class LabelDataset:
             if f.stage == "label":
                 f.count += len(rows)
                 f.seconds += seconds
-        tmp = marker.with_name(marker.name + ".tmp")
-        tmp.write_text(s.model_dump_json(), encoding="utf-8")
-        os.replace(tmp, marker)
+        atomic.write_text(marker, s.model_dump_json())

@@ -146,9 +146,7 @@ def write_global_speakers(out_root, global_similarity: float) -> int:
     links = link_across_videos([(s.speaker_id, s.embedding) for s in rows], global_similarity)
     table = GlobalSpeaker.to_table([GlobalSpeaker(speaker_id=s.speaker_id, video_id=s.video_id, global_speaker_id=links[s.speaker_id] or "")
                                     for s in rows])
-    tmp = target.with_name(target.name + ".tmp")
-    pq.write_table(table, tmp)
-    import os
+    from .. import atomic
 
-    os.replace(tmp, target)
+    atomic.write_parquet(table, target)
     return len({g for g in links.values() if g})
