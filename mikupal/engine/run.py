@@ -124,22 +124,7 @@ def _run(cfg: RunConfig, console=None) -> dict:
     stream = None
     peak = 0.0
     try:
-        for rej in inputs.rejects:
-            if not out.is_done(rej.item_id):
-                collector.record(out.commit_rejects(rej.item_id, [rej], rej.source, rej.video_id))
-                collector.committed.add(rej.item_id)
-            else:
-                progress.videos_done += 1
-        for src, path, vid in inputs.videos:
-            stale = source_key(src)  # this source was missing or a duplicate in an earlier run
-            if out.marker(stale).exists():
-                out.clear_unfinished(stale)
-            if out.is_done(vid):
-                progress.videos_done += 1
-                continue
-            out.clear_unfinished(vid)
-            todo.append(WorkItem(source=src, path=path, video_id=vid))
-
+        todo = _plan(out, inputs, collector, progress)
         if cfg.engine.kind == "ray" and todo:
             from .ray_pipeline import stream as engine_stream
         else:
@@ -161,16 +146,7 @@ def _run(cfg: RunConfig, console=None) -> dict:
             if limits is not None:
                 _close_limits(limits, out.root)
 
-        # Anything the pipeline lost (a worker died for good) is recorded, and redone by the next run.
-        for it in todo:
-            if it.video_id not in collector.committed:
-                pending = collector.pending.pop(it.video_id, {})
-                rej = Reject(
-                    item_id=it.video_id, video_id=it.video_id, source=it.source, stage="engine", reason="worker_lost",
-                    message=f"the pipeline lost this video ({len(pending)} of its items arrived); re-run to retry",
-                )
-                collector.record(out.commit_rejects(it.video_id, [rej], it.source, it.video_id, final=False))
-
+        _record_lost(todo, out, collector)
         wall = time.perf_counter() - t0
         processed = {it.video_id for it in todo} | {r.item_id for r in inputs.rejects}
         write_global_speakers(out.root, cfg.speaker.global_similarity)
@@ -192,6 +168,40 @@ def _run(cfg: RunConfig, console=None) -> dict:
         log.warning("%d videos met a transient failure (a crash, a lost worker, the labeler API): re-run the same "
                     "command to redo them", len(retry))
     return report
+
+
+def _plan(out: OutputDir, inputs, collector: Collector, progress: Progress) -> list[WorkItem]:
+    """Commit the inputs rejected before any stage, skip what is committed, clear what a crashed
+    attempt left, and return the videos to run."""
+    todo: list[WorkItem] = []
+    for rej in inputs.rejects:
+        if not out.is_done(rej.item_id):
+            collector.record(out.commit_rejects(rej.item_id, [rej], rej.source, rej.video_id))
+            collector.committed.add(rej.item_id)
+        else:
+            progress.videos_done += 1
+    for src, path, vid in inputs.videos:
+        stale = source_key(src)  # this source was missing or a duplicate in an earlier run
+        if out.marker(stale).exists():
+            out.clear_unfinished(stale)
+        if out.is_done(vid):
+            progress.videos_done += 1
+            continue
+        out.clear_unfinished(vid)
+        todo.append(WorkItem(source=src, path=path, video_id=vid))
+    return todo
+
+
+def _record_lost(todo: list[WorkItem], out: OutputDir, collector: Collector) -> None:
+    """Anything the pipeline lost (a worker died for good) is recorded, and redone by the next run."""
+    for it in todo:
+        if it.video_id not in collector.committed:
+            pending = collector.pending.pop(it.video_id, {})
+            rej = Reject(
+                item_id=it.video_id, video_id=it.video_id, source=it.source, stage="engine", reason="worker_lost",
+                message=f"the pipeline lost this video ({len(pending)} of its items arrived); re-run to retry",
+            )
+            collector.record(out.commit_rejects(it.video_id, [rej], it.source, it.video_id, final=False))
 
 
 def _raise_user_error(item: WorkItem) -> None:
