@@ -66,7 +66,8 @@ def rejects_section(report: dict) -> str:
     rows = []
     for g in report.get("reject_examples", []):
         spans = "<br>".join(html.escape(_span_text(e)) for e in g["examples"])
-        rows.append(f"<tr><td>{html.escape(g['stage'])}</td><td>{html.escape(g['reason'])}</td>"
+        meaning = html.escape(g.get("meaning") or "", quote=True)
+        rows.append(f"<tr><td>{html.escape(g['stage'])}</td><td title=\"{meaning}\">{html.escape(g['reason'])}</td>"
                     f"<td class='num'>{g['count']}</td><td class='num'>{g['seconds']:.1f}</td><td>{spans}</td></tr>")
     if not rows:
         return "<h2>Rejects</h2><p>None.</p>"

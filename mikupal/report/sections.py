@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..dataset.rows import load_segments, load_speakers, read_parquet_dir, speaker_of
+from ..reasons import REASONS
 
 EXAMPLES_PER_REASON = 3
 DNSMOS_BIN = 0.25
@@ -54,7 +55,8 @@ def reject_examples(rejects: Rows) -> list[dict[str, Any]]:
     for (stage, reason), rs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
         spans = sorted(rs, key=lambda r: (r["source"], r.get("start") or 0.0))[:EXAMPLES_PER_REASON]
         out.append({
-            "stage": stage, "reason": reason, "count": len(rs), "seconds": round(sum(_span_seconds(r) for r in rs), 3),
+            "stage": stage, "reason": reason, "meaning": REASONS[reason].meaning if reason in REASONS else "",
+            "count": len(rs), "seconds": round(sum(_span_seconds(r) for r in rs), 3),
             "examples": [{"source": os.path.basename(r["source"]), "start": r.get("start"), "end": r.get("end"),
                           "message": r.get("message") or ""} for r in spans],
         })

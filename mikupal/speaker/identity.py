@@ -137,9 +137,11 @@ def write_global_speakers(out_root, global_similarity: float) -> int:
 
     from ..records import GlobalSpeaker, Speaker
 
-    files = sorted((Path(out_root) / "speakers").glob("*.parquet"))
+    from .. import layout
+
+    files = sorted((Path(out_root) / layout.SPEAKERS).glob("*.parquet"))
     rows = [s for f in files for s in Speaker.from_table(pq.read_table(f))]
-    target = Path(out_root) / "global_speakers.parquet"
+    target = Path(out_root) / layout.GLOBAL_SPEAKERS
     if not rows:
         target.unlink(missing_ok=True)
         return 0

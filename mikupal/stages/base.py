@@ -22,6 +22,7 @@ from typing import ClassVar, Iterable, Iterator, Literal, Optional
 import pyarrow as pa
 from pydantic import Field
 
+from .. import layout
 from ..config import Resources, RunConfig
 from ..errors import StageError
 from ..records import (
@@ -218,7 +219,16 @@ class Stage(ABC):
     @property
     def work_dir(self) -> Path:
         """Scratch space for intermediate media (separated vocals ...), removed after commit."""
-        return self.output_dir / ".work"
+        return self.output_dir / layout.WORK
+
+    def device(self) -> str:
+        """"cuda" when the stage asks for a GPU and one is there, else "cpu"."""
+        if self.resources.num_gpus > 0:
+            import torch
+
+            if torch.cuda.is_available():
+                return "cuda"
+        return "cpu"
 
     def setup(self) -> None:
         """Load models. Called once per worker, before the first item."""

@@ -36,12 +36,7 @@ class SpeakerStage(Stage):
         sc = self.cfg.speaker
         path = ensure_file(self.cfg.models_dir, sc.model, self.cfg.offline)
         self.limit_threads()
-        device = "cpu"
-        if self.resources.num_gpus > 0:
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.encoder = VoiceEncoder.load(path, device)
+        self.encoder = VoiceEncoder.load(path, self.device())
 
     def process(self, item: WorkItem) -> list[WorkItem]:
         seg = item.segment

@@ -49,14 +49,6 @@ class VisionStage(Stage):
     def resources(self) -> Resources:
         return self.cfg.faces.resources.widest(self.cfg.asd.resources)
 
-    def _device(self) -> str:
-        if self.resources.num_gpus > 0:
-            import torch
-
-            if torch.cuda.is_available():
-                return "cuda"
-        return "cpu"
-
     def setup(self) -> None:
         from ..vision.asd import ActiveSpeakerModel
         from ..vision.faces import load_face_detector
@@ -64,7 +56,7 @@ class VisionStage(Stage):
         fc, ac = self.cfg.faces, self.cfg.asd
         det_path = ensure_file(self.cfg.models_dir, fc.model, self.cfg.offline)
         asd_path = ensure_file(self.cfg.models_dir, ac.model, self.cfg.offline)
-        device = self._device()
+        device = self.device()
         self.limit_threads()
         if fc.kind == "yunet":
             self.detector = load_face_detector("yunet", det_path, score_threshold=fc.score_threshold, input_width=fc.input_width)

@@ -20,7 +20,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .. import media
+from .. import layout, media
 from ..records import FaceTrack
 from .track import moving_average
 
@@ -42,9 +42,9 @@ CLIP_SMOOTH_FRAMES = 9  # extra moving average over the crop window: a steady ca
 def relative_paths(video_id: str, segment_id: str) -> dict[str, str]:
     """Where a segment's files go, relative to the output dir."""
     return {
-        "audio": f"audio/{video_id}/{segment_id}.flac",
-        "clip": f"clips/{video_id}/{segment_id}.mp4",
-        "debug": f"debug/{video_id}/{segment_id}.mp4",
+        "audio": f"{layout.AUDIO}/{video_id}/{segment_id}.flac",
+        "clip": f"{layout.CLIPS}/{video_id}/{segment_id}.mp4",
+        "debug": f"{layout.DEBUG}/{video_id}/{segment_id}.mp4",
     }
 
 
