@@ -75,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         while start < info.duration - 0.5:
             it = whole.model_copy(deep=True)
             end = min(info.duration, start + UTTERANCE_S)
-            it.segment = whole.segment.model_copy(update={"start": start, "end": end, "segment_id": f"{whole.video_id}_{int(start * 1000):09d}"})
+            it.data.segment = whole.data.segment.model_copy(update={"start": start, "end": end, "segment_id": f"{whole.video_id}_{int(start * 1000):09d}"})
             items.append(it)
             start = end
         c0, w0 = time.process_time(), time.perf_counter()
         outs = [stage.run_item(it)[0] for it in items]
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-    seconds = sum(it.segment.end - it.segment.start for it in items)
+    seconds = sum(it.data.segment.end - it.data.segment.start for it in items)
     frames_src = seconds * src_fps
     kept = sum(o.status != "dropped" for o in outs)
     reasons = sorted({o.rejects[-1].reason for o in outs if o.rejects})

@@ -136,7 +136,7 @@ def work_item(path: Path, work: Path):
 
     from mikupal import media
     from mikupal.records import SpeechSegment, segment_id
-    from mikupal.stages.base import WorkItem
+    from mikupal.records import Payload, WorkItem
 
     v = media.probe(path)
     d = work / v.video_id
@@ -146,21 +146,20 @@ def work_item(path: Path, work: Path):
         sf.write(a16, media.decode_audio(path), media.ANALYSIS_RATE)
         sf.write(voc, media.decode_audio(path, sample_rate=44100, mono=False).T, 44100)
     seg = SpeechSegment(segment_id=segment_id(v.video_id, 0.0), video_id=v.video_id, source=str(path), start=0.0, end=v.duration, text="")
-    return WorkItem(source=str(path), video_id=v.video_id, status="segment", video=v, vocals_path=str(voc),
-                    analysis_path=str(a16), segment=seg, fanout_total=1)
+    return WorkItem(source=str(path), video_id=v.video_id, status="segment", fanout_total=1, data=Payload(video=v, vocals_path=str(voc), analysis_path=str(a16), segment=seg))
 
 
-def voiced_positive(item) -> float | None:
+def voiced_positive(item, tracks) -> float | None:
     """Of the speaker track's scored frames where the voice is audible, the share ASD calls speaking."""
     from mikupal import media
     from mikupal.vision.attribution import voiced_frames
 
-    if item.speaker_track is None:
+    if item.data.speaker_track is None:
         return None
-    tr = next(t for t in item.tracks if t.track_id == item.speaker_track)
-    seg = item.segment
-    n = len(item.speaker_boxes)
-    v = voiced_frames(media.decode_audio(item.analysis_path, seg.start, seg.end), n)
+    tr = next(t for t in tracks if t.track_id == item.data.speaker_track)
+    seg = item.data.segment
+    n = len(item.data.speaker_boxes)
+    v = voiced_frames(media.decode_audio(item.data.analysis_path, seg.start, seg.end), n)
     s = np.asarray(tr.asd_scores)
     f = np.asarray(tr.frames)
     ok = np.isfinite(s) & v[f]
@@ -188,7 +187,7 @@ def run_config(name: str, overrides: list[str], items: list[dict], tmp: Path) ->
         out = stage.run_item(wi)[0]
         res["cpu"] += time.process_time() - c0
         res["wall"] += time.perf_counter() - w0
-        res["seconds"] += wi.segment.end - wi.segment.start
+        res["seconds"] += wi.data.segment.end - wi.data.segment.start
         kind = it["kind"]
         res[f"{kind}_n"] += 1
         kept = out.status != "dropped"
@@ -196,14 +195,14 @@ def run_config(name: str, overrides: list[str], items: list[dict], tmp: Path) ->
         if kind in ("silent", "dubbed"):
             res[f"{kind}_ok"] += int(not kept)
         elif kind == "single":
-            res["single_ok"] += int(kept and len(out.tracks) == 1)
-            p = voiced_positive(out)
+            res["single_ok"] += int(kept and len(stage.last_tracks) == 1)
+            p = voiced_positive(out, stage.last_tracks)
             if p is not None:
                 res["pos"].append(p)
         else:
-            width = out.video.width
+            width = out.data.video.width
             if kept:
-                xc = np.array([(b[0] + b[2]) / 2 for b in out.speaker_boxes])
+                xc = np.array([(b[0] + b[2]) / 2 for b in out.data.speaker_boxes])
                 on_side = (xc < width / 2) if it["talking_left"] else (xc >= width / 2)
                 res["composite_ok"] += int(on_side.mean() >= 0.9)
         if kind in ("silent", "dubbed"):

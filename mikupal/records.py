@@ -11,7 +11,7 @@ from __future__ import annotations
 import types
 import typing
 from functools import lru_cache
-from typing import Annotated, Any, Iterable, Optional, TypeVar, Union
+from typing import Annotated, Any, Iterable, Literal, Optional, TypeVar, Union
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
@@ -293,6 +293,101 @@ class GlobalSpeaker(Record):
     speaker_id: str
     video_id: str
     global_speaker_id: str
+
+
+# ---------------------------------------------------------------- the item that flows between stages
+
+
+class StageTime(Record):
+    stage: str
+    seconds: float
+    gpus: str = ""  # the GPUs the worker was given (CUDA_VISIBLE_DEVICES under Ray), for placement checks
+
+
+class Payload(Record):
+    """What the stages know about a video or an utterance: each stage reads what earlier ones
+    wrote and adds its own. The engine never reads it; only the commit turns it into rows. What
+    only tests or debug renders need (face tracks, frames) stays in the worker that made it."""
+
+    video: Optional[SourceVideo] = None  # probe
+    vocals_path: Optional[str] = None  # full-band vocals (dataset rate), under the work dir (separate)
+    analysis_path: Optional[str] = None  # 16 kHz mono analysis audio, under the work dir (separate)
+    speech_seconds: float = 0.0  # vad
+    regions: list[SpeechRegion] = Field(default_factory=list)  # vad; an utterance keeps the ones it overlaps
+    segment: Optional[SpeechSegment] = None  # asr: the utterance (None before the fan-out)
+    voice: Optional[VoiceWindows] = None  # speaker: window embeddings over the utterance
+    speaker_embedding: list[Float32] = Field(default_factory=list)  # speaker: the mean voice
+    dnsmos_sig: Optional[float] = None  # quality
+    dnsmos_bak: Optional[float] = None
+    dnsmos_ovrl: Optional[float] = None
+    dnsmos_p808: Optional[float] = None
+    speaker_track: Optional[int] = None  # vision
+    speaker_boxes: list[list[float]] = Field(default_factory=list)
+    asd_score: Optional[float] = None
+    speaking_fraction: Optional[float] = None
+    other_faces: list[list[float]] = Field(default_factory=list)  # median boxes of the other faces on screen
+    audio_path: Optional[str] = None  # vision: dataset audio, relative to the output dir
+    clip_path: Optional[str] = None  # vision: the speaker clip the labeler sees, relative to the output dir
+    annotation: Optional[EmotionAnnotation] = None  # label
+
+
+class WorkItem(Record):
+    """A video (before the ASR fan-out) or one utterance of it (after): the engine's protocol
+    (identity, status, completeness, rejects, times), with what the stages carry in `data`.
+
+    A rejected item becomes `status="dropped"` with a `Reject` attached; later stages pass it
+    through untouched, so it still reaches the writer and lands in `rejects/`: nothing is lost."""
+
+    source: str  # the input path as given
+    path: str = ""  # the resolved absolute path (workers may run elsewhere than the driver's cwd)
+    video_id: str = ""
+    status: Literal["video", "segment", "dropped"] = "video"
+    fanout_total: int = 1  # items this video became at the fan-out: the writer commits when all arrived
+    # an utterance a later stage split into pieces: each piece carries its utterance's id and its
+    # share of it (1/k of its parent's share), so the writer knows when every piece has arrived
+    origin_id: str = ""
+    share: float = 1.0
+    rejects: list[Reject] = Field(default_factory=list)
+    times: list[StageTime] = Field(default_factory=list)
+    data: Payload = Field(default_factory=Payload)
+
+    @property
+    def item_id(self) -> str:
+        seg = self.data.segment
+        return seg.segment_id if seg else self.video_id or self.source
+
+    @property
+    def origin(self) -> str:
+        """The id of the utterance this item is (a piece of)."""
+        return self.origin_id or self.item_id
+
+    def pieces(self, segments: list[SpeechSegment], rejects: list[Reject]) -> list["WorkItem"]:
+        """This utterance cut into `segments` (each its own item from here on), with the stretches
+        cut away as `rejects` riding on the first piece. No segment left: this item, dropped with
+        exactly those span rejects (their seconds are the whole account of it)."""
+        if not segments:
+            self.rejects.extend(rejects)
+            self.status = "dropped"
+            return [self]
+        origin, share = self.origin, self.share / len(segments)
+        return [self.model_copy(update={"data": self.data.model_copy(update={"segment": seg}), "origin_id": origin,
+                                        "share": share, "rejects": list(self.rejects) + list(rejects) if k == 0 else [],
+                                        "times": list(self.times) if k == 0 else []})
+                for k, seg in enumerate(segments)]
+
+    def span_reject(self, stage: str, reason: str, message: str, start: float, end: float) -> Reject:
+        """A reject row for a stretch [start, end) of this video that never became an utterance."""
+        return Reject.span(self.video_id, self.source, stage, reason, message, start, end)
+
+    def reject(self, stage: str, reason: str, message: str = "") -> "WorkItem":
+        """Drop this item with a reason; it still travels to the writer."""
+        seg = self.data.segment
+        self.rejects.append(Reject(item_id=self.item_id, video_id=self.video_id, source=self.source, stage=stage,
+                                   reason=reason, message=message or reason, start=seg.start if seg else None,
+                                   end=seg.end if seg else None))
+        self.status = "dropped"
+        return self
+
 
 
 ALL_RECORDS: tuple[type[Record], ...] = (

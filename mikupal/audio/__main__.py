@@ -16,7 +16,7 @@ import tempfile
 from ..config import compose
 from ..errors import UserError
 from ..stages.asr import AsrStage
-from ..stages.base import WorkItem
+from ..records import WorkItem
 from ..stages.probe import ProbeStage
 from ..stages.separate import SeparateStage
 from ..stages.vad import VadStage
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         probe = ProbeStage(cfg, out_dir)
         items = probe.run_item(items[0])
         it = items[0]
-        if it.status == "dropped" and it.rejects and it.rejects[-1].reason == "no_video_stream" and it.video is not None:
+        if it.status == "dropped" and it.rejects and it.rejects[-1].reason == "no_video_stream" and it.data.video is not None:
             it.rejects.pop()  # audio only is fine for the audio front end
             it.status = "video"
             print("note: audio-only input (no video stream): continuing for the audio stages", file=sys.stderr)
@@ -56,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         kept = 0.0
         n_seg = 0
         for x in items:
-            if x.segment is not None and x.status == "segment":
+            if x.data.segment is not None and x.status == "segment":
                 n_seg += 1
-                kept += x.segment.end - x.segment.start
-                _emit("segment", x.segment.model_dump(mode="json"))
+                kept += x.data.segment.end - x.data.segment.start
+                _emit("segment", x.data.segment.model_dump(mode="json"))
             for r in x.rejects:
                 _emit("reject", r.model_dump(mode="json"))
         first = items[0]
@@ -68,13 +68,13 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "source": path,
                 "video_id": first.video_id,
-                "duration": first.video.duration if first.video else None,
-                "speech_seconds": first.speech_seconds,
+                "duration": first.data.video.duration if first.data.video else None,
+                "speech_seconds": first.data.speech_seconds,
                 "segments": n_seg,
                 "kept_seconds": round(kept, 3),
                 "times": [t.model_dump() for t in first.times],
-                "vocals_path": first.vocals_path,
-                "analysis_path": first.analysis_path,
+                "vocals_path": first.data.vocals_path,
+                "analysis_path": first.data.analysis_path,
             },
         )
         return 0

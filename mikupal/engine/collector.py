@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ..stages.base import WorkItem
+from ..records import WorkItem
 from .commit import RUN_LEVEL_REASONS, OutputDir, VideoSummary
 
 

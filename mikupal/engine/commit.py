@@ -33,7 +33,7 @@ from .. import atomic, media
 from ..reasons import RETRY_REASONS, RUN_LEVEL_REASONS  # which rejects are redone, which stop the run
 from ..records import DatasetSegment, Record, Reject, Speaker
 from ..speaker.identity import SegmentVoice, mean_embedding, speaker_ids
-from ..stages.base import StageTime, WorkItem
+from ..records import StageTime, WorkItem
 
 
 class FunnelCounts(Record):
@@ -78,9 +78,9 @@ def _atomic_text(text: str, path: Path) -> None:
 
 
 def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
-    seg = item.segment
+    seg = item.data.segment
     assert seg is not None
-    ann = item.annotation
+    ann = item.data.annotation
     return DatasetSegment(
         segment_id=seg.segment_id,
         video_id=item.video_id,
@@ -92,26 +92,26 @@ def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
         language=seg.language,
         language_probability=seg.language_probability,
         words=seg.words,
-        audio_path=item.audio_path or "",
-        clip_path=item.clip_path or "",
+        audio_path=item.data.audio_path or "",
+        clip_path=item.data.clip_path or "",
         sample_rate=sample_rate,
-        speaker_boxes=item.speaker_boxes,
-        asd_score=item.asd_score if item.asd_score is not None else 0.0,
-        speaking_fraction=item.speaking_fraction or 0.0,
-        speaker_embedding=item.speaker_embedding,
+        speaker_boxes=item.data.speaker_boxes,
+        asd_score=item.data.asd_score if item.data.asd_score is not None else 0.0,
+        speaking_fraction=item.data.speaking_fraction or 0.0,
+        speaker_embedding=item.data.speaker_embedding,
         snr_db=seg.snr_db,
-        dnsmos_sig=item.dnsmos_sig,
-        dnsmos_bak=item.dnsmos_bak,
-        dnsmos_ovrl=item.dnsmos_ovrl,
-        dnsmos_p808=item.dnsmos_p808,
+        dnsmos_sig=item.data.dnsmos_sig,
+        dnsmos_bak=item.data.dnsmos_bak,
+        dnsmos_ovrl=item.data.dnsmos_ovrl,
+        dnsmos_p808=item.data.dnsmos_p808,
         **(ann.row_columns() if ann else {}),  # unlabeled: the columns' defaults
     )
 
 
 def _voice(item: WorkItem) -> SegmentVoice:
-    b = np.asarray(item.speaker_boxes, dtype=np.float64)
+    b = np.asarray(item.data.speaker_boxes, dtype=np.float64)
     box = [float(x) for x in np.median(b, axis=0)] if len(b) else []
-    return SegmentVoice(item.segment.start, item.segment.end, list(item.speaker_embedding), box, list(item.other_faces))
+    return SegmentVoice(item.data.segment.start, item.data.segment.end, list(item.data.speaker_embedding), box, list(item.data.other_faces))
 
 
 def identify(video_id: str, kept: list[WorkItem], rows: list[DatasetSegment], similarity: float,
@@ -133,7 +133,7 @@ def identify(video_id: str, kept: list[WorkItem], rows: list[DatasetSegment], si
 
 
 def label_rejected(items: list[WorkItem]) -> list[WorkItem]:
-    return [it for it in items if it.segment is not None and it.status == "dropped" and it.rejects and it.rejects[-1].stage == "label"]
+    return [it for it in items if it.data.segment is not None and it.status == "dropped" and it.rejects and it.rejects[-1].stage == "label"]
 
 
 def relabel_rows(items: list[WorkItem], sample_rate: int) -> list[DatasetSegment]:
@@ -146,13 +146,13 @@ def summarize(key: str, items: list[WorkItem], speaker_similarity: float = 0.75,
               pending: Optional[list[DatasetSegment]] = None) -> tuple[list[DatasetSegment], list[Reject], VideoSummary]:
     """Split a finished video's items into kept rows and rejects, and count its funnel."""
     first = items[0]
-    video = next((i.video for i in items if i.video is not None), None)
+    video = next((i.data.video for i in items if i.data.video is not None), None)
     duration = video.duration if video else 0.0
     summary = VideoSummary(key=key, video_id=first.video_id, source=first.source, duration=duration)
     rows: list[DatasetSegment] = []
     rejects: list[Reject] = []
     times: dict[str, float] = {}
-    seg_items = [i for i in items if i.segment is not None]
+    seg_items = [i for i in items if i.data.segment is not None]
     dropped_at = {}
     for it in items:
         rejects.extend(it.rejects)
@@ -166,15 +166,15 @@ def summarize(key: str, items: list[WorkItem], speaker_similarity: float = 0.75,
             kept.append(it)
         else:
             stage = it.rejects[-1].stage if it.rejects else "unknown"
-            dropped_at[it.segment.segment_id] = stage
+            dropped_at[it.data.segment.segment_id] = stage
     video_level_drop = not seg_items and any(i.status == "dropped" for i in items)
     probe_ok = video is not None and video.has_audio and video.has_video
-    speech = max((i.speech_seconds for i in items), default=0.0)
+    speech = max((i.data.speech_seconds for i in items), default=0.0)
 
     def seconds(its):
-        return sum(i.segment.end - i.segment.start for i in its)
+        return sum(i.data.segment.end - i.data.segment.start for i in its)
 
-    after_vision = [i for i in seg_items if dropped_at.get(i.segment.segment_id) not in ("vision",)]
+    after_vision = [i for i in seg_items if dropped_at.get(i.data.segment.segment_id) not in ("vision",)]
     after_label = [i for i in after_vision if i.status == "segment"]
     summary.funnel = [
         FunnelCounts(stage="input", count=1, seconds=duration),
@@ -188,10 +188,10 @@ def summarize(key: str, items: list[WorkItem], speaker_similarity: float = 0.75,
     summary.kept = len(rows)
     summary.kept_seconds = sum(r.duration for r in rows)
     summary.rejects = len(rejects)
-    costs = [i.annotation.cost_usd for i in items if i.annotation]
+    costs = [i.data.annotation.cost_usd for i in items if i.data.annotation]
     summary.cost_usd = None if any(c is None for c in costs) else sum(costs)
-    summary.input_tokens = sum(i.annotation.input_tokens for i in items if i.annotation)
-    summary.output_tokens = sum(i.annotation.output_tokens for i in items if i.annotation)
+    summary.input_tokens = sum(i.data.annotation.input_tokens for i in items if i.data.annotation)
+    summary.output_tokens = sum(i.data.annotation.output_tokens for i in items if i.data.annotation)
     summary.times = [StageTime(stage=k, seconds=v) for k, v in times.items()]
     summary.primary_emotions = [r.primary_emotion for r in rows if r.primary_emotion]
     summary.final = not any(r.reason in RETRY_REASONS for r in rejects)

@@ -15,7 +15,9 @@ import pyarrow as pa
 
 from ..config import EngineConfig, RunConfig
 from ..errors import USER_ERROR_REASON, UserError
-from ..stages.base import FAULT_ENV, Stage, WorkItem
+from ..records import WorkItem
+from ..stages.base import Stage
+from ..stages.faults import FAULT_ENV
 from .run_log import quiet_consoles
 from .stages import stage_classes
 

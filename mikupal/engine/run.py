@@ -19,7 +19,8 @@ from ..ids import source_key
 from ..records import Reject
 from ..report.html import write_html
 from ..report.summary import build_report, write_report
-from ..stages.base import DISK_FULL_ERRNOS, WorkItem
+from ..records import WorkItem
+from ..stages.faults import DISK_FULL_ERRNOS
 from .collector import Collector, DiskFull, Progress, RunHalted
 from .commit import OutputDir
 from ..speaker.identity import write_global_speakers

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..config import RunConfig
-from ..stages.base import WorkItem
+from ..records import WorkItem
 from .stages import stage_classes
 
 

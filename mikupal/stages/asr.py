@@ -15,7 +15,8 @@ from ..audio.segmentation import cut_utterances, video_reject_reason
 from ..audio.transcribe import Transcriber
 from ..config import Resources
 from ..records import Reject, SpeechSegment
-from .base import Stage, WorkItem
+from ..records import WorkItem
+from .base import Stage
 
 
 class AsrStage(Stage):
@@ -38,7 +39,7 @@ class AsrStage(Stage):
         min_s = self.cfg.segment.min_seconds
         return [
             item.span_reject(self.name, "too_short", f"speech region of {r.end - r.start:.2f} s < min_seconds {min_s:g}", r.start, r.end)
-            for r in item.regions
+            for r in item.data.regions
             if r.end - r.start < min_s - 1e-9
         ]
 
@@ -46,22 +47,22 @@ class AsrStage(Stage):
         if self.transcriber is None:
             self.setup()
         assert self.transcriber is not None
-        if not item.regions:
+        if not item.data.regions:
             yield item.reject(self.name, "no_speech", "no speech regions to transcribe")
             return
         # a region shorter than the shortest utterance cannot yield one: do not spend whisper on it
         min_s = self.cfg.segment.min_seconds
-        regions = item.regions
+        regions = item.data.regions
         long_enough = [r for r in regions if r.end - r.start >= min_s - 1e-9]
         # video-level accounting (earlier rejects and stage times) travels once, on the first item;
         # rejects found while transcribing ride on the next utterance passed on (or the last one)
         rejects: list[Reject] = list(item.rejects) + self._too_short(item)
         all_rejects: list[Reject] = list(rejects)
-        template = item.model_copy(update={"regions": [], "rejects": [], "times": []})
+        template = item.model_copy(update={"data": item.data.model_copy(update={"regions": []}), "rejects": [], "times": []})
         held: Optional[WorkItem] = None
         n = 0
         if long_enough:
-            audio = item.analysis_path or media.decode_audio(item.video.path if item.video else item.source)
+            audio = item.data.analysis_path or media.decode_audio(item.data.video.path if item.data.video else item.source)
             for transcripts in self.transcriber.iter_transcribe(audio, long_enough):
                 segments, cut_rejects = cut_utterances(item.video_id, item.source, transcripts, self.cfg.segment, regions)
                 rejects.extend(cut_rejects)
@@ -86,8 +87,8 @@ class AsrStage(Stage):
     def _utterance(template: WorkItem, seg: SpeechSegment, regions, first: bool, item: WorkItem) -> WorkItem:
         it = template.model_copy(deep=True)
         it.status = "segment"
-        it.segment = seg
-        it.regions = [r.model_copy() for r in regions if r.end > seg.start and r.start < seg.end]
+        it.data.segment = seg
+        it.data.regions = [r.model_copy() for r in regions if r.end > seg.start and r.start < seg.end]
         if first:
             it.times = list(item.times)
         return it

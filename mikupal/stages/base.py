@@ -1,18 +1,16 @@
-"""The one shape every stage has, and the typed work item that flows between stages.
+"""The one shape every stage has.
 
 A stage declares its resources, loads its models once in `setup()` (once per Ray actor), and
 maps one `WorkItem` to zero or more `WorkItem`s in `process()`. Executors (Ray Data, the
 sequential engine) adapt any stage through `run_batch` without knowing what it does.
 
-An item that is rejected becomes `status="dropped"` with a `Reject` attached; later stages pass
-it through untouched, so it still reaches the writer and lands in `rejects/`: nothing is lost.
+The item itself (`WorkItem`: the engine's protocol, and the stages' payload in `item.data`) is
+a record, in `records.py`. A dropped item passes through every later stage untouched.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -20,163 +18,13 @@ from pathlib import Path
 from typing import ClassVar, Iterable, Iterator, Literal, Optional
 
 import pyarrow as pa
-from pydantic import Field
 
 from .. import layout
 from ..config import Resources, RunConfig
 from ..errors import StageError
-from ..records import (
-    EmotionAnnotation,
-    FaceTrack,
-    Float32,
-    Record,
-    Reject,
-    SourceVideo,
-    SpeechRegion,
-    SpeechSegment,
-    VoiceWindows,
-)
+from ..records import StageTime, WorkItem
+from .faults import injected_fault, is_disk_full
 from .time_limit import TimeLimit, item_limit_s
-
-
-#: errno values that mean the output filesystem is full (a run-level condition, not a bad item)
-DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
-#: below this much free space, an unexpected write failure is taken for a full disk (some writers,
-#: libsndfile's, report a bare "System error." without the errno)
-LOW_SPACE_BYTES = 16 << 20
-
-#: test-only fault injection, off unless set: "STAGE:ITEM:ACTION[:MARKER]" entries joined by ";".
-#: ITEM is an item id, a video id or "*"; ACTION is "raise" (the stage raises: a `stage_error`
-#: reject) or "exit" (the worker process dies: os._exit(1)); with MARKER (a file path) the fault
-#: fires once, on the attempt that creates MARKER. Workers under Ray get it from the driver.
-FAULT_ENV = "MIKUPAL_FAULT_INJECT"
-
-
-def _injected_fault(stage: str, item: "WorkItem") -> None:
-    spec = os.environ.get(FAULT_ENV, "")
-    for entry in filter(None, (e.strip() for e in spec.split(";"))):
-        parts = entry.split(":", 3)
-        if len(parts) < 3 or parts[0] != stage or parts[1] not in ("*", item.item_id, item.video_id):
-            continue
-        if len(parts) == 4:
-            try:
-                os.close(os.open(parts[3], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            except FileExistsError:
-                continue
-        if parts[2] == "exit":
-            os._exit(1)
-        raise RuntimeError(f"injected fault ({FAULT_ENV}={entry})")
-
-
-def is_disk_full(exc: BaseException, output_dir: Path, heuristic: bool = True) -> bool:
-    """Whether `exc` (or what caused it) is the output filesystem running out of space or quota;
-    with `heuristic`, also any error while that filesystem has less than LOW_SPACE_BYTES free."""
-    e: Optional[BaseException] = exc
-    for _ in range(16):  # the cause chain, bounded
-        if e is None:
-            break
-        if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS:
-            return True
-        e = e.__cause__ or e.__context__
-    if not heuristic:
-        return False
-    try:
-        return shutil.disk_usage(output_dir).free < LOW_SPACE_BYTES
-    except OSError:
-        return False
-
-
-class StageTime(Record):
-    stage: str
-    seconds: float
-    gpus: str = ""  # the GPUs the worker was given (CUDA_VISIBLE_DEVICES under Ray), for placement checks
-
-
-class WorkItem(Record):
-    """A video (before the ASR fan-out) or one utterance of it (after)."""
-
-    source: str  # the input path as given
-    path: str = ""  # the resolved absolute path (workers may run elsewhere than the driver's cwd)
-    video_id: str = ""
-    status: Literal["video", "segment", "dropped"] = "video"
-    fanout_total: int = 1  # items this video became at the fan-out: the writer commits when all arrived
-    # an utterance a later stage split into pieces: each piece carries its utterance's id and its
-    # share of it (1/k of its parent's share), so the writer knows when every piece has arrived
-    origin_id: str = ""
-    share: float = 1.0
-    video: Optional[SourceVideo] = None
-    vocals_path: Optional[str] = None  # full-band vocals (dataset rate), under the work dir
-    analysis_path: Optional[str] = None  # 16 kHz mono analysis audio, under the work dir
-    speech_seconds: float = 0.0
-    regions: list[SpeechRegion] = Field(default_factory=list)
-    segment: Optional[SpeechSegment] = None
-    tracks: list[FaceTrack] = Field(default_factory=list)
-    speaker_track: Optional[int] = None
-    speaker_boxes: list[list[float]] = Field(default_factory=list)
-    asd_score: Optional[float] = None
-    speaking_fraction: Optional[float] = None
-    voice: Optional[VoiceWindows] = None  # window embeddings over the utterance (speaker stage)
-    speaker_embedding: list[Float32] = Field(default_factory=list)
-    other_faces: list[list[float]] = Field(default_factory=list)  # median boxes of the other faces on screen
-    audio_path: Optional[str] = None  # relative to the output dir
-    clip_path: Optional[str] = None  # relative to the output dir
-    dnsmos_sig: Optional[float] = None  # DNSMOS scores, from the quality stage
-    dnsmos_bak: Optional[float] = None
-    dnsmos_ovrl: Optional[float] = None
-    dnsmos_p808: Optional[float] = None
-    annotation: Optional[EmotionAnnotation] = None
-    rejects: list[Reject] = Field(default_factory=list)
-    times: list[StageTime] = Field(default_factory=list)
-
-    @property
-    def item_id(self) -> str:
-        return self.segment.segment_id if self.segment else self.video_id or self.source
-
-    @property
-    def origin(self) -> str:
-        """The id of the utterance this item is (a piece of)."""
-        return self.origin_id or self.item_id
-
-    def pieces(self, segments: list[SpeechSegment], rejects: list[Reject]) -> list["WorkItem"]:
-        """This utterance cut into `segments` (each its own item from here on), with the stretches
-        cut away as `rejects` riding on the first piece. No segment left: this item, dropped with
-        exactly those span rejects (their seconds are the whole account of it)."""
-        if not segments:
-            self.rejects.extend(rejects)
-            self.status = "dropped"
-            return [self]
-        origin, share = self.origin, self.share / len(segments)
-        out = []
-        for k, seg in enumerate(segments):
-            it = self.model_copy(update={"segment": seg, "origin_id": origin, "share": share,
-                                         "rejects": list(self.rejects) + list(rejects) if k == 0 else [],
-                                         "times": list(self.times) if k == 0 else []})
-            out.append(it)
-        return out
-
-    def span_reject(self, stage: str, reason: str, message: str, start: float, end: float) -> Reject:
-        """A reject row for a stretch [start, end) of this video that never became an utterance."""
-        return Reject.span(self.video_id, self.source, stage, reason, message, start, end)
-
-    def reject(self, stage: str, reason: str, message: str = "") -> "WorkItem":
-        """Drop this item with a reason; it still travels to the writer."""
-        start = end = None
-        if self.segment is not None:
-            start, end = self.segment.start, self.segment.end
-        self.rejects.append(
-            Reject(
-                item_id=self.item_id,
-                video_id=self.video_id,
-                source=self.source,
-                stage=stage,
-                reason=reason,
-                message=message or reason,
-                start=start,
-                end=end,
-            )
-        )
-        self.status = "dropped"
-        return self
 
 
 class Stage(ABC):
@@ -275,7 +123,7 @@ class Stage(ABC):
         limit = TimeLimit(self._time_limit_s(item), f"{self.name} on {item.item_id}")
         try:
             with limit:
-                _injected_fault(self.name, item)
+                injected_fault(self.name, item)
                 outputs = iter(self.process(item))
             while True:
                 with limit:  # the alarm is off while a successor is handed on
@@ -302,7 +150,8 @@ class Stage(ABC):
             yield self._not_last(held)
             # what the input carried (video-level rejects, earlier stage times) went out with the
             # first successor: the reject item carries only the failure
-            held = item.model_copy(update={"rejects": [], "times": [], "segment": None, "status": "video"})
+            held = item.model_copy(update={"rejects": [], "times": [], "status": "video",
+                                            "data": item.data.model_copy(update={"segment": None})})
             held = held.reject(self.name, *failure)
             n += 1
         elif failure is not None:
@@ -316,10 +165,10 @@ class Stage(ABC):
 
     def _time_limit_s(self, item: WorkItem) -> Optional[float]:
         e = self.cfg.engine
-        if item.segment is not None:
-            media_s = item.segment.end - item.segment.start
+        if item.data.segment is not None:
+            media_s = item.data.segment.end - item.data.segment.start
         else:
-            media_s = item.video.duration if item.video is not None else 0.0
+            media_s = item.data.video.duration if item.data.video is not None else 0.0
         return item_limit_s(e.item_timeout_s, e.item_timeout_per_media_s, media_s)
 
     def _not_last(self, item: WorkItem) -> WorkItem:

@@ -1,7 +1,7 @@
 """Label: MLLM emotion annotation of each kept segment (see `mikupal.labelers`).
 
 All live segment items of a batch are labeled concurrently through one `LabelPool` (bounded
-concurrency, RPM/TPM limits, backoff, budget); each item gets `item.annotation` or is rejected
+concurrency, RPM/TPM limits, backoff, budget); each item gets `item.data.annotation` or is rejected
 with the labeler's reason (`labeler_invalid_output`, `labeler_rate_limited`,
 `labeler_server_error`, `labeler_timeout`, `labeler_safety_block`, `labeler_max_tokens`,
 `budget_exhausted`, ...). The pool lives on a private event loop thread for the stage's lifetime.
@@ -35,7 +35,8 @@ from ..errors import UserError
 from ..labelers.base import LabelRequest, read_api_key
 from ..labelers.requests import context_turns, label_request
 from ..labelers.pricing import RunCost
-from .base import Stage, StageTime, WorkItem
+from ..records import StageTime, WorkItem
+from .base import Stage
 
 log = logging.getLogger("mikupal.labelers")
 
@@ -141,18 +142,18 @@ class LabelStage(Stage):
     # ------------------------------------------------------------ requests
 
     def request_for(self, item: WorkItem, context: list[str]) -> LabelRequest:
-        seg = item.segment
+        seg = item.data.segment
         assert seg is not None
-        return label_request(self.cfg.labeler, seg.segment_id, seg.text, root=self.output_dir, clip=item.clip_path,
-                             audio=item.audio_path, context=context, start=seg.start, end=seg.end)
+        return label_request(self.cfg.labeler, seg.segment_id, seg.text, root=self.output_dir, clip=item.data.clip_path,
+                             audio=item.data.audio_path, context=context, start=seg.start, end=seg.end)
 
     def _contexts(self, items: list[WorkItem]) -> list[list[str]]:
         """Text mode: the `context_turns` utterances before each item among the batch's items of
         the same video (a batch rarely holds a whole video: the context is best effort)."""
         lc = self.cfg.labeler
         n = lc.context_turns if lc.mode == "text" else 0
-        return context_turns(items, n, dialogue=lambda it: it.video_id, order=lambda it: it.segment.start,
-                             line=lambda it: it.segment.text)
+        return context_turns(items, n, dialogue=lambda it: it.video_id, order=lambda it: it.data.segment.start,
+                             line=lambda it: it.data.segment.text)
 
     # ------------------------------------------------------------ execution
 
@@ -164,7 +165,7 @@ class LabelStage(Stage):
         yield from self._label(WorkItem.from_table(batch))
 
     def _label(self, items: list[WorkItem]) -> list[WorkItem]:
-        live = [it for it in items if it.status == "segment" and it.segment is not None]
+        live = [it for it in items if it.status == "segment" and it.data.segment is not None]
         if not self.active or not live:
             return items
         if not self._ready:
@@ -175,7 +176,7 @@ class LabelStage(Stage):
         results = self._loop.run(self._pool.label_many(requests))
         for it, res in zip(live, results):
             if res.ok:
-                it.annotation = res.annotation
+                it.data.annotation = res.annotation
             else:
                 it.reject(self.name, res.reason or "labeler_error", res.message)
             it.times.append(StageTime(stage=self.name, seconds=res.seconds))

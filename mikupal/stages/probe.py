@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .. import media
 from ..config import Resources
-from .base import Stage, WorkItem
+from ..records import WorkItem
+from .base import Stage
 
 
 class ProbeStage(Stage):
@@ -18,7 +19,7 @@ class ProbeStage(Stage):
 
     def process(self, item: WorkItem) -> list[WorkItem]:
         video = media.probe(item.path or item.source, source=item.source, video_id=item.video_id or None)
-        item.video = video
+        item.data.video = video
         item.video_id = video.video_id
         if not video.has_audio:
             return [item.reject(self.name, "no_audio_stream", "the file has no decodable audio stream")]

@@ -1,6 +1,6 @@
 """Quality: DNSMOS of each kept utterance, and a `low_quality` reject below the configured minimum.
 
-It scores the 16 kHz analysis audio (`item.analysis_path`): the separated vocals resampled to
+It scores the 16 kHz analysis audio (`item.data.analysis_path`): the separated vocals resampled to
 16 kHz, the rate DNSMOS was trained at (with `separation=none`, the mixture). It runs after the
 speaker stage (each voice's piece is scored on its own) and before the vision stage: an utterance
 costs DNSMOS about a fifth of what vision costs it, so what quality drops never reaches vision (or
@@ -15,7 +15,8 @@ from .. import media
 from ..audio.quality import SAMPLE_RATE, Dnsmos, DnsmosScores
 from ..config import Resources
 from ..errors import StageError
-from .base import Stage, WorkItem
+from ..records import WorkItem
+from .base import Stage
 
 #: (score attribute, config minimum, column name) in the order a reject message lists them
 CHECKS = (("ovrl", "min_ovrl", "dnsmos_ovrl"), ("sig", "min_sig", "dnsmos_sig"),
@@ -49,14 +50,14 @@ class QualityStage(Stage):
     def process(self, item: WorkItem) -> list[WorkItem]:
         if self.scorer is None:
             self.setup()
-        assert self.scorer is not None and item.segment is not None
-        seg = item.segment
-        audio = media.decode_audio(item.analysis_path or item.path or item.source, seg.start, seg.end, SAMPLE_RATE)
+        assert self.scorer is not None and item.data.segment is not None
+        seg = item.data.segment
+        audio = media.decode_audio(item.data.analysis_path or item.path or item.source, seg.start, seg.end, SAMPLE_RATE)
         if audio.size == 0:
             raise StageError("audio_decode_failed", f"no audio in [{seg.start:.2f}, {seg.end:.2f}) s")
         scores = self.scorer.score(audio, max_windows=self.cfg.quality.max_windows)
-        item.dnsmos_sig, item.dnsmos_bak = scores.sig, scores.bak
-        item.dnsmos_ovrl, item.dnsmos_p808 = scores.ovrl, scores.p808
+        item.data.dnsmos_sig, item.data.dnsmos_bak = scores.sig, scores.bak
+        item.data.dnsmos_ovrl, item.data.dnsmos_p808 = scores.ovrl, scores.p808
         failed = self.below_minimum(scores)
         if failed:
             return [item.reject(self.name, "low_quality", "; ".join(failed))]

@@ -8,7 +8,8 @@ from typing import Optional
 from .. import media
 from ..audio.separation import VocalSeparator
 from ..config import Resources
-from .base import Stage, WorkItem
+from ..records import WorkItem
+from .base import Stage
 
 
 class SeparateStage(Stage):
@@ -42,12 +43,12 @@ class SeparateStage(Stage):
         if self.separator is None:
             self.setup()
         assert self.separator is not None
-        src = item.video.path if item.video else item.source
+        src = item.data.video.path if item.data.video else item.source
         if not item.video_id:
             item.video_id = media.content_id(src)
         d = self.video_dir(item)
         mixture = d / "mixture16k.wav" if self.cfg.separation.kind != "none" else None
         vocals, analysis = self.separator.separate(src, d / "vocals.flac", d / "analysis16k.wav", mixture)
-        item.vocals_path = vocals
-        item.analysis_path = analysis
+        item.data.vocals_path = vocals
+        item.data.analysis_path = analysis
         return [item]

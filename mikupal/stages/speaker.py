@@ -18,7 +18,8 @@ from ..models_dir import ensure_file
 from ..speaker.change import find_changes
 from ..speaker.embed import VoiceEncoder, mean_voice, slice_windows, windows_record
 from ..speaker.split import OVERLAPPING_SPEECH, Removal, split_utterance
-from .base import Stage, WorkItem
+from ..records import WorkItem
+from .base import Stage
 
 
 class SpeakerStage(Stage):
@@ -39,13 +40,13 @@ class SpeakerStage(Stage):
         self.encoder = VoiceEncoder.load(path, self.device())
 
     def process(self, item: WorkItem) -> list[WorkItem]:
-        seg = item.segment
+        seg = item.data.segment
         if seg is None:
             raise StageError("no_segment", "the speaker stage needs an utterance (segment-level item)")
         if self.encoder is None:
             self.setup()
         sc = self.cfg.speaker
-        audio = media.decode_audio(item.analysis_path or item.path or item.source, seg.start, seg.end, media.ANALYSIS_RATE)
+        audio = media.decode_audio(item.data.analysis_path or item.path or item.source, seg.start, seg.end, media.ANALYSIS_RATE)
         windows = windows_record(self.encoder.embed_windows(audio, sc.window_seconds, sc.hop_seconds), seg.start)
         found = find_changes(windows, sc.change_similarity, sc.overlap_similarity, sc.min_side_windows)
         removals = [Removal(a, b, OVERLAPPING_SPEECH, f"two voices at once in [{a:.2f}, {b:.2f}) s (voice windows match no single voice)")
@@ -57,6 +58,6 @@ class SpeakerStage(Stage):
         for it in out:
             if it.status == "dropped":
                 continue
-            it.voice = slice_windows(windows, it.segment.start, it.segment.end) if len(pieces) > 1 else windows
-            it.speaker_embedding = mean_voice(it.voice)
+            it.data.voice = slice_windows(windows, it.data.segment.start, it.data.segment.end) if len(pieces) > 1 else windows
+            it.data.speaker_embedding = mean_voice(it.data.voice)
         return out

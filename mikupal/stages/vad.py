@@ -7,7 +7,8 @@ from pathlib import Path
 from .. import media
 from ..audio import vad
 from ..config import Resources
-from .base import Stage, WorkItem
+from ..records import WorkItem
+from .base import Stage
 
 
 class VadStage(Stage):
@@ -21,17 +22,17 @@ class VadStage(Stage):
     def process(self, item: WorkItem) -> list[WorkItem]:
         cfg = self.cfg.vad
         mixture = None
-        if item.analysis_path:
-            audio = item.analysis_path
-            m = Path(item.analysis_path).with_name("mixture16k.wav")
+        if item.data.analysis_path:
+            audio = item.data.analysis_path
+            m = Path(item.data.analysis_path).with_name("mixture16k.wav")
             if m.is_file():
                 mixture = str(m)  # separation ran: the analysis audio is the vocals
         else:  # run alone on a file: analyse the mixture itself
-            audio = media.decode_audio(item.video.path if item.video else item.source)
+            audio = media.decode_audio(item.data.video.path if item.data.video else item.source)
         res = vad.detect(audio, cfg, media.ANALYSIS_RATE if not isinstance(audio, str) else None)
         vad.fill_snr(res.regions, audio, mixture, frame_ms=int(cfg.frame_ms), analysis_power=res.power)
-        item.regions = res.regions
-        item.speech_seconds = round(res.speech_seconds, 3)
+        item.data.regions = res.regions
+        item.data.speech_seconds = round(res.speech_seconds, 3)
         for d in res.dropped:
             item.rejects.append(
                 item.span_reject(

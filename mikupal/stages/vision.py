@@ -26,7 +26,8 @@ from ..vision import timeline
 from ..vision.asd import VIDEO_FPS, use_bf16
 from ..vision.speaker import SpeakerSearch, Utterance, decode_utterance
 from ..vision.steps import Steps
-from .base import Stage, WorkItem
+from ..records import WorkItem
+from .base import Stage
 
 
 class VisionStage(Stage):
@@ -40,6 +41,9 @@ class VisionStage(Stage):
         self.search: Optional[SpeakerSearch] = None
         self.steps = Steps()  # seconds per step and counts over this worker's items (benchmarks)
         self.bf16 = False
+        #: the face tracks (with ASD scores) of the last utterance this worker saw: for tests and
+        #: benchmarks in the same process; they never travel with the item
+        self.last_tracks: list = []
 
     timings = property(lambda self: self.steps.timings)
     counts = property(lambda self: self.steps.counts)
@@ -69,23 +73,23 @@ class VisionStage(Stage):
         self.search = SpeakerSearch(model, fc, ac, self.bf16, self.steps)
 
     def process(self, item: WorkItem) -> list[WorkItem]:
-        seg = item.segment
+        d, seg = item.data, item.data.segment
         if seg is None:
             raise StageError("no_segment", "the vision stage needs an utterance (segment-level item)")
         if self.search is None:
             self.setup()
-        path = item.video.path if item.video else item.source
-        u = decode_utterance(path, item.analysis_path or path, seg.start, seg.end, item.video.width if item.video else None,
+        path = d.video.path if d.video else item.source
+        u = decode_utterance(path, d.analysis_path or path, seg.start, seg.end, d.video.width if d.video else None,
                              self.detector, self.cfg.faces, self.cfg.asd, self.steps, self.threads)
         self.search.score(u)
-        item.tracks = u.tracks
+        self.last_tracks = u.tracks
         return [it if it.status == "dropped" else self.attribute_and_export(it, u, f0, f1)
                 for it, f0, f1 in self.cut_at_face_changes(item, u)]
 
     def cut_at_face_changes(self, item: WorkItem, u: Utterance) -> list[tuple[WorkItem, int, int]]:
         """(piece, first frame, end frame) for each piece of the utterance once it is cut where the
         faces show another speaker taking over, or two speaking at once."""
-        seg = item.segment
+        seg = item.data.segment
         turns = self.search.turns(u)
         if not turns.changes and not turns.overlaps:
             return [(item, 0, u.n)]
@@ -96,18 +100,19 @@ class VisionStage(Stage):
         self.steps.counts["face_splits"] += 1
         out = []
         for it in item.pieces(pieces, rejects):
-            p = it.segment
+            p = it.data.segment
             f0 = max(0, int(round((p.start - seg.start) * VIDEO_FPS)))
             f1 = min(u.n, max(f0 + 1, int(math.ceil((p.end - seg.start) * VIDEO_FPS - 1e-6))))
-            if it.status != "dropped" and it.voice is not None and len(pieces) > 1:
-                it.voice = slice_windows(it.voice, p.start, p.end)
-                it.speaker_embedding = mean_voice(it.voice)
+            if it.status != "dropped" and it.data.voice is not None and len(pieces) > 1:
+                it.data.voice = slice_windows(it.data.voice, p.start, p.end)
+                it.data.speaker_embedding = mean_voice(it.data.voice)
             out.append((it, f0, f1))
         return out
 
     def attribute_and_export(self, item: WorkItem, u: Utterance, f0: int, f1: int) -> WorkItem:
         """The speaker of one (piece of an) utterance, and its clip and audio when there is one."""
-        seg, ac, dc = item.segment, self.cfg.asd, self.cfg.dataset
+        d, ac, dc = item.data, self.cfg.asd, self.cfg.dataset
+        seg = d.segment
         whole = (f0, f1) == (0, u.n)
         tracks = u.tracks if whole else [t for t in (timeline.slice_track(tr, f0, f1) for tr in u.tracks) if t is not None]
         frames, n = u.frames[f0:f1], f1 - f0
@@ -116,8 +121,8 @@ class VisionStage(Stage):
         vocals = None
         if result.ok or dc.debug_render:
             t = time.perf_counter()
-            source = item.video.path if item.video else item.source
-            vocals = clipmod.cut_audio(item.vocals_path or source, seg.start, seg.end, dc.sample_rate)
+            source = d.video.path if d.video else item.source
+            vocals = clipmod.cut_audio(d.vocals_path or source, seg.start, seg.end, dc.sample_rate)
             self.steps.tick("audio", t)
         if dc.debug_render:
             label = (f"speaker #{result.speaker_track}" if result.ok else str(result.reason)) + f"  av offset {self.last_offset:+d}"
@@ -128,9 +133,9 @@ class VisionStage(Stage):
         t = time.perf_counter()
         clipmod.export(self.output_dir, paths, frames, u.scale, np.asarray(result.boxes), vocals, dc, threads=self.threads)
         self.steps.tick("export", t)
-        item.speaker_track, item.speaker_boxes = result.speaker_track, result.boxes
-        item.asd_score = float(result.asd_score) if result.asd_score is not None and math.isfinite(result.asd_score) else None
-        item.speaking_fraction = result.speaking_fraction
-        item.audio_path, item.clip_path = paths["audio"], paths["clip"]
-        item.other_faces = [timeline.median_box(t) for t in tracks if t.track_id != result.speaker_track and len(t.frames) >= ac.min_coverage * n]
+        d.speaker_track, d.speaker_boxes = result.speaker_track, result.boxes
+        d.asd_score = float(result.asd_score) if result.asd_score is not None and math.isfinite(result.asd_score) else None
+        d.speaking_fraction = result.speaking_fraction
+        d.audio_path, d.clip_path = paths["audio"], paths["clip"]
+        d.other_faces = [timeline.median_box(t) for t in tracks if t.track_id != result.speaker_track and len(t.frames) >= ac.min_coverage * n]
         return item

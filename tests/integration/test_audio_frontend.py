@@ -22,7 +22,7 @@ from audio_fixtures import (  # noqa: F401 - fixtures
 )
 from mikupal import media
 from mikupal.stages.asr import AsrStage
-from mikupal.stages.base import WorkItem
+from mikupal.records import WorkItem
 from mikupal.stages.separate import SeparateStage
 from mikupal.stages.vad import VadStage
 
@@ -63,9 +63,9 @@ def check_fanout(items: list[WorkItem]) -> None:
         assert sum(1 for i in items for t in i.times if t.stage == "asr") == 1, "the stage time rides once"
         seen = [r.item_id for i in items for r in i.rejects]
         assert len(seen) == len(set(seen)), "each reject travels on exactly one item"
-        assert len({i.segment.segment_id for i in items}) == len(items)
+        assert len({i.data.segment.segment_id for i in items}) == len(items)
         for i in items:
-            assert all(r.end > i.segment.start and r.start < i.segment.end for r in i.regions)
+            assert all(r.end > i.data.segment.start and r.start < i.data.segment.end for r in i.data.regions)
     else:
         assert len(items) == 1 and items[0].status == "dropped" and items[0].fanout_total == 1
         assert items[0].rejects and all(r.reason for r in items[0].rejects)
@@ -74,7 +74,7 @@ def check_fanout(items: list[WorkItem]) -> None:
 
 def test_jfk_transcript_and_word_timestamps(jfk_items):
     check_fanout(jfk_items)
-    segs = [i.segment for i in jfk_items]
+    segs = [i.data.segment for i in jfk_items]
     assert segs and all(i.status == "segment" for i in jfk_items)
     text = " ".join(s.text for s in segs)
     assert wer(JFK_TEXT, text) <= 0.15, text
@@ -86,23 +86,23 @@ def test_jfk_transcript_and_word_timestamps(jfk_items):
         assert s.language == "en" and s.language_probability > 0.5
         assert 2.0 <= s.end - s.start <= 15.0
     first = jfk_items[0]
-    assert first.vocals_path and sf.info(first.vocals_path).samplerate == 44100
-    assert sf.info(first.analysis_path).samplerate == 16000
-    assert first.regions and first.regions[0].snr_db_before is not None and first.regions[0].snr_db_after is None
-    assert first.speech_seconds > 5.0
+    assert first.data.vocals_path and sf.info(first.data.vocals_path).samplerate == 44100
+    assert sf.info(first.data.analysis_path).samplerate == 16000
+    assert first.data.regions and first.data.regions[0].snr_db_before is not None and first.data.regions[0].snr_db_after is None
+    assert first.data.speech_seconds > 5.0
 
 
 def test_silero_segments_within_bounds_and_kept_duration(frontend, capsys):
     path = media_file("silero_test.wav")
     items = frontend.run(path)
     check_fanout(items)
-    segs = [i.segment for i in items if i.status == "segment"]
+    segs = [i.data.segment for i in items if i.status == "segment"]
     assert len(segs) >= 4
     for s in segs:
         assert 2.0 - 1e-6 <= s.end - s.start <= 15.0 + 1e-6
         assert 0.0 <= s.start < s.end <= 60.0
     kept = sum(s.end - s.start for s in segs)
-    speech = items[0].speech_seconds
+    speech = items[0].data.speech_seconds
     with capsys.disabled():
         print(f"\nsilero_test.wav: speech {speech:.1f} s, {len(segs)} segments, kept {kept:.1f} s of 60 s, "
               f"{len(items[0].rejects)} rejects ({', '.join(sorted({r.reason for r in items[0].rejects}))})")
@@ -155,11 +155,11 @@ def test_mdx_separation_stage_feeds_snr_before_and_after(mdx_models_dir, tmp_pat
     sep, vadst = SeparateStage(cfg, tmp_path / "out"), VadStage(cfg, tmp_path / "out")
     item = sep.run_item(item)[0]
     assert item.status == "video", item.rejects
-    assert item.vocals_path.endswith("/.work/jfk3s/vocals.flac")
-    info = sf.info(item.vocals_path)
+    assert item.data.vocals_path.endswith("/.work/jfk3s/vocals.flac")
+    info = sf.info(item.data.vocals_path)
     assert info.samplerate == 32000 and info.frames == 3 * 32000
     item = vadst.run_item(item)[0]
-    assert item.regions and all(r.snr_db_before is not None and r.snr_db_after is not None for r in item.regions)
+    assert item.data.regions and all(r.snr_db_before is not None and r.snr_db_after is not None for r in item.data.regions)
     sep.separator.close()
 
 

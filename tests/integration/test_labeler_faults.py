@@ -18,7 +18,7 @@ from mikupal.config import compose  # noqa: E402
 from mikupal.labelers import LabelRequest, make_labeler  # noqa: E402
 from mikupal.labelers.pool import LabelPool  # noqa: E402
 from mikupal.records import SpeechSegment  # noqa: E402
-from mikupal.stages.base import WorkItem  # noqa: E402
+from mikupal.records import Payload, WorkItem  # noqa: E402
 from mikupal.stages.label import LabelStage  # noqa: E402
 from mikupal.taxonomy import load_taxonomy  # noqa: E402
 from tests.fakes import FAULT_REASON, FakeGemini, FakeOpenAI, FaultPlan, make_clip  # noqa: E402
@@ -42,8 +42,7 @@ def work_items(n, dur=lambda i: 2.0):
         sid = f"vid_{i:09d}"
         seg = SpeechSegment(segment_id=sid, video_id="vid", source="in.mp4", start=i * 10.0, end=i * 10.0 + dur(i),
                             text=f"utterance #{i:03d}# says something")
-        items.append(WorkItem(source="in.mp4", video_id="vid", status="segment", segment=seg,
-                              clip_path="clips/c.mp4", audio_path=f"audio/{sid}.flac"))
+        items.append(WorkItem(source="in.mp4", video_id="vid", status="segment", data=Payload(segment=seg, clip_path="clips/c.mp4", audio_path=f"audio/{sid}.flac")))
     return items
 
 
@@ -78,10 +77,10 @@ def test_200_segments_at_20_percent_faults(out_dir, monkeypatch):
         ids = [o.item_id for o in out]
         assert ids == [i.item_id for i in items] and len(set(ids)) == N  # none lost, none duplicated
         for o in out:  # labeled xor rejected by the label stage
-            assert (o.annotation is not None) != (o.status == "dropped")
+            assert (o.data.annotation is not None) != (o.status == "dropped")
             if o.status == "dropped":
                 assert len(o.rejects) == 1 and o.rejects[0].stage == "label"
-        results = {o.item_id: (o.annotation is not None, o.rejects[0].reason if o.rejects else None) for o in out}
+        results = {o.item_id: (o.data.annotation is not None, o.rejects[0].reason if o.rejects else None) for o in out}
         check_outcomes(srv, results)
         faults = sum(v for k, v in srv.counts.items() if k != "ok")
         assert faults > 30 and {k for k in srv.counts} >= set(FAULT_REASON)  # every kind was exercised
@@ -133,12 +132,12 @@ def test_budget_cap_stops_at_the_cap_under_faults(out_dir, monkeypatch):
         spent = pool.limits.target.spent
         st.close()
         sent = sum(srv.counts.values())
-    labeled = [o for o in out if o.annotation is not None]
+    labeled = [o for o in out if o.data.annotation is not None]
     exhausted = [o for o in out if o.rejects and o.rejects[0].reason == "budget_exhausted"]
     assert len(labeled) + len([o for o in out if o.status == "dropped"]) == 120
     assert 0 < len(labeled) < 120 and len(exhausted) > 60
     assert cap - reserve_one < spent <= cap  # stopped at the cap: not over, and no request fitted any more
-    assert sum(o.annotation.cost_usd for o in labeled) <= spent + 1e-12
+    assert sum(o.data.annotation.cost_usd for o in labeled) <= spent + 1e-12
     assert pool.stats.requests == sent  # nothing sent that the budget did not reserve
 
 
@@ -152,7 +151,7 @@ def test_cost_per_kept_hour_equals_hand_calculation(out_dir, monkeypatch):
         st = stage(d, srv.url)
         out = WorkItem.from_table(st.run_batch(WorkItem.to_table(work_items(20, lambda i: durations[i]))))
         st.close()
-        assert all(o.annotation for o in out)
+        assert all(o.data.annotation for o in out)
         usd = 0.0
         for e in srv.log:  # by hand: the token counts the server reported, times the price table
             u = e["usage"]
@@ -164,7 +163,7 @@ def test_cost_per_kept_hour_equals_hand_calculation(out_dir, monkeypatch):
     cost = json.loads((d / "labeler" / "cost.json").read_text())
     assert cost["usd"] == pytest.approx(usd, rel=1e-6)
     assert cost["usd_per_kept_hour"] == pytest.approx(per_hour, rel=1e-5)
-    assert sum(o.annotation.cost_usd for o in out) == pytest.approx(usd, rel=1e-9)
+    assert sum(o.data.annotation.cost_usd for o in out) == pytest.approx(usd, rel=1e-9)
     assert cost["thoughts_tokens"] == 40 * 20
     assert math.isclose(cost["kept_seconds"], sum(durations), rel_tol=1e-9)
 

@@ -18,7 +18,7 @@ from mikupal.engine.ray_pipeline import _actor_class, _Secrets  # noqa: E402
 from mikupal.labelers.budget import LIMITS_ENV, SharedLimits  # noqa: E402
 from mikupal.records import SpeechSegment  # noqa: E402
 from mikupal.report.summary import build_report  # noqa: E402
-from mikupal.stages.base import WorkItem  # noqa: E402
+from mikupal.records import Payload, WorkItem  # noqa: E402
 from mikupal.stages.label import COST_FILE, LabelStage  # noqa: E402
 from tests.fakes import FakeGemini, make_clip  # noqa: E402
 
@@ -34,8 +34,7 @@ def items(n: int, videos: int = 6) -> list[WorkItem]:
         sid = f"{vid}_{i:09d}"
         seg = SpeechSegment(segment_id=sid, video_id=vid, source=f"{vid}.mp4", start=i * 10.0, end=i * 10.0 + 2.0,
                             text=f"utterance #{i:03d}# of the shared budget test")
-        out.append(WorkItem(source=f"{vid}.mp4", video_id=vid, status="segment", segment=seg, fanout_total=per,
-                            clip_path="clips/c.mp4", audio_path=f"audio/{sid}.flac"))
+        out.append(WorkItem(source=f"{vid}.mp4", video_id=vid, status="segment", fanout_total=per, data=Payload(segment=seg, clip_path="clips/c.mp4", audio_path=f"audio/{sid}.flac")))
     return out
 
 
@@ -78,17 +77,17 @@ def test_three_actors_share_one_budget_and_the_report_equals_the_segments(ray_se
             shared.close()
         sent = sum(srv.counts.values())
     assert sorted(o.item_id for o in out) == sorted(i.item_id for i in items(n))  # none lost, none doubled
-    labeled = [o for o in out if o.annotation is not None]
+    labeled = [o for o in out if o.data.annotation is not None]
     exhausted = [o for o in out if o.rejects and o.rejects[0].reason == "budget_exhausted"]
     assert len(labeled) + len(exhausted) == n and 0 < len(labeled) < n
     # one budget for the run: a per-actor budget would have let ~3x the cap through
     assert state["spent"] <= cap + 1e-12 and state["sent"] == sent
-    assert sum(o.annotation.cost_usd for o in labeled) <= cap
+    assert sum(o.data.annotation.cost_usd for o in labeled) <= cap
     on_disk = json.loads((run_dir / COST_FILE).read_text())
     assert on_disk["requests"] == sent and cost is not None  # merged from every actor, written once
     assert on_disk["segments_labeled"] == len(labeled)
     assert on_disk["segments_rejected"] == {"budget_exhausted": len(exhausted)}
-    assert on_disk["usd"] == pytest.approx(sum(o.annotation.cost_usd for o in labeled), abs=1e-6)
+    assert on_disk["usd"] == pytest.approx(sum(o.data.annotation.cost_usd for o in labeled), abs=1e-6)
     # commit the videos as the driver does: report.json's cost is the sum of the segments' costs
     od = OutputDir(run_dir)
     by_video: dict[str, list[WorkItem]] = {}
@@ -115,7 +114,7 @@ def test_requests_per_minute_hold_across_actors(ray_session, run_dir, monkeypatc
         finally:
             shared.close()
         times = sorted(e["t"] for e in srv.log if e["outcome"] == "ok")
-    assert len(times) == n and all(o.annotation is not None for o in out)
+    assert len(times) == n and all(o.data.annotation is not None for o in out)
     rate, burst = rpm / 60, rpm / 60
     for i, t in enumerate(times):  # any 1 s window: at most rate * 1 s + the burst (+1 for clock skew)
         in_window = sum(1 for u in times[i:] if u < t + 1.0)

@@ -156,7 +156,7 @@ GPU_SCRIPT = textwrap.dedent(
     import json, sys, ray
     from mikupal.config import compose
     from mikupal.engine import ray_pipeline
-    from mikupal.stages.base import WorkItem
+    from mikupal.records import WorkItem
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, object_store_memory=200 * 2**20, logging_level="ERROR")
     cfg = compose(sys.argv[1:])
     item = WorkItem(source=cfg.input, path=cfg.input, video_id="gpu-test")

@@ -74,7 +74,7 @@ def make_item(path: Path, work: Path):
 
     from mikupal import media
     from mikupal.records import SpeechSegment, segment_id
-    from mikupal.stages.base import WorkItem
+    from mikupal.records import Payload, WorkItem
 
     v = media.probe(path)
     d = work / f"{path.stem}_{v.video_id}"
@@ -83,8 +83,7 @@ def make_item(path: Path, work: Path):
     sf.write(d / "vocals.flac", media.decode_audio(path, sample_rate=44100, mono=False).T, 44100)
     seg = SpeechSegment(segment_id=segment_id(v.video_id, 0.0), video_id=v.video_id, source=str(path), start=0.0,
                         end=v.duration, text="test")
-    return WorkItem(source=str(path), video_id=v.video_id, status="segment", video=v, segment=seg,
-                    analysis_path=str(d / "analysis.wav"), vocals_path=str(d / "vocals.flac"))
+    return WorkItem(source=str(path), video_id=v.video_id, status="segment", data=Payload(video=v, segment=seg, analysis_path=str(d / "analysis.wav"), vocals_path=str(d / "vocals.flac")))
 
 
 def run(stage, path: Path, tmp_path: Path):
@@ -108,18 +107,18 @@ def test_real_clip_has_one_speaking_track(stage, media, name, tmp_path):
 
     item = run(stage, clip, tmp_path)
     assert item.status == "segment", item.rejects
-    assert len(item.tracks) == 1
-    tr = item.tracks[0]
-    assert item.speaker_track == tr.track_id
-    n = int(np.ceil(item.segment.end * 25 - 1e-6))
-    assert abs(len(item.speaker_boxes) - n) <= 1
-    boxes = np.asarray(item.speaker_boxes)
-    w, h = item.video.width, item.video.height
+    assert len(stage.last_tracks) == 1
+    tr = stage.last_tracks[0]
+    assert item.data.speaker_track == tr.track_id
+    n = int(np.ceil(item.data.segment.end * 25 - 1e-6))
+    assert abs(len(item.data.speaker_boxes) - n) <= 1
+    boxes = np.asarray(item.data.speaker_boxes)
+    w, h = item.data.video.width, item.data.video.height
     assert (boxes[:, 2] - boxes[:, 0]).min() > 100  # source pixels: the faces fill a third of the frame
     assert boxes[:, 0].min() > -10 and boxes[:, 2].max() < w + 10 and boxes[:, 3].max() < h + 10
 
     scores = np.asarray(tr.asd_scores)
-    voiced = voiced_frames(media.decode_audio(item.analysis_path), len(item.speaker_boxes))[np.asarray(tr.frames)]
+    voiced = voiced_frames(media.decode_audio(item.data.analysis_path), len(item.data.speaker_boxes))[np.asarray(tr.frames)]
     scored = np.isfinite(scores)
     ac = stage.cfg.asd
     first = int(round(25 * (ac.first_pass_seconds or ac.max_scored_seconds)))
@@ -127,28 +126,28 @@ def test_real_clip_has_one_speaking_track(stage, media, name, tmp_path):
     on = scored & voiced
     assert on.sum() >= min(40, first // 2)
     assert (scores[on] > 0).mean() >= 0.7
-    assert item.speaking_fraction >= stage.cfg.asd.min_speaking_fraction and item.asd_score is not None
+    assert item.data.speaking_fraction >= stage.cfg.asd.min_speaking_fraction and item.data.asd_score is not None
 
     # what the labeler sees and what the dataset keeps
     out = stage.output_dir
-    assert item.clip_path == f"clips/{item.video_id}/{item.segment.segment_id}.mp4"
-    assert item.audio_path == f"audio/{item.video_id}/{item.segment.segment_id}.flac"
-    info = sf.info(str(out / item.audio_path))
+    assert item.data.clip_path == f"clips/{item.video_id}/{item.data.segment.segment_id}.mp4"
+    assert item.data.audio_path == f"audio/{item.video_id}/{item.data.segment.segment_id}.flac"
+    info = sf.info(str(out / item.data.audio_path))
     assert info.samplerate == stage.cfg.dataset.sample_rate
-    assert abs(info.duration - item.segment.end) < 0.05
-    probe = media.probe(out / item.clip_path)
+    assert abs(info.duration - item.data.segment.end) < 0.05
+    probe = media.probe(out / item.data.clip_path)
     size = stage.cfg.dataset.clip_size
     assert probe.has_audio and probe.has_video and (probe.width, probe.height) == (size, size)
-    assert abs(probe.duration - item.segment.end) < 0.2
+    assert abs(probe.duration - item.data.segment.end) < 0.2
 
 
 def test_silent_audio_has_no_speaker(stage, media_dir, tmp_path):
     item = run(stage, media_dir / "silent.mp4", tmp_path)
     assert item.status == "dropped" and reason(item) == "no_active_speaker", item.rejects
     assert item.rejects[-1].stage == "vision"
-    assert item.clip_path is None and item.speaker_track is None
-    assert len(item.tracks) == 1  # the face was there, and scored
-    assert np.isfinite(item.tracks[0].asd_scores).sum() > 0
+    assert item.data.clip_path is None and item.data.speaker_track is None
+    assert len(stage.last_tracks) == 1  # the face was there, and scored
+    assert np.isfinite(stage.last_tracks[0].asd_scores).sum() > 0
 
 
 @pytest.mark.parametrize("name,left", [("left_talks", True), ("right_talks", False)])
@@ -157,23 +156,23 @@ def test_side_by_side_speaker_follows_the_talking_side(stage, media_dir, name, l
         monkeypatch.setattr(stage.cfg.dataset, "debug_render", True)
     item = run(stage, media_dir / f"{name}.mp4", tmp_path)
     assert item.status == "segment", item.rejects
-    assert len(item.tracks) == 2
-    xc = np.array([(b[0] + b[2]) / 2 for b in item.speaker_boxes])
-    half = item.video.width / 2
+    assert len(stage.last_tracks) == 2
+    xc = np.array([(b[0] + b[2]) / 2 for b in item.data.speaker_boxes])
+    half = item.data.video.width / 2
     on_side = (xc < half) if left else (xc >= half)
     assert on_side.mean() >= 0.9
-    frozen = next(t for t in item.tracks if t.track_id != item.speaker_track)
+    frozen = next(t for t in stage.last_tracks if t.track_id != item.data.speaker_track)
     fs = np.asarray(frozen.asd_scores)
     assert (fs[np.isfinite(fs)] > 0).mean() < 0.1  # the held frame is never seen speaking
     if not left:
-        debug = stage.output_dir / f"debug/{item.video_id}/{item.segment.segment_id}.mp4"
+        debug = stage.output_dir / f"debug/{item.video_id}/{item.data.segment.segment_id}.mp4"
         assert debug.is_file() and debug.stat().st_size > 1000
 
 
 def test_no_face(stage, media_dir, tmp_path):
     item = run(stage, media_dir / "noface.mp4", tmp_path)
     assert item.status == "dropped" and reason(item) == "no_face", item.rejects
-    assert item.tracks == []
+    assert stage.last_tracks == []
 
 
 def test_face_too_small(stage, media_dir, tmp_path):

@@ -115,7 +115,7 @@ def labeled(clean_ref, fault_inputs, models_dir, tmp_path_factory):
 def ray_killed_run(ray_session, labeled, clean_ref, fault_inputs, models_dir, tmp_path_factory):
     """A labeled Ray run (key from the environment) in which the vision actor dies on one utterance
     and a VAD task's worker on one video, once each (MIKUPAL_FAULT_INJECT with marker files)."""
-    from mikupal.stages.base import FAULT_ENV
+    from mikupal.stages.faults import FAULT_ENV
     from tests.fakes import FakeGemini
 
     base = tmp_path_factory.mktemp("killed")

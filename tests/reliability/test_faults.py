@@ -19,7 +19,7 @@ import pytest
 from mikupal.config import compose
 from mikupal.engine.commit import OutputDir
 from mikupal.engine.run import run
-from mikupal.stages.base import FAULT_ENV
+from mikupal.stages.faults import FAULT_ENV
 from tests.reliability import harness
 
 SEQ = ("labeler=none", "engine=sequential")

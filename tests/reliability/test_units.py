@@ -10,20 +10,21 @@ from mikupal import media as M
 from mikupal.engine.commit import RETRY_REASONS, summarize
 from mikupal.errors import StageError
 from mikupal.records import Reject
-from mikupal.stages.base import FAULT_ENV, WorkItem, _injected_fault, is_disk_full
+from mikupal.records import WorkItem
+from mikupal.stages.faults import FAULT_ENV, injected_fault, is_disk_full
 
 
 def test_fault_injection_is_off_by_default_and_fires_once_with_a_marker(tmp_path, monkeypatch):
     item = WorkItem(source="a.mp4", video_id="vid1")
     monkeypatch.delenv(FAULT_ENV, raising=False)
-    _injected_fault("vad", item)  # nothing set: nothing happens
+    injected_fault("vad", item)  # nothing set: nothing happens
     monkeypatch.setenv(FAULT_ENV, "asr:vid1:raise;vad:other:raise")
-    _injected_fault("vad", item)  # another stage's, another item's
+    injected_fault("vad", item)  # another stage's, another item's
     marker = tmp_path / "once"
     monkeypatch.setenv(FAULT_ENV, f"vad:*:raise:{marker}")
     with pytest.raises(RuntimeError, match="injected fault"):
-        _injected_fault("vad", item)
-    _injected_fault("vad", item)  # the marker exists: fired once only
+        injected_fault("vad", item)
+    injected_fault("vad", item)  # the marker exists: fired once only
     assert marker.exists()
 
 

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mikupal.cli import main  # noqa: E402
 from mikupal.engine.commit import OutputDir  # noqa: E402
 from mikupal.records import SpeechSegment  # noqa: E402
-from mikupal.stages.base import WorkItem  # noqa: E402
+from mikupal.records import Payload, WorkItem  # noqa: E402
 from tests.fakes import FakeGemini, make_clip  # noqa: E402
 
 KEY = "AIza-relabel-key"
@@ -36,13 +36,11 @@ def commit_video(root: Path, vid: str, n: int, rejected: set[int] = frozenset(),
         clip = make_clip(root / "clips" / vid / f"{sid}.mp4", seconds=1.0, seed=i)
         seg = SpeechSegment(segment_id=sid, video_id=vid, source=f"{vid}.mp4", start=i * 4.0, end=i * 4.0 + 2.5,
                             text=f"utterance {i} of {vid}")
-        it = WorkItem(source=f"{vid}.mp4", video_id=vid, status="segment", segment=seg, fanout_total=n,
-                      clip_path=str(clip.relative_to(root)), audio_path=f"audio/{vid}/{sid}.flac",
-                      speaker_boxes=[[1.0, 2.0, 3.0, 4.0]], asd_score=0.9)
+        it = WorkItem(source=f"{vid}.mp4", video_id=vid, status="segment", fanout_total=n, data=Payload(segment=seg, clip_path=str(clip.relative_to(root)), audio_path=f"audio/{vid}/{sid}.flac", speaker_boxes=[[1.0, 2.0, 3.0, 4.0]], asd_score=0.9))
         if i in rejected:
             it.reject("label", "labeler_safety_block", "finish reason SAFETY (HARM_CATEGORY_HARASSMENT=HIGH)")
         elif labeled:
-            it.annotation = EmotionAnnotation(emotions=[EmotionIntensity(name="Joy", intensity=1.0)],
+            it.data.annotation = EmotionAnnotation(emotions=[EmotionIntensity(name="Joy", intensity=1.0)],
                                               primary_emotion="Joy", labeler_model="earlier", cost_usd=0.001)
         items.append(it)
     OutputDir(root).commit_video(vid, items)

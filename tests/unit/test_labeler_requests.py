@@ -16,7 +16,7 @@ from mikupal.engine.commit import OutputDir, dataset_row  # noqa: E402
 from mikupal.labelers.relabel import LabelDataset, rewrite_parquet  # noqa: E402
 from mikupal.labelers.requests import context_turns, earlier_turns, label_request  # noqa: E402
 from mikupal.records import DatasetSegment, EmotionAnnotation, EmotionIntensity, SpeechSegment  # noqa: E402
-from mikupal.stages.base import WorkItem  # noqa: E402
+from mikupal.records import Payload, WorkItem  # noqa: E402
 from mikupal.stages.label import LabelStage  # noqa: E402
 from tests.fakes import make_clip  # noqa: E402
 
@@ -53,15 +53,14 @@ def test_pipeline_and_label_command_ask_the_same_way(tmp_path, mode):
         clip = make_clip(root / "clips" / "va" / f"{sid}.mp4", seconds=1.0, seed=i)
         seg = SpeechSegment(segment_id=sid, video_id="va", source="va.mp4", start=i * 4.0, end=i * 4.0 + 2.5,
                             text=f"utterance {i}")
-        items.append(WorkItem(source="va.mp4", video_id="va", status="segment", segment=seg, fanout_total=4,
-                              clip_path=str(clip.relative_to(root)), audio_path=f"audio/va/{sid}.flac"))
+        items.append(WorkItem(source="va.mp4", video_id="va", status="segment", fanout_total=4, data=Payload(segment=seg, clip_path=str(clip.relative_to(root)), audio_path=f"audio/va/{sid}.flac")))
     OutputDir(root).commit_video("va", items)  # unlabeled rows: what `mikupal label` reads
     cfg = compose(["labeler=gemini", f"labeler.mode={mode}", "labeler.context_turns=2"])
     stage = LabelStage(cfg, root)
     in_run = [stage.request_for(it, ctx) for it, ctx in zip(items, stage._contexts(items))]
     ds = LabelDataset(root, cfg)
     rows = {r["segment_id"]: r for rows in ds.todo.values() for r in rows}
-    offline = [ds.request(rows[it.segment.segment_id]) for it in items]
+    offline = [ds.request(rows[it.data.segment.segment_id]) for it in items]
     assert in_run == offline
     assert in_run[2].context == (["utterance 1", "utterance 2"] if mode == "text" else [])
     assert in_run[2].duration == pytest.approx(2.5) and in_run[2].clip_path.is_file()
@@ -72,10 +71,10 @@ def test_an_annotation_fills_the_same_columns_in_a_run_and_in_a_rewritten_file(t
                             rationale="smiles", labeler_model="m", prompt_version="v1", input_tokens=10,
                             output_tokens=3, cost_usd=None, agreement=0.5)
     seg = SpeechSegment(segment_id="v_1", video_id="v", source="v.mp4", start=0.0, end=1.0, text="t")
-    item = WorkItem(source="v.mp4", video_id="v", status="segment", segment=seg, clip_path="c.mp4", audio_path="a.flac")
+    item = WorkItem(source="v.mp4", video_id="v", status="segment", data=Payload(segment=seg, clip_path="c.mp4", audio_path="a.flac"))
     unlabeled = dataset_row(item, 16000)
     assert unlabeled.primary_emotion is None and unlabeled.emotions == [] and unlabeled.cost_usd == 0.0
-    item.annotation = ann
+    item.data.annotation = ann
     in_run = dataset_row(item, 16000).model_dump()
     path = tmp_path / "v.parquet"
     pq.write_table(DatasetSegment.to_table([unlabeled]), path)

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mikupal.config import compose  # noqa: E402
 from mikupal.records import SpeechSegment  # noqa: E402
-from mikupal.stages.base import WorkItem  # noqa: E402
+from mikupal.records import Payload, WorkItem  # noqa: E402
 from mikupal.stages.label import LabelStage  # noqa: E402
 from tests.fakes import FakeGemini, FaultPlan, make_audio, make_clip  # noqa: E402
 
@@ -29,8 +29,7 @@ def items(n, out: Path, video_id="vid", with_clip=True):
             make_clip(out / clip, seconds=1.0, seed=i)
         seg = SpeechSegment(segment_id=sid, video_id=video_id, source="in.mp4", start=i * 3.0, end=i * 3.0 + 2.5,
                             text=f"utterance {i} of {video_id}")
-        res.append(WorkItem(source="in.mp4", video_id=video_id, status="segment", segment=seg, clip_path=clip,
-                            audio_path=f"audio/{sid}.flac"))
+        res.append(WorkItem(source="in.mp4", video_id=video_id, status="segment", data=Payload(segment=seg, clip_path=clip, audio_path=f"audio/{sid}.flac")))
     return res
 
 
@@ -44,7 +43,7 @@ def test_batch_is_labeled_concurrently_and_dropped_items_pass(tmp_path, monkeypa
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     its = items(6, tmp_path)
     its[2].reject("asd", "no_active_speaker", "nobody speaks")
-    its[4].clip_path = "clips/missing.mp4"
+    its[4].data.clip_path = "clips/missing.mp4"
     with FakeGemini(api_key=KEY, latency_s=0.2) as srv:
         st = stage_for(tmp_path, srv)
         out = WorkItem.from_table(st.run_batch(WorkItem.to_table(its)))
@@ -52,12 +51,12 @@ def test_batch_is_labeled_concurrently_and_dropped_items_pass(tmp_path, monkeypa
         assert [o.item_id for o in out] == [i.item_id for i in its]
         assert srv.max_in_flight >= 3  # concurrent, not one by one
     by = {o.item_id: o for o in out}
-    assert by[its[2].item_id].rejects[-1].stage == "asd" and by[its[2].item_id].annotation is None
+    assert by[its[2].item_id].rejects[-1].stage == "asd" and by[its[2].item_id].data.annotation is None
     miss = by[its[4].item_id]
     assert miss.status == "dropped" and miss.rejects[-1].reason == "labeler_missing_media"
     for i in (0, 1, 3, 5):
         o = by[its[i].item_id]
-        assert o.status == "segment" and o.annotation and o.annotation.primary_emotion
+        assert o.status == "segment" and o.data.annotation and o.data.annotation.primary_emotion
         assert o.times[-1].stage == "label"
     cost = json.loads((tmp_path / "labeler" / "cost.json").read_text())
     assert cost["segments_labeled"] == 4 and cost["segments_rejected"] == {"labeler_missing_media": 1}
@@ -83,7 +82,7 @@ def test_text_mode_uses_the_batch_as_dialogue_context(tmp_path, monkeypatch):
         out = st._label(list(reversed(its)))
         st.close()
         texts = {r["contents"][0]["parts"][0]["text"] for r in srv.requests}
-    assert all(o.annotation for o in out)
+    assert all(o.data.annotation for o in out)
     third = next(t for t in texts if "utterance 2 of vid" in t.split("<target_utterance>")[1])
     assert "1. utterance 1 of vid" in third and "utterance 0" not in third
 
@@ -91,13 +90,13 @@ def test_text_mode_uses_the_batch_as_dialogue_context(tmp_path, monkeypatch):
 def test_audio_mode_reads_the_vocals(tmp_path, monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     its = items(1, tmp_path, with_clip=False)
-    make_audio(tmp_path / its[0].audio_path, seconds=2.5)
+    make_audio(tmp_path / its[0].data.audio_path, seconds=2.5)
     with FakeGemini(api_key=KEY) as srv:
         st = stage_for(tmp_path, srv, "labeler.mode=audio")
         [o] = st._label(its)
         st.close()
         part = srv.requests[0]["contents"][0]["parts"][0]
-    assert o.annotation is not None
+    assert o.data.annotation is not None
     assert (part.get("inlineData") or part.get("inline_data"))["mime_type"] == "audio/flac"
 
 

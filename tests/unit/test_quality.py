@@ -18,7 +18,7 @@ from mikupal.config import compose  # noqa: E402
 from mikupal.engine.commit import dataset_row  # noqa: E402
 from mikupal.engine.stages import stage_classes  # noqa: E402
 from mikupal.records import SpeechSegment  # noqa: E402
-from mikupal.stages.base import WorkItem  # noqa: E402
+from mikupal.records import Payload, WorkItem  # noqa: E402
 from mikupal.stages.quality import QualityStage  # noqa: E402
 
 pytestmark = pytest.mark.skipif(default_model_dir() is None, reason="the speechmos wheel is not installed")
@@ -101,8 +101,7 @@ def test_loud_pink_noise_lowers_ovrl_by_at_least_0_3(scorer, jfk):
 def _segment_item(audio_path: Path, seconds: float) -> WorkItem:
     seg = SpeechSegment(segment_id="vid_000000000", video_id="vid", source="talk.mp4", start=0.0, end=seconds,
                         text="ask not what your country can do for you", language="en")
-    return WorkItem(source="talk.mp4", video_id="vid", status="segment", segment=seg,
-                    analysis_path=str(audio_path), audio_path="audio/vid/vid_000000000.flac")
+    return WorkItem(source="talk.mp4", video_id="vid", status="segment", data=Payload(segment=seg, analysis_path=str(audio_path), audio_path="audio/vid/vid_000000000.flac"))
 
 
 def test_stage_scores_keeps_and_rejects_low_quality(tmp_path, jfk):
@@ -113,18 +112,18 @@ def test_stage_scores_keeps_and_rejects_low_quality(tmp_path, jfk):
     lenient = QualityStage(compose(["quality.min_ovrl=2.2"]), tmp_path, threads=1)
     kept = lenient.run_item(_segment_item(clean_path, seconds))[0]
     assert kept.status == "segment" and kept.times[-1].stage == "quality"
-    assert all(1 <= v <= 5 for v in (kept.dnsmos_sig, kept.dnsmos_bak, kept.dnsmos_ovrl, kept.dnsmos_p808))
+    assert all(1 <= v <= 5 for v in (kept.data.dnsmos_sig, kept.data.dnsmos_bak, kept.data.dnsmos_ovrl, kept.data.dnsmos_p808))
 
     row = dataset_row(kept, 44100)
     assert (row.dnsmos_ovrl, row.dnsmos_sig, row.dnsmos_bak, row.dnsmos_p808) == (
-        kept.dnsmos_ovrl, kept.dnsmos_sig, kept.dnsmos_bak, kept.dnsmos_p808)
+        kept.data.dnsmos_ovrl, kept.data.dnsmos_sig, kept.data.dnsmos_bak, kept.data.dnsmos_p808)
 
     dropped = lenient.run_item(_segment_item(noisy_path, seconds))[0]
     assert dropped.status == "dropped"
     rej = dropped.rejects[-1]
     assert (rej.stage, rej.reason, rej.start, rej.end) == ("quality", "low_quality", 0.0, seconds)
-    assert rej.message == f"dnsmos_ovrl {dropped.dnsmos_ovrl:.2f} < 2.20"
-    assert dropped.dnsmos_ovrl < kept.dnsmos_ovrl - 0.3
+    assert rej.message == f"dnsmos_ovrl {dropped.data.dnsmos_ovrl:.2f} < 2.20"
+    assert dropped.data.dnsmos_ovrl < kept.data.dnsmos_ovrl - 0.3
 
 
 def test_stage_order_and_config():

@@ -19,7 +19,7 @@ from mikupal.records import (
     Word,
     segment_id,
 )
-from mikupal.stages.base import WorkItem
+from mikupal.records import Payload, WorkItem
 
 WORDS = [Word(word=" hello", start=1.0, end=1.4, probability=0.9), Word(word=" world", start=1.5, end=2.0, probability=0.8)]
 EMO = [EmotionIntensity(name="Joy", intensity=0.7), EmotionIntensity(name="Calmness", intensity=0.1)]
@@ -89,11 +89,32 @@ def test_no_map_or_binary_blob_columns():
 
 
 def test_work_item_round_trip():
-    it = WorkItem(source="a.mp4", video_id="abc", status="segment", segment=SAMPLES[SpeechSegment],
-                  tracks=[SAMPLES[FaceTrack]], annotation=SAMPLES[EmotionAnnotation])
+    it = WorkItem(source="a.mp4", video_id="abc", status="segment",
+                  data=Payload(segment=SAMPLES[SpeechSegment], annotation=SAMPLES[EmotionAnnotation]))
     it.reject("vision", "no_face", "none found")
     assert WorkItem.from_table(WorkItem.to_table([it])) == [it]
     assert it.status == "dropped" and it.rejects[0].start == 1.0
+
+
+def test_work_item_keeps_the_engine_protocol_apart_from_the_payload():
+    """The engine's columns are the item's own; what the stages carry is one `data` struct, and
+    face tracks (only tests and debug renders read them) do not travel at all."""
+    schema = WorkItem.arrow_schema()
+    assert set(schema.names) == {"source", "path", "video_id", "status", "fanout_total", "origin_id", "share",
+                                 "rejects", "times", "data"}
+    payload = schema.field("data").type
+    assert pa.types.is_struct(payload) and "segment" in [f.name for f in payload]
+    assert "tracks" not in [f.name for f in payload]
+
+
+def test_pieces_own_their_payload():
+    seg = SAMPLES[SpeechSegment]
+    it = WorkItem(source="a.mp4", video_id="abc", status="segment", data=Payload(segment=seg))
+    a, b = it.pieces([seg.model_copy(update={"segment_id": "abc_1", "end": 1.5}),
+                      seg.model_copy(update={"segment_id": "abc_2", "start": 1.5})], [])
+    a.data.clip_path = "clips/a.mp4"
+    assert b.data.clip_path is None and it.data.clip_path is None
+    assert (a.item_id, b.item_id, a.origin, b.origin) == ("abc_1", "abc_2", seg.segment_id, seg.segment_id)
 
 
 def test_segment_id_is_stable():

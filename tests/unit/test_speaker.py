@@ -18,7 +18,7 @@ from mikupal.records import FaceTrack, SpeechSegment, VoiceWindows, Word, segmen
 from mikupal.speaker.change import find_changes
 from mikupal.speaker.identity import SegmentVoice, cluster, link_across_videos, speaker_ids
 from mikupal.speaker.split import OVERLAPPING_SPEECH, SPEAKER_CHANGE, Removal, snap_to_boundary, split_utterance
-from mikupal.stages.base import WorkItem
+from mikupal.records import Payload, WorkItem
 from mikupal.vision.timeline import face_turns, slice_track
 
 RNG = np.random.default_rng(0)
@@ -143,7 +143,7 @@ def test_a_removed_stretch_is_an_overlapping_speech_reject():
 
 def test_pieces_share_their_utterance_and_the_writer_waits_for_all():
     s = seg_with_words(QUESTION_ANSWER, start=0.0, end=4.7)
-    item = WorkItem(source="v.mp4", video_id="vid", status="segment", segment=s)
+    item = WorkItem(source="v.mp4", video_id="vid", status="segment", data=Payload(segment=s))
     pieces, rejects = split_utterance(s, [2.6], [], SegmentConfig(min_seconds=1.0), "speaker")
     out = item.pieces(pieces, rejects)
     assert [it.origin for it in out] == [s.segment_id] * 2
@@ -151,14 +151,14 @@ def test_pieces_share_their_utterance_and_the_writer_waits_for_all():
     assert complete_utterances(out[:1]) == 0
     assert complete_utterances(out) == 1
     # a piece cut again (the vision stage) still adds up
-    again = out[1].pieces([out[1].segment.model_copy(update={"segment_id": "vid_x1"}),
-                           out[1].segment.model_copy(update={"segment_id": "vid_x2"})], [])
+    again = out[1].pieces([out[1].data.segment.model_copy(update={"segment_id": "vid_x1"}),
+                           out[1].data.segment.model_copy(update={"segment_id": "vid_x2"})], [])
     assert complete_utterances([out[0], *again]) == 1
 
 
 def test_nothing_left_drops_the_item_with_exactly_the_span_rejects():
     s = seg_with_words(QUESTION_ANSWER, start=0.0, end=4.7)
-    item = WorkItem(source="v.mp4", video_id="vid", status="segment", segment=s)
+    item = WorkItem(source="v.mp4", video_id="vid", status="segment", data=Payload(segment=s))
     pieces, rejects = split_utterance(s, [2.4], [], SegmentConfig(min_seconds=3.0), "speaker")
     out = item.pieces(pieces, rejects)
     assert len(out) == 1 and out[0].status == "dropped"

@@ -9,7 +9,8 @@ from mikupal.config import Resources, compose
 from mikupal.engine.collector import Collector, Progress
 from mikupal.errors import StageError
 from mikupal.records import SpeechSegment
-from mikupal.stages.base import Stage, WorkItem
+from mikupal.records import Payload, WorkItem
+from mikupal.stages.base import Stage
 
 
 def _segment(k: int) -> SpeechSegment:
@@ -31,7 +32,7 @@ class FanOut(Stage):
             if self.fail_after is not None and k == self.fail_after:
                 raise self.error or RuntimeError("boom")
             it = item.model_copy(deep=True)
-            it.status, it.segment = "segment", _segment(k)
+            it.status, it.data.segment = "segment", _segment(k)
             if k > 0:
                 it.rejects, it.times = [], []
             yield it
@@ -50,7 +51,7 @@ def test_successors_stream_and_only_the_last_knows_the_total(cfg, tmp_path):
     st = FanOut(cfg, tmp_path, 4)
     gen = st.iter_item(_video())
     first = next(gen)  # available before the stage has produced its last successor
-    assert first.segment.segment_id == "v_000000000" and first.fanout_total == 0
+    assert first.data.segment.segment_id == "v_000000000" and first.fanout_total == 0
     rest = list(gen)
     assert [i.fanout_total for i in [first] + rest] == [0, 0, 0, 4]
     assert [t.stage for i in [first] + rest for t in i.times] == ["fan"], "the stage's time rides once, on the last"
@@ -93,7 +94,7 @@ def test_collector_commits_when_all_arrived_in_any_order_once(cfg, tmp_path, ord
     for k in order:  # [1, 3, 3, ...]: a retried task passes an item on twice
         col.add(items[k].model_copy(deep=True))
     assert len(out.committed) == 1 and len(out.committed[0]) == 4
-    assert sorted(i.segment.segment_id for i in out.committed[0]) == [f"v_{k:09d}" for k in range(4)]
+    assert sorted(i.data.segment.segment_id for i in out.committed[0]) == [f"v_{k:09d}" for k in range(4)]
 
 
 def test_pool_workers_get_one_thread_per_whole_cpu():
@@ -128,7 +129,7 @@ def test_an_item_over_its_time_limit_is_rejected_with_timeout(tmp_path):
 
 
 def test_the_limit_scales_with_the_item_and_can_be_off(tmp_path):
-    seg = _video().model_copy(update={"segment": _segment(0), "status": "segment"})  # 2.5 s of media
+    seg = _video().model_copy(update={"data": Payload(segment=_segment(0)), "status": "segment"})  # 2.5 s of media
     cfg = compose([f"output={tmp_path}", "engine.item_timeout_s=0.1", "engine.item_timeout_per_media_s=0.4"])
     assert Slow(cfg, tmp_path, 0)._time_limit_s(seg) == pytest.approx(1.1)
     assert list(Slow(cfg, tmp_path, 0.5).iter_item(seg))[0].status == "segment"  # 0.5 s < 1.1 s
