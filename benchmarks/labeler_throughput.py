@@ -86,7 +86,7 @@ def run_benchmark(requests: int = 64, concurrency: int = 16, latency_s: float = 
             mode = "text" if backend == "openai" else "video"
             cfg = compose([
                 f"labeler={kind}", f"labeler.base_url={url}", f"labeler.mode={mode}",
-                f"labeler.concurrency={concurrency}", "labeler.requests_per_minute=1000000",
+                f"labeler.requests_in_flight={concurrency}", "labeler.requests_per_minute=1000000",
                 "labeler.tokens_per_minute=1000000000", f"labeler.timeout_s={max(30.0, 10 * latency_s)}",
             ]).labeler
             reqs = [LabelRequest(f"s{i}", f"benchmark utterance {i}", mode, clip_path=clip, duration=1.0)

@@ -225,14 +225,14 @@ def cmd_sweep(a) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "sweep"
         cmd = [sys.executable, "-m", "mikupal.cli", "run", "-m", f"input={inp}", f"output={out}",
-               f"models_dir={models_dir()}", *BASE, f"faces.resources.concurrency={a.values}"]
+               f"models_dir={models_dir()}", *BASE, f"faces.resources.workers={a.values}"]
         r = timed(cmd)
         rows = []
         for d in sorted(out.iterdir()):
             rep = json.loads((d / "report.json").read_text())
             rows.append({"run": d.name, "wall_seconds": rep["wall_seconds"], "speed_ratio": rep["speed_ratio"],
                          "segments": rep["segments"], "stages": rep["stages"]})
-    save("sweep", {"input": inp.name, "axis": "faces.resources.concurrency", "values": a.values, "rows": rows,
+    save("sweep", {"input": inp.name, "axis": "faces.resources.workers", "values": a.values, "rows": rows,
                    "command": "mikupal run -m " + " ".join(cmd[5:]), "wall_s": r["wall_s"]})
 
 

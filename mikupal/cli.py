@@ -15,7 +15,7 @@ USAGE = """usage: mikupal COMMAND [key=value ...]
 
 commands:
   run        input=PATH output=DIR [overrides]   video(s) -> emotional speech dataset
-             (-m/--multirun: sweep comma-separated values, e.g. -m asr.resources.concurrency=1,2)
+             (-m/--multirun: sweep comma-separated values, e.g. -m asr.resources.workers=1,2)
              (--dry-run: show models present/missing and the stage plan, then stop)
   label      input=DIR [labeler=...] [--relabel]  label what an output needs: unlabeled and labeler-rejected
              segments (resumable); --relabel: all again, into labels/<model>__<prompt>/

@@ -55,12 +55,12 @@ class Resources(_Strict):
 
     num_cpus: float = 1.0
     num_gpus: float = 0.0
-    concurrency: Union[int, Literal["auto"]] = 1  # pool size; "auto" = one per GPU, or one per CPU core without GPUs
-    batch_size: Optional[int] = None
+    workers: Union[int, Literal["auto"]] = 1  # copies of the stage (the pool size); "auto" = one per GPU, or one per CPU core without GPUs
+    items_per_call: Optional[int] = None  # items the executor hands one call of the stage (None: the stage's own choice)
 
     def pool_size(self, cluster_gpus: float, cluster_cpus: float) -> int:
-        if self.concurrency != "auto":
-            return max(1, int(self.concurrency))
+        if self.workers != "auto":
+            return max(1, int(self.workers))
         if self.num_gpus > 0 and cluster_gpus > 0:
             return max(1, int(cluster_gpus))
         # CPU workers are single-threaded (models run on one thread each): one per core, within
@@ -75,13 +75,13 @@ class Resources(_Strict):
 
     def widest(self, other: "Resources") -> "Resources":
         """Field-wise max of two requests ("auto" wins over a number): one worker doing two jobs."""
-        if self.concurrency == "auto" or other.concurrency == "auto":
-            conc = "auto"
+        if self.workers == "auto" or other.workers == "auto":
+            workers = "auto"
         else:
-            conc = max(int(self.concurrency), int(other.concurrency))
-        sizes = [x for x in (self.batch_size, other.batch_size) if x is not None]
+            workers = max(int(self.workers), int(other.workers))
+        sizes = [x for x in (self.items_per_call, other.items_per_call) if x is not None]
         return Resources(num_cpus=max(self.num_cpus, other.num_cpus), num_gpus=max(self.num_gpus, other.num_gpus),
-                         concurrency=conc, batch_size=max(sizes) if sizes else None)
+                         workers=workers, items_per_call=max(sizes) if sizes else None)
 
 
 class SeparationConfig(_Strict):
@@ -212,7 +212,7 @@ class LabelerConfig(_Strict):
     api_key_env: str
     api_key_file: Optional[str]
     base_url: Optional[str]
-    concurrency: int = Field(ge=1)
+    requests_in_flight: int = Field(ge=1)  # per labeler worker; `resources.workers` is how many workers
     requests_per_minute: float = Field(gt=0)
     tokens_per_minute: float = Field(gt=0)
     timeout_s: float = Field(gt=0)
@@ -313,6 +313,24 @@ def _loc(err: dict[str, Any]) -> str:
     return ".".join(str(p) for p in err["loc"]) or "<root>"
 
 
+#: keys that were renamed, so a run with the old name says what it is called now: the two levels of
+#: parallelism and the two kinds of batch each have a name that says which one they are
+RENAMED = {"resources.concurrency": "resources.workers", "resources.batch_size": "resources.items_per_call",
+           "labeler.concurrency": "labeler.requests_in_flight"}
+
+
+def _renamed(key: str) -> Optional[str]:
+    for old, new in RENAMED.items():
+        if key == old or key.endswith("." + old):
+            return key[: len(key) - len(old)] + new
+    return None
+
+
+def _unknown_key(key: str) -> UserError:
+    new = _renamed(key)
+    return UserError(f"config error: '{key}' is now '{new}'" if new else f"config error: unknown key '{key}'")
+
+
 def validate(raw: dict[str, Any], model: type[BaseModel] = RunConfig) -> Any:
     """Validate a plain dict; the first problem becomes a one-line UserError naming its key."""
     try:
@@ -321,7 +339,7 @@ def validate(raw: dict[str, Any], model: type[BaseModel] = RunConfig) -> Any:
         err = e.errors()[0]
         key = _loc(err)
         if err["type"] == "extra_forbidden":
-            raise UserError(f"config error: unknown key '{key}'") from None
+            raise _unknown_key(key) from None
         raise UserError(f"config error: {key}: {err['msg']} (got {err.get('input')!r})") from None
 
 
@@ -369,6 +387,10 @@ def compose_raw(overrides: list[str], config_name: str = "config") -> dict[str, 
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if _renamed(key):
+            raise _unknown_key(key)
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))

@@ -131,7 +131,7 @@ def _check_capacity(plans: list[tuple[str, float, float, int]], task_cpus: float
         detail = ", ".join(f"{name}: {n} x ({c:g} CPU, {g:g} GPU)" for name, c, g, n in plans)
         raise UserError(
             f"the stage pools need {need_cpu:g} CPUs and {need_gpu:g} GPUs but the cluster has {cpus:g} and {gpus:g} "
-            f"({detail}); lower <stage>.resources.num_cpus/num_gpus/concurrency"
+            f"({detail}); lower <stage>.resources.num_cpus/num_gpus/workers"
         )
 
 
@@ -156,7 +156,7 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
     for cls in stage_classes(cfg):
         stage = cls(cfg, out_dir)
         res = stage.resources
-        batch_size = 1 if cls.level == "video" else stage.batch_size  # videos: one per call, they fan out
+        batch_size = 1 if cls.level == "video" else stage.items_per_call  # videos: one per call, they fan out
         remote = {"num_cpus": res.num_cpus}
         if res.num_gpus:
             remote["num_gpus"] = res.num_gpus

@@ -155,7 +155,7 @@ def _label_dir(cfg, root: Path) -> int:
     stats = RunCost(model=cfg.labeler.model)
     into = f" into labels/{relabel_tag(cfg)}/" if cfg.labeler.relabel else ""
     _say(f"labeling {ds.pending} of {ds.total} segments in {root}{into} with {cfg.labeler.model} "
-         f"({cfg.labeler.mode} mode, {'batch' if cfg.labeler.batch else f'{cfg.labeler.concurrency} concurrent'})")
+         f"({cfg.labeler.mode} mode, {'batch' if cfg.labeler.batch else f'{cfg.labeler.requests_in_flight} in flight'})")
     if cfg.labeler.batch:
         failed: Optional[list] = _label_batch(ds, cfg, labeler, stats)
         if failed is None:

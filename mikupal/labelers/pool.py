@@ -126,7 +126,7 @@ class LabelPool:
         self.price = self.cfg.price()
         self.stats = stats or RunCost(model=self.cfg.model)
         self.limits = limits or LimitsClient.private(self.cfg)
-        self._sem = asyncio.Semaphore(self.cfg.concurrency)
+        self._sem = asyncio.Semaphore(self.cfg.requests_in_flight)
         self._rng = rng or random.Random()
         self._sleep = sleep  # backoff waits (tests pass a recorder)
         self._fatal: Optional[LabelerError] = None
@@ -149,7 +149,7 @@ class LabelPool:
     async def label_many(
         self, requests: Iterable[LabelRequest], on_result: Optional[Callable[[LabelResult], None]] = None
     ) -> list[LabelResult]:
-        """Label concurrently (bounded by `concurrency`); results in input order."""
+        """Label concurrently (at most `requests_in_flight` at once); results in input order."""
 
         async def one(req: LabelRequest) -> LabelResult:
             res = await self.label(req)

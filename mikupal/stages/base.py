@@ -55,9 +55,9 @@ class Stage(ABC):
     holds_model: bool = False
 
     @property
-    def batch_size(self) -> int:
-        """Items per call: `resources.batch_size`, else 1 (one utterance at a time)."""
-        return self.resources.batch_size or 1
+    def items_per_call(self) -> int:
+        """Items the executor hands one call: `resources.items_per_call`, else 1 (one utterance at a time)."""
+        return self.resources.items_per_call or 1
 
     def secret_env(self) -> list[str]:
         """Environment variables (names) the stage's workers need that must never be written to

@@ -68,9 +68,9 @@ class LabelStage(Stage):
     holds_model = True  # the client, its connection pool and the budget handle live in the worker
 
     @property
-    def batch_size(self) -> int:
+    def items_per_call(self) -> int:
         """Requests are sent concurrently within a batch: as many items as requests in flight."""
-        return self.resources.batch_size or max(1, self.cfg.labeler.concurrency)
+        return self.resources.items_per_call or max(1, self.cfg.labeler.requests_in_flight)
 
     def secret_env(self) -> list[str]:
         # workers started before this run (a shared cluster) don't have the driver's env: the key

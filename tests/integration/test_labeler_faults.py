@@ -47,7 +47,7 @@ def work_items(n, dur=lambda i: 2.0):
 
 
 def stage(out, url, *over):
-    cfg = compose(["labeler=gemini", f"labeler.base_url={url}", "labeler.concurrency=16",
+    cfg = compose(["labeler=gemini", f"labeler.base_url={url}", "labeler.requests_in_flight=16",
                    "labeler.timeout_s=1.0", "labeler.backoff_base_s=0.02", "labeler.backoff_max_s=2",
                    f"labeler.max_retries={MAX_RETRIES}", f"labeler.invalid_retries={INVALID_RETRIES}",
                    "labeler.requests_per_minute=100000", *over])
@@ -95,7 +95,7 @@ def test_200_segments_at_20_percent_faults(out_dir, monkeypatch):
 
 def test_openai_compatible_under_faults(monkeypatch):
     n = 100
-    cfg = compose(["labeler=openai", "labeler.concurrency=16", "labeler.timeout_s=1.0",
+    cfg = compose(["labeler=openai", "labeler.requests_in_flight=16", "labeler.timeout_s=1.0",
                    "labeler.backoff_base_s=0.02", f"labeler.max_retries={MAX_RETRIES}",
                    f"labeler.invalid_retries={INVALID_RETRIES}", "labeler.requests_per_minute=100000"]).labeler
     with FakeOpenAI(api_key=KEY, faults=FaultPlan(seed=12, **FAULTS)) as srv:

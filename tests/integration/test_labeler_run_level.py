@@ -79,7 +79,7 @@ def test_model_retired_mid_run_stops_cleanly_and_the_rerun_labels_everything(mod
         assert rc == 2 and len(err) == 1, err
         assert f"models/{MODEL} is not found" in err[0] and "re-run" in err[0]
         # no request after the answer that said so: only those already in flight then (one at a time
-        # in the sequential engine; up to labeler.concurrency under Ray, where a batch is labeled at once)
+        # in the sequential engine; up to labeler.requests_in_flight under Ray, where a batch is labeled at once)
         assert 1 <= srv.counts["model_not_found"] <= (1 if engine == "sequential" else 8)
     od = OutputDir(out)
     done = [s for s in od.summaries() if s.final]

@@ -66,8 +66,8 @@ def test_three_actors_share_one_budget_and_the_report_equals_the_segments(ray_se
     n, cap = 60, 0.05
     with FakeGemini(api_key=KEY) as srv:
         cfg = compose(["labeler=gemini", f"labeler.base_url={srv.url}", f"labeler.max_usd={cap}",
-                       "labeler.concurrency=4", "labeler.requests_per_minute=100000",
-                       f"labeler.resources.concurrency={ACTORS}"])
+                       "labeler.requests_in_flight=4", "labeler.requests_per_minute=100000",
+                       f"labeler.resources.workers={ACTORS}"])
         shared = SharedLimits(cfg.labeler, use_ray=True)
         try:
             out = label_through_ray(cfg, run_dir, items(n))
@@ -106,8 +106,8 @@ def test_requests_per_minute_hold_across_actors(ray_session, run_dir, monkeypatc
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     rpm, n = 600, 36  # 10 per second (one second of burst): 36 requests need >= 2.6 s in all
     with FakeGemini(api_key=KEY) as srv:
-        cfg = compose(["labeler=gemini", f"labeler.base_url={srv.url}", "labeler.concurrency=8",
-                       f"labeler.requests_per_minute={rpm}", f"labeler.resources.concurrency={ACTORS}"])
+        cfg = compose(["labeler=gemini", f"labeler.base_url={srv.url}", "labeler.requests_in_flight=8",
+                       f"labeler.requests_per_minute={rpm}", f"labeler.resources.workers={ACTORS}"])
         shared = SharedLimits(cfg.labeler, use_ray=True)
         try:
             out = label_through_ray(cfg, run_dir, items(n))

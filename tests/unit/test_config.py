@@ -16,7 +16,7 @@ def test_defaults_compose_and_validate():
 def test_profile_gpu_scales_resources():
     cfg = compose(["profile=gpu"])
     assert cfg.asr.model == "large-v3" and cfg.asr.batched
-    assert cfg.asr.resources.num_gpus > 0 and cfg.asr.resources.concurrency == "auto"
+    assert cfg.asr.resources.num_gpus > 0 and cfg.asr.resources.workers == "auto"
     assert cfg.asr.resources.pool_size(cluster_gpus=8, cluster_cpus=64) == 8
 
 
@@ -33,6 +33,10 @@ def test_none_choices_are_valid():
         (["asr=bogus"], "asr/bogus"),
         (["vad.aggressiveness=7"], "vad.aggressiveness"),
         (["nonsense"], "nonsense"),
+        # renamed keys say their new name
+        (["asr.resources.concurrency=2"], "'asr.resources.concurrency' is now 'asr.resources.workers'"),
+        (["labeler.concurrency=4"], "'labeler.concurrency' is now 'labeler.requests_in_flight'"),
+        (["+faces.resources.batch_size=4"], "'faces.resources.batch_size' is now 'faces.resources.items_per_call'"),
     ],
 )
 def test_bad_override_is_one_line_naming_the_key(override, words):

@@ -83,7 +83,7 @@ def test_budget_cap_leaves_the_rest_for_a_rerun(tmp_path):
         # a request reserves ~2k input tokens at $0.75/M + 2048 output tokens at $3.75/M ~ $0.0092 and
         # costs ~$0.002: the cap lets 2 requests through, then no request fits any more
         rc = label_command([f"input={root}", f"labeler.base_url={srv.url}", "labeler.max_usd=0.012",
-                            "labeler.concurrency=1"])
+                            "labeler.requests_in_flight=1"])
         assert rc == 1
         rows = read_rows(root)
         done = [r for r in rows.values() if r["primary_emotion"]]

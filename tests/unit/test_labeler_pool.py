@@ -53,7 +53,7 @@ class Scripted(Labeler):
 
 
 def cfg(**kw):
-    base = dict(kind="gemini", model="m", mode="text", taxonomy=None, concurrency=4, max_retries=3,
+    base = dict(kind="gemini", model="m", mode="text", taxonomy=None, requests_in_flight=4, max_retries=3,
                 invalid_retries=1, backoff_base_s=0.5, backoff_max_s=10.0, timeout_s=5.0,
                 requests_per_minute=1e6, tokens_per_minute=1e9, max_output_tokens=100,
                 prices={"m": Price(text=1.0, output=10.0)})
@@ -131,7 +131,7 @@ def test_permanent_errors_are_not_retried_and_auth_is_fatal():
     res = run(LabelPool(lab, sleep=Sleeps()).label(req()))
     assert res.reason == "labeler_safety_block" and res.attempts == 1
 
-    c1 = cfg(concurrency=1)
+    c1 = cfg(requests_in_flight=1)
     lab = Scripted(c1, {"s0": [LabelerError("labeler_auth_error", "HTTP 403 key sekret-key", fatal=True)]})
     pool = LabelPool(lab, sleep=Sleeps())
     results = run(pool.label_many([req(f"s{i}") for i in range(5)]))
@@ -155,7 +155,7 @@ def test_missing_media_is_rejected_without_a_request(tmp_path):
 
 
 def test_concurrency_is_bounded():
-    c = cfg(concurrency=3)
+    c = cfg(requests_in_flight=3)
     lab = Scripted(c, delay=0.02)
     pool = LabelPool(lab)
     results = run(pool.label_many([req(f"s{i}") for i in range(12)]))
@@ -247,7 +247,7 @@ def test_halt_stops_every_worker_and_pause_is_shared():
 
 
 def test_budget_cap_rejects_the_rest_cleanly():
-    c = cfg(max_usd=0.01, concurrency=4)  # est per request 0.001 + 0.001 = 0.002; actual 0.002
+    c = cfg(max_usd=0.01, requests_in_flight=4)  # est per request 0.001 + 0.001 = 0.002; actual 0.002
     lab = Scripted(c)
     pool = LabelPool(lab)
     results = run(pool.label_many([req(f"s{i}") for i in range(20)]))

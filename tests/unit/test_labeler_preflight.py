@@ -126,7 +126,7 @@ def test_daily_quota_and_retired_model_halt_every_request(fake):
     for kind, reason in (("quota", "labeler_quota_exhausted"), ("retired", "labeler_model_not_found")):
         extra = {"daily_quota": 3} if kind == "quota" else {}
         with cls(api_key=KEY, **extra) as srv:
-            over = ["labeler.mode=text", "labeler.concurrency=1", "labeler.backoff_base_s=0.01"]
+            over = ["labeler.mode=text", "labeler.requests_in_flight=1", "labeler.backoff_base_s=0.01"]
             if fake == "gemini":
                 lc = gemini(srv.url, *over)
             else:

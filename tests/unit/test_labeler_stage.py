@@ -35,7 +35,7 @@ def items(n, out: Path, video_id="vid", with_clip=True):
 
 def stage_for(out, srv, *over):
     cfg = compose(["labeler=gemini", f"labeler.base_url={srv.url}", "labeler.backoff_base_s=0.01",
-                   "labeler.concurrency=8", *over])
+                   "labeler.requests_in_flight=8", *over])
     return LabelStage(cfg, out)
 
 

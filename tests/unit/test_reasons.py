@@ -67,7 +67,7 @@ def test_finality_sets():
 
 
 def test_executors_never_name_a_stage():
-    """The engines read what a stage declares (holds_model, batch_size, secret_env, resources)."""
+    """The engines read what a stage declares (holds_model, items_per_call, secret_env, resources)."""
     from mikupal.config import compose
     from mikupal.engine.stages import stage_classes
 
