@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 SEGMENTS = "segments"
 REJECTS = "rejects"
 SPEAKERS = "speakers"
@@ -39,3 +41,100 @@ MARKER = ".mikupal-output"
 WRITTEN_DIRS = frozenset({SEGMENTS, REJECTS, SPEAKERS, AUDIO, CLIPS, DEBUG, LABELER, LABELS, LOGS, STATE, WORK})
 #: the files a run writes at the output's top level
 WRITTEN_FILES = frozenset({GLOBAL_SPEAKERS, REPORT_JSON, REPORT_HTML, LOCK, MARKER})
+
+#: where `mikupal label` keeps segments whose labeling failed, to label again later
+PENDING = f"{LABELER}/pending"
+DONE = f"{STATE}/done"
+
+
+class OutputPaths:
+    """The paths of one output dir. `key` is a video's commit key (its content id)."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    # per video
+    def segments(self, key: str) -> Path:
+        return self.root / SEGMENTS / f"{key}.parquet"
+
+    def rejects(self, key: str) -> Path:
+        return self.root / REJECTS / f"{key}.parquet"
+
+    def speakers(self, key: str) -> Path:
+        return self.root / SPEAKERS / f"{key}.parquet"
+
+    def face_picture(self, key: str, speaker_id: str) -> str:
+        """Relative to the root: it is stored in the speakers table."""
+        return f"{SPEAKERS}/{key}/{speaker_id}.jpg"
+
+    def pending(self, key: str) -> Path:
+        return self.root / PENDING / f"{key}.parquet"
+
+    def marker(self, key: str) -> Path:
+        return self.root / DONE / f"{key}.json"
+
+    # per segment (relative to the root: they are stored in the rows)
+    @staticmethod
+    def segment_media(video_id: str, segment_id: str) -> dict[str, str]:
+        return {"audio": f"{AUDIO}/{video_id}/{segment_id}.flac", "clip": f"{CLIPS}/{video_id}/{segment_id}.mp4",
+                "debug": f"{DEBUG}/{video_id}/{segment_id}.mp4"}
+
+    # per run
+    def dir(self, name: str) -> Path:
+        """One of the folders above (SEGMENTS, REJECTS, PENDING, DONE ...)."""
+        return self.root / name
+
+    @property
+    def cost(self) -> Path:
+        return self.root / LABELER / "cost.json"
+
+    @property
+    def label_rejects(self) -> Path:
+        """`mikupal label`: the segments still unlabeled after it, with their reasons."""
+        return self.root / LABELER / "rejects.parquet"
+
+    @property
+    def batch_requests(self) -> Path:
+        return self.root / LABELER / "batch_requests.jsonl"
+
+    @property
+    def batch_results(self) -> Path:
+        return self.root / LABELER / "batch_results.jsonl"
+
+    def labels(self, tag: str) -> Path:
+        """`--relabel` output for one `<model>__<prompt>` tag."""
+        return self.root / LABELS / tag
+
+    @property
+    def skipped_files(self) -> Path:
+        return self.root / STATE / "skipped_files.json"
+
+    def log(self, name: str) -> Path:
+        return self.root / LOGS / name
+
+    @property
+    def work(self) -> Path:
+        return self.root / WORK
+
+    @property
+    def global_speakers(self) -> Path:
+        return self.root / GLOBAL_SPEAKERS
+
+    @property
+    def report_json(self) -> Path:
+        return self.root / REPORT_JSON
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / REPORT_HTML
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK
+
+    @property
+    def output_marker(self) -> Path:
+        return self.root / MARKER
+
+    #: the folders whose interrupted writes (`*.tmp`) a run removes at start
+    TMP_DIRS = (SEGMENTS, REJECTS, SPEAKERS, PENDING, DONE)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 
+from ..layout import OutputPaths
 from ..config import RunConfig
 from ..errors import USER_ERROR_REASON, UserError
 from ..ids import source_key
@@ -236,12 +237,11 @@ def _open_limits(cfg: RunConfig):
 
 def _close_limits(limits, root: Path) -> None:
     """Write the run's labeler/cost.json (summed over all label workers) once, then stop the limits."""
-    from ..stages.label import COST_FILE
 
     try:
-        limits.write_cost(root / COST_FILE)
+        limits.write_cost(OutputPaths(root).cost)
     except Exception as e:  # noqa: BLE001 - the cost report must not hide why the run ended
-        log.warning("could not write %s: %s", root / COST_FILE, e)
+        log.warning("could not write %s: %s", OutputPaths(root).cost, e)
     finally:
         limits.close()
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
+
+from ..layout import OutputPaths
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: loggers whose INFO/WARNING lines are library chatter: kept in the log file, off the terminal
@@ -52,7 +53,7 @@ class RunLog:
     """`with RunLog(out_root):` routes logging and warnings to OUT/logs/ for the run's duration."""
 
     def __init__(self, root: str | os.PathLike, command: str = "run"):
-        self.path = Path(root) / "logs" / f"{command}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+        self.path = OutputPaths(root).log(f"{command}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log")
         self.handler: logging.Handler | None = None
         self._saved: dict[str, tuple[int, bool]] = {}
         self._filtered: list[logging.Handler] = []

@@ -31,14 +31,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import atomic
+from .. import layout
+from ..layout import OutputPaths
 from ..config import RunConfig
 from ..errors import UserError
 from .base import LabelRequest
 from .requests import context_turns, label_request
 
 REQUIRED = ("segment_id", "text", "clip_path", "audio_path", "primary_emotion", "emotions")
-PENDING = Path("labeler") / "pending"
-LABELS = Path("labels")
 
 
 def _atomic(table: pa.Table, path: Path) -> None:
@@ -76,11 +76,12 @@ class LabelDataset:
 
     def __init__(self, root: Path, cfg: RunConfig):
         self.root = root
+        self.paths = OutputPaths(root)
         self.cfg = cfg
         self.relabel = cfg.labeler.relabel
-        seg_files = sorted((root / "segments").glob("*.parquet"))
-        pending_files = sorted((root / PENDING).glob("*.parquet"))
-        if not seg_files and not pending_files and not (root / ".state" / "done").is_dir():
+        seg_files = sorted(self.paths.dir(layout.SEGMENTS).glob("*.parquet"))
+        pending_files = sorted(self.paths.dir(layout.PENDING).glob("*.parquet"))
+        if not seg_files and not pending_files and not self.paths.dir(layout.DONE).is_dir():
             raise UserError(f"input={root}: no segments/*.parquet here (is it a mikupal output dir?)")
         self.tables: dict[Path, pa.Table] = {}
         # a video's rows may come from two files (segments/ and labeler/pending/) labeled at once:
@@ -94,7 +95,7 @@ class LabelDataset:
             table = self._read(f)
             self.tables[f] = table
             rows = table.to_pylist()
-            is_pending = f.parent == root / PENDING
+            is_pending = f.parent == self.paths.dir(layout.PENDING)
             if is_pending:  # a crash between moving a row and dropping it here: it is kept already
                 rows = [r for r in rows if r["segment_id"] not in kept]
             else:
@@ -119,7 +120,7 @@ class LabelDataset:
         return table
 
     def _relabeled(self) -> set[str]:
-        folder = self.root / LABELS / relabel_tag(self.cfg)
+        folder = self.paths.labels(relabel_tag(self.cfg))
         ids: set[str] = set()
         for f in folder.glob("*.parquet"):
             ids.update(pq.read_table(f, columns=["segment_id"]).column("segment_id").to_pylist())
@@ -151,7 +152,7 @@ class LabelDataset:
         with self._locks[path.stem]:
             if self.relabel:
                 return self._write_relabel(path, done)
-            if path.parent == self.root / PENDING:
+            if path.parent == self.paths.dir(layout.PENDING):
                 return self._promote(path, done)
             return rewrite_parquet(path, pq.read_table(path), done)
 
@@ -159,7 +160,7 @@ class LabelDataset:
         rows = [r for r in self.tables[path].to_pylist() if r["segment_id"] in done]
         out = [{"segment_id": r["segment_id"], "video_id": r.get("video_id")}
                | done[r["segment_id"]].row_columns() for r in rows]
-        target = self.root / LABELS / relabel_tag(self.cfg) / path.name
+        target = self.paths.labels(relabel_tag(self.cfg)) / path.name
         table = pa.Table.from_pylist(out)
         if target.is_file():
             old = pq.read_table(target)
@@ -172,7 +173,7 @@ class LabelDataset:
         table = self.tables[path]
         rows = table.to_pylist()
         moved = [r for r in _filled(rows, set(table.schema.names), done) if r["segment_id"] in done]
-        seg_path = self.root / "segments" / path.name
+        seg_path = self.paths.dir(layout.SEGMENTS) / path.name
         new = pa.Table.from_pylist(moved, schema=table.schema)
         if seg_path.is_file():
             old = pq.read_table(seg_path)
@@ -190,7 +191,7 @@ class LabelDataset:
         return len(moved)
 
     def _drop_rejects(self, key: str, ids: set[str]) -> None:
-        path = self.root / "rejects" / f"{key}.parquet"
+        path = self.paths.rejects(key)
         if not path.is_file():
             return
         rows = [r for r in pq.read_table(path).to_pylist() if not (r["item_id"] in ids and r["stage"] == "label")]
@@ -203,7 +204,7 @@ class LabelDataset:
         """The commit marker counts the newly kept segments (report.json is rebuilt from markers)."""
         from ..engine.commit import VideoSummary
 
-        marker = self.root / ".state" / "done" / f"{key}.json"
+        marker = self.paths.marker(key)
         if not marker.is_file():
             return
         s = VideoSummary.model_validate_json(marker.read_text(encoding="utf-8"))

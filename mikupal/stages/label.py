@@ -25,11 +25,11 @@ import logging
 import threading
 import uuid
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any, Coroutine, Iterator, Optional
 
 import pyarrow as pa
 
+from ..layout import OutputPaths
 from ..config import Resources
 from ..errors import UserError
 from ..labelers.base import LabelRequest, read_api_key
@@ -40,7 +40,6 @@ from .base import Stage
 
 log = logging.getLogger("mikupal.labelers")
 
-COST_FILE = Path("labeler") / "cost.json"
 
 
 class LoopThread:
@@ -188,6 +187,6 @@ class LabelStage(Stage):
             self._loop.run(self._limits.merge_cost(self._worker, self.stats.to_dict()))
             return
         try:
-            self.stats.write_json(self.output_dir / COST_FILE)
+            self.stats.write_json(OutputPaths(self.output_dir).cost)
         except OSError as e:
-            log.warning("could not write %s: %s", self.output_dir / COST_FILE, e)
+            log.warning("could not write %s: %s", OutputPaths(self.output_dir).cost, e)

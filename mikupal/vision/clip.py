@@ -41,11 +41,7 @@ CLIP_SMOOTH_FRAMES = 9  # extra moving average over the crop window: a steady ca
 
 def relative_paths(video_id: str, segment_id: str) -> dict[str, str]:
     """Where a segment's files go, relative to the output dir."""
-    return {
-        "audio": f"{layout.AUDIO}/{video_id}/{segment_id}.flac",
-        "clip": f"{layout.CLIPS}/{video_id}/{segment_id}.mp4",
-        "debug": f"{layout.DEBUG}/{video_id}/{segment_id}.mp4",
-    }
+    return layout.OutputPaths.segment_media(video_id, segment_id)
 
 
 def crop_windows(boxes_src: np.ndarray, margin: float, smooth: int = CLIP_SMOOTH_FRAMES) -> np.ndarray:

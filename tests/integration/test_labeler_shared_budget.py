@@ -19,7 +19,8 @@ from mikupal.labelers.budget import LIMITS_ENV, SharedLimits  # noqa: E402
 from mikupal.records import SpeechSegment  # noqa: E402
 from mikupal.report.summary import build_report  # noqa: E402
 from mikupal.records import Payload, WorkItem  # noqa: E402
-from mikupal.stages.label import COST_FILE, LabelStage  # noqa: E402
+from mikupal.layout import OutputPaths  # noqa: E402
+from mikupal.stages.label import LabelStage  # noqa: E402
 from tests.fakes import FakeGemini, make_clip  # noqa: E402
 
 KEY = "AIza-shared-budget-key"
@@ -72,7 +73,7 @@ def test_three_actors_share_one_budget_and_the_report_equals_the_segments(ray_se
         try:
             out = label_through_ray(cfg, run_dir, items(n))
             state = shared.state()
-            cost = shared.write_cost(run_dir / COST_FILE)
+            cost = shared.write_cost(OutputPaths(run_dir).cost)
         finally:
             shared.close()
         sent = sum(srv.counts.values())
@@ -83,7 +84,7 @@ def test_three_actors_share_one_budget_and_the_report_equals_the_segments(ray_se
     # one budget for the run: a per-actor budget would have let ~3x the cap through
     assert state["spent"] <= cap + 1e-12 and state["sent"] == sent
     assert sum(o.data.annotation.cost_usd for o in labeled) <= cap
-    on_disk = json.loads((run_dir / COST_FILE).read_text())
+    on_disk = json.loads((OutputPaths(run_dir).cost).read_text())
     assert on_disk["requests"] == sent and cost is not None  # merged from every actor, written once
     assert on_disk["segments_labeled"] == len(labeled)
     assert on_disk["segments_rejected"] == {"budget_exhausted": len(exhausted)}

@@ -9,14 +9,16 @@ from typing import Optional, Sequence
 import pandas as pd
 import pyarrow.parquet as pq
 
+from ... import layout
+
 
 def resolve_dataset_path(path: str | Path) -> Path:
     """A file as is; a run output folder -> its `segments/`; any other folder as a Parquet dataset."""
     path = Path(path).expanduser()
     if not path.exists():
         raise ValueError(f"not found: {path}")
-    if path.is_dir() and (path / "segments").is_dir():
-        return path / "segments"
+    if path.is_dir() and (path / layout.SEGMENTS).is_dir():
+        return path / layout.SEGMENTS
     return path
 
 
