@@ -1,15 +1,28 @@
-"""The only module that opens containers and touches codecs (PyAV).
+"""The only module that opens media containers and touches codecs (PyAV, libsndfile, OpenCV's
+image codecs); everything else passes paths and arrays.
 
-probe -> SourceVideo; decode an audio range to 16 kHz mono float32; decode a video range at a
-target fps (seeking to the range, never decoding the whole file); write audio and speaker clips;
-what the labelers send: durations, WAV bytes and JPEG frames of a clip.
-Every failure is a `StageError` with a stable reason code, so callers turn it into a reject row.
+It owns:
+- probing: `probe` (streams, duration, fps, rotation; one frame decoded), `truncation`,
+  `display_size`, `duration_seconds`;
+- decoding by time: `decode_audio` (a range to float32 at any rate), `iter_video` /
+  `decode_video` / `frame_at` (a range at a target fps, seeking to it, never decoding the whole
+  file);
+- the work files by sample index (WAV/FLAC through libsndfile, exact and cheap per utterance):
+  `audio_info`, `read_samples`, `iter_samples`, `audio_writer` (streamed, published atomically),
+  `write_scratch_wav` (a private file for a tool that reads files);
+- writing what the dataset keeps: `write_audio` (FLAC), `write_clip` (H.264 + AAC MP4),
+  `write_image` (JPEG), each through `atomic`;
+- what the labelers send: `wav_bytes`, `jpeg_frames`.
+Decoding and probing failures are a `StageError` with a stable reason code, so callers turn them
+into a reject row; the work-file readers raise libsndfile's errors (those files are our own).
+tests/unit/test_media_ownership.py keeps every other module off these libraries.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -350,6 +363,12 @@ def decode_video(
     return VideoFrames(frames=frames, fps=fps, start=start, scale=scale)
 
 
+def frame_at(path: str | os.PathLike, t: float) -> Optional[np.ndarray]:
+    """The BGR frame shown at `t` seconds (None when there is none)."""
+    frames = decode_video(path, t, t + 0.04, 25.0).frames
+    return frames[0] if frames else None
+
+
 def display_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) as displayed, i.e. after the rotation metadata is applied."""
     with _open(path) as c:
@@ -362,6 +381,82 @@ def display_size(path: str | os.PathLike) -> tuple[int, int]:
         except (StopIteration, av.error.FFmpegError):
             rot = 0
     return (h, w) if rot in (90, 270) else (w, h)
+
+
+# ---------------------------------------------------------------- the work files, by sample index (libsndfile)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    frames: int  # samples per channel
+    channels: int
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Rate, length and channels from a sound file's header (WAV, FLAC ...; raises on a video)."""
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    return AudioInfo(sample_rate=int(info.samplerate), frames=int(info.frames), channels=int(info.channels))
+
+
+def read_samples(path: str | os.PathLike, start: int = 0, stop: Optional[int] = None, dtype: str = "float32") -> tuple[np.ndarray, int]:
+    """Samples [start, stop) as [n, channels] `dtype`, and the file's rate: an exact cut that reads
+    only its own samples (a `stop` past the end reads to the end)."""
+    import soundfile as sf
+
+    return sf.read(str(path), start=start, stop=stop, dtype=dtype, always_2d=True)
+
+
+def iter_samples(path: str | os.PathLike, block: int, dtype: str = "int16") -> Iterator[np.ndarray]:
+    """The whole file as [n, channels] `dtype` blocks of `block` samples (the last may be shorter):
+    a file of any length in one block's memory."""
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as f:
+        while True:
+            data = f.read(block, dtype=dtype, always_2d=True)
+            if len(data) == 0:
+                return
+            yield data
+
+
+class AudioAppender:
+    """Appends mono float32 blocks (clipped to [-1, 1]) to an open 16-bit sound file."""
+
+    def __init__(self, f, path: Path, sample_rate: int):
+        self._f = f
+        self.path = path
+        self.sample_rate = sample_rate
+        self.frames = 0
+
+    def write(self, x: np.ndarray) -> None:
+        if x.size:
+            self._f.write(np.clip(x, -1.0, 1.0))
+            self.frames += len(x)
+
+
+@contextmanager
+def audio_writer(path: str | os.PathLike, sample_rate: int, fmt: str) -> Iterator[AudioAppender]:
+    """A mono 16-bit `fmt` ("WAV", "FLAC") file written block by block: published atomically
+    when the block ends, removed if it raises."""
+    import soundfile as sf
+
+    with atomic.replacing(path, ".part") as tmp:
+        with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=1, format=fmt, subtype="PCM_16") as f:
+            yield AudioAppender(f, Path(path), sample_rate)
+
+
+def write_scratch_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> None:
+    """[channels, n] float32 as a 32-bit float WAV, written in place: a private scratch file for a
+    tool that reads files (the separator), never published, so not written atomically."""
+    import soundfile as sf
+
+    sf.write(str(path), audio.T, sample_rate, subtype="FLOAT")
+
+
+# ---------------------------------------------------------------- what the dataset keeps
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> None:
@@ -416,12 +511,6 @@ def _mux_clip(tmp: Path, frames: list[np.ndarray], fps: float, audio: Optional[n
                 out.mux(pkt)
             for pkt in aus.encode(None):
                 out.mux(pkt)
-
-
-def frame_at(path: str | os.PathLike, t: float) -> Optional[np.ndarray]:
-    """The BGR frame shown at `t` seconds (None when there is none)."""
-    frames = decode_video(path, t, t + 0.04, 25.0).frames
-    return frames[0] if frames else None
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 90) -> None:

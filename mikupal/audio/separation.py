@@ -130,7 +130,7 @@ def _without_env(name: str):
             os.environ[name] = old
 
 
-# ---------------------------------------------------------------- resampling / writing
+# ---------------------------------------------------------------- resampling
 
 
 def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
@@ -140,35 +140,6 @@ def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
 
     g = math.gcd(src, dst)
     return resample_poly(x, dst // g, src // g, axis=-1).astype(np.float32, copy=False)
-
-
-class _Out:
-    """One streaming output: appends mono float32 at `rate`, published atomically on close."""
-
-    def __init__(self, path: str | os.PathLike, rate: int, fmt: str):
-        import soundfile as sf
-
-        self.path = Path(path)
-        self.rate = rate
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(self.path.name + ".part")
-        self.f = sf.SoundFile(str(self.tmp), "w", samplerate=rate, channels=1, format=fmt, subtype="PCM_16")
-        self.frames = 0
-
-    def write(self, x: np.ndarray) -> None:
-        if x.size:
-            self.f.write(np.clip(x, -1.0, 1.0))
-            self.frames += len(x)
-
-    def close(self) -> None:
-        self.f.close()
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self.f.close()
-        with contextlib.suppress(OSError):
-            self.tmp.unlink()
 
 
 # ---------------------------------------------------------------- the separator
@@ -320,8 +291,6 @@ class VocalSeparator:
 
     def _separate_chunk(self, mix: np.ndarray) -> np.ndarray:
         """[2, n] float32 mixture at 44.1 kHz -> [2, n] vocals through the Separator."""
-        import soundfile as sf
-
         assert self._sep is not None and self._scratch is not None
         out_dir = self._scratch / "out"
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -331,7 +300,7 @@ class VocalSeparator:
         peak = float(np.abs(mix).max()) if mix.size else 0.0
         if peak <= 1e-6:
             return np.zeros_like(mix)
-        sf.write(str(tmp_in), (mix / peak).T, MDX_RATE, subtype="FLOAT")
+        media.write_scratch_wav(tmp_in, mix / peak, MDX_RATE)
         try:
             files = self._sep.separate(str(tmp_in), custom_output_names={self._vocals_stem: "chunk_vocals"})
         except Exception as e:  # noqa: BLE001
@@ -340,7 +309,7 @@ class VocalSeparator:
             raise StageError("separation_failed", "the separator wrote no vocals stem")
         out = Path(files[0])
         out = out if out.is_absolute() else out_dir / out
-        voc, sr = sf.read(str(out), dtype="float32", always_2d=True)
+        voc, sr = media.read_samples(out)
         out.unlink(missing_ok=True)
         tmp_in.unlink(missing_ok=True)
         voc = np.nan_to_num(voc.T, nan=0.0, posinf=0.0, neginf=0.0) * peak
@@ -366,9 +335,12 @@ class VocalSeparator:
         chunk = float(self.cfg.chunk_seconds)
         ctx = float(self.cfg.context_seconds) if mdx else 0.0
         vocals_fmt = "FLAC" if str(out_vocals_path).lower().endswith(".flac") else "WAV"
-        outs = [_Out(out_vocals_path, self.dataset_rate, vocals_fmt), _Out(out_analysis_path, ANALYSIS_RATE, "WAV")]
-        mix_out = _Out(out_mixture_path, ANALYSIS_RATE, "WAV") if (out_mixture_path and mdx) else None
-        try:
+        with contextlib.ExitStack() as files:  # each published on success, every one removed on failure
+            outs = [
+                files.enter_context(media.audio_writer(out_vocals_path, self.dataset_rate, vocals_fmt)),
+                files.enter_context(media.audio_writer(out_analysis_path, ANALYSIS_RATE, "WAV")),
+            ]
+            mix_out = files.enter_context(media.audio_writer(out_mixture_path, ANALYSIS_RATE, "WAV")) if (out_mixture_path and mdx) else None
             i = 0
             while True:
                 t0 = i * chunk
@@ -393,18 +365,12 @@ class VocalSeparator:
                 i += 1
             if outs[0].frames == 0:
                 raise StageError("empty_audio", f"{input_path}: no audio samples decoded")
-        except BaseException:
-            for o in outs + ([mix_out] if mix_out else []):
-                o.abort()
-            raise
-        for o in outs + ([mix_out] if mix_out else []):
-            o.close()
         return str(outs[0].path), str(outs[1].path)
 
     @staticmethod
-    def _append(out: _Out, mono: np.ndarray, proc_rate: int, lead: int, end: int, t0: float, chunk: float, last: bool) -> None:
+    def _append(out: media.AudioAppender, mono: np.ndarray, proc_rate: int, lead: int, end: int, t0: float, chunk: float, last: bool) -> None:
         """Resample the whole chunk (context included), then keep exactly its body at the output rate."""
-        r = out.rate
+        r = out.sample_rate
         y = _resample(mono, proc_rate, r)
         s = int(round(lead * r / proc_rate))
         if last:

@@ -17,6 +17,7 @@ from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 
+from .. import media
 from ..config import AsrConfig
 from ..errors import UserError
 from ..models_dir import is_offline, whisper_model
@@ -84,12 +85,10 @@ class _Audio:
             self.array = a.mean(axis=0) if a.ndim == 2 else a
             self.n = len(self.array)
         else:
-            import soundfile as sf
-
             self.path = str(src)
-            info = sf.info(self.path)
-            if info.samplerate != SAMPLE_RATE:
-                raise ValueError(f"{src}: analysis audio must be {SAMPLE_RATE} Hz, got {info.samplerate}")
+            info = media.audio_info(self.path)
+            if info.sample_rate != SAMPLE_RATE:
+                raise ValueError(f"{src}: analysis audio must be {SAMPLE_RATE} Hz, got {info.sample_rate}")
             self.n = int(info.frames)
 
     @property
@@ -101,9 +100,7 @@ class _Audio:
         b = max(a, min(self.n, int(round(end * SAMPLE_RATE))))
         if self.array is not None:
             return self.array[a:b]
-        import soundfile as sf
-
-        x, _ = sf.read(self.path, start=a, stop=b, dtype="float32", always_2d=True)
+        x, _ = media.read_samples(self.path, a, b)
         return x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
 
 

@@ -14,6 +14,7 @@ from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 
+from .. import media
 from ..config import VadConfig
 from ..records import SpeechRegion
 
@@ -51,18 +52,12 @@ def _int16_blocks(src: AudioSource, block: int) -> Iterator[np.ndarray]:
         for i in range(0, len(a), block):
             yield _to_int16(a[i : i + block])
         return
-    import soundfile as sf
-
-    with sf.SoundFile(str(src)) as f:
-        while True:
-            data = f.read(block, dtype="int16", always_2d=True)
-            if len(data) == 0:
-                break
-            if data.shape[1] > 1:
-                data = data.astype(np.int32).mean(axis=1).astype(np.int16)
-            else:
-                data = data[:, 0]
-            yield data
+    for data in media.iter_samples(src, block, dtype="int16"):
+        if data.shape[1] > 1:
+            data = data.astype(np.int32).mean(axis=1).astype(np.int16)
+        else:
+            data = data[:, 0]
+        yield data
 
 
 def _to_int16(a: np.ndarray) -> np.ndarray:
@@ -76,9 +71,7 @@ def _to_int16(a: np.ndarray) -> np.ndarray:
 def source_rate(src: AudioSource, default: int = 16000) -> int:
     if isinstance(src, np.ndarray):
         return default
-    import soundfile as sf
-
-    return int(sf.info(str(src)).samplerate)
+    return media.audio_info(src).sample_rate
 
 
 def frame_power(src: AudioSource, frame_len: int, block_frames: int = 4096) -> np.ndarray:

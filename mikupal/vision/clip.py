@@ -86,16 +86,14 @@ def cut_audio(path: str | os.PathLike, start: float, end: float, sample_rate: in
     """[channels, n] float32 of [start, end) at `sample_rate`: an exact sample cut when the file is
     already at that rate (the vocals are), else decoded and resampled."""
     try:
-        import soundfile as sf
-
-        info = sf.info(str(path))
-        if info.samplerate == sample_rate:
+        info = media.audio_info(path)
+        if info.sample_rate == sample_rate:
             a = max(0, int(round(start * sample_rate)))
             b = max(a, int(round(end * sample_rate)))
-            data, _ = sf.read(str(path), start=a, stop=min(b, info.frames), dtype="float32", always_2d=True)
+            data, _ = media.read_samples(path, a, min(b, info.frames))
             return np.ascontiguousarray(data.T)
         mono = info.channels == 1
-    except Exception:  # noqa: BLE001 - not a file soundfile reads (e.g. the video itself): use the decoder
+    except Exception:  # noqa: BLE001 - not a sound file (e.g. the video itself): use the decoder
         mono = False
     audio = media.decode_audio(path, start, end, sample_rate=sample_rate, mono=mono)
     return audio[None, :] if audio.ndim == 1 else audio
