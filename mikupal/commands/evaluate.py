@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 
 from pydantic import field_validator
 
-from ..config import parse_overrides
+from ..config import compose, parse_overrides
 from ..errors import UserError
 from ..evaluate.datasets import iemocap, meld, table
 from ..taxonomy import load_taxonomy
@@ -130,7 +130,6 @@ def _load_benchmark(args: EvaluateArgs, mode: str, context_turns: int):
 
 def _label_and_evaluate(args: EvaluateArgs, labeler_overrides: list[str]) -> int:
     """`clips=DIR`: label the benchmark's own clips, then score (see mikupal.evaluate.label_benchmark)."""
-    from ..config import compose
     from ..evaluate.label_benchmark import label_and_evaluate
 
     if not args.output:
