@@ -51,7 +51,7 @@ import json, resource, sys, time
 t0 = time.time()
 mode, args = sys.argv[1], sys.argv[2:]
 if mode == "frontend":
-    from mikupal.audio.__main__ import main
+    from mikupal.commands.audio_frontend import main
     rc = main(args)
 else:
     from mikupal.audio.separation import VocalSeparator

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Optional
 
@@ -31,6 +32,11 @@ OFFICIAL_SOURCES: dict[str, Optional[str]] = {
     "talknet/pretrain_TalkSet.model": None,
     "s3fd/sfd_face.pth": None,
 }
+
+#: DNSMOS (audio/quality.py): the ONNX files the PyPI wheel `speechmos` ships, else from the reference repository
+DNSMOS_P835 = "sig_bak_ovr.onnx"
+DNSMOS_P808 = "model_v8.onnx"
+DNSMOS_SOURCE = "https://github.com/microsoft/DNS-Challenge/tree/master/DNSMOS/DNSMOS"
 
 MANUAL_HINTS = {
     "talknet/pretrain_TalkSet.model": "download pretrain_TalkSet.model from the TalkNet-ASD project page (TaoRuijie/TalkNet-ASD)",
@@ -76,6 +82,16 @@ def ensure_file(models_dir: str | os.PathLike, rel: str, offline: bool = False) 
     return path
 
 
+def dnsmos_dir() -> Optional[Path]:
+    """The `dnsmos_models` folder of the installed `speechmos` wheel, or None without it."""
+    try:
+        root = resources.files("speechmos")
+    except ModuleNotFoundError:
+        return None
+    path = Path(str(root)) / "dnsmos_models"
+    return path if (path / DNSMOS_P835).is_file() else None
+
+
 def whisper_model(models_dir: str | os.PathLike, name: str, offline: bool = False) -> str:
     """A faster-whisper model argument: a local CTranslate2 dir when we have one, else the name to download."""
     as_path = Path(os.path.expanduser(name))
@@ -113,11 +129,9 @@ def status(cfg) -> list[ModelStatus]:
     file_entry("faces", cfg.faces.model)
     file_entry("asd", cfg.asd.model)
     if cfg.quality.kind == "dnsmos":
-        from .audio.quality import OFFICIAL_SOURCE, P835_MODEL, default_model_dir
-
-        qdir = Path(os.path.expanduser(cfg.quality.model_dir)) if cfg.quality.model_dir else default_model_dir()
-        qpath = (qdir / P835_MODEL) if qdir else Path("speechmos") / "dnsmos_models" / P835_MODEL
-        out.append(ModelStatus("quality", "dnsmos", str(qpath), qpath.is_file(), f"PyPI speechmos wheel ({OFFICIAL_SOURCE})"))
+        qdir = Path(os.path.expanduser(cfg.quality.model_dir)) if cfg.quality.model_dir else dnsmos_dir()
+        qpath = (qdir / DNSMOS_P835) if qdir else Path("speechmos") / "dnsmos_models" / DNSMOS_P835
+        out.append(ModelStatus("quality", "dnsmos", str(qpath), qpath.is_file(), f"PyPI speechmos wheel ({DNSMOS_SOURCE})"))
     return out
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mikupal.engine.commit import FunnelCounts, VideoSummary
+from mikupal.committed import FunnelCounts, VideoSummary
 from mikupal.media import write_audio
 from mikupal.records import DatasetSegment, EmotionIntensity, Reject, segment_id
 from mikupal.taxonomy import load_taxonomy

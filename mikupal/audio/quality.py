@@ -18,22 +18,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from ..errors import UserError
+from ..models_dir import DNSMOS_P808, DNSMOS_P835, DNSMOS_SOURCE, dnsmos_dir
 
 SAMPLE_RATE = 16000
 WINDOW_SECONDS = 9.01
 HOP_SECONDS = 1.0
-P835_MODEL = "sig_bak_ovr.onnx"
-P808_MODEL = "model_v8.onnx"
 MOS_MIN, MOS_MAX = 1.0, 5.0
-#: where the files come from when the wheel is not installed (the reference repository)
-OFFICIAL_SOURCE = "https://github.com/microsoft/DNS-Challenge/tree/master/DNSMOS/DNSMOS"
 
 # DNSMOS P.835 (not personalized): raw network output -> MOS, from the reference implementation
 _P835_FIT = {
@@ -51,23 +47,13 @@ class DnsmosScores:
     p808: float
 
 
-def default_model_dir() -> Optional[Path]:
-    """The `dnsmos_models` folder of the installed `speechmos` wheel, or None without it."""
-    try:
-        root = resources.files("speechmos")
-    except ModuleNotFoundError:
-        return None
-    path = Path(str(root)) / "dnsmos_models"
-    return path if (path / P835_MODEL).is_file() else None
-
-
 def find_models(model_dir: Optional[str | os.PathLike] = None) -> Path:
     """The folder holding both ONNX files; a missing one is a run-level error, in one line."""
-    d = Path(os.path.expanduser(str(model_dir))) if model_dir else default_model_dir()
-    if d is None or not (d / P835_MODEL).is_file() or not (d / P808_MODEL).is_file():
+    d = Path(os.path.expanduser(str(model_dir))) if model_dir else dnsmos_dir()
+    if d is None or not (d / DNSMOS_P835).is_file() or not (d / DNSMOS_P808).is_file():
         raise UserError(
-            f"DNSMOS models missing ({P835_MODEL}, {P808_MODEL}) in {d or 'the speechmos package'}: "
-            f"pip install speechmos, or set quality.model_dir= to a folder with them (from {OFFICIAL_SOURCE}), "
+            f"DNSMOS models missing ({DNSMOS_P835}, {DNSMOS_P808}) in {d or 'the speechmos package'}: "
+            f"pip install speechmos, or set quality.model_dir= to a folder with them (from {DNSMOS_SOURCE}), "
             "or quality.kind=none"
         )
     return d
@@ -118,8 +104,8 @@ class Dnsmos:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         providers = ["CPUExecutionProvider"]
-        self.p835 = ort.InferenceSession(str(d / P835_MODEL), opts, providers=providers)
-        self.p808 = ort.InferenceSession(str(d / P808_MODEL), opts, providers=providers)
+        self.p835 = ort.InferenceSession(str(d / DNSMOS_P835), opts, providers=providers)
+        self.p808 = ort.InferenceSession(str(d / DNSMOS_P808), opts, providers=providers)
         self._p835_input = self.p835.get_inputs()[0].name
         self._p808_input = self.p808.get_inputs()[0].name
 

@@ -1,4 +1,4 @@
-"""`mikupal export`: a finished output dir -> the format a training toolkit reads.
+"""A finished output dir -> the format a training toolkit reads (`mikupal export`, commands/export.py).
 
     mikupal export input=OUT format=hf|lhotse|webdataset|list output=DIR
         [min_dnsmos=3.0] [emotions=[joy,amusement]] [speakers=[...]] [languages=[en]]
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -116,11 +116,3 @@ def export(args: ExportArgs) -> dict[str, Any]:
     (out / "export.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
 
-
-def export_command(overrides: Sequence[str]) -> int:
-    from ..config import parse_overrides
-
-    summary = export(parse_overrides(overrides, ExportArgs))
-    print(json.dumps({k: summary[k] for k in ("format", "output")}
-                     | {"segments": {n: s["segments"] for n, s in summary["splits"].items()}}))
-    return 0

@@ -7,7 +7,7 @@ Layout (all relative to the output dir):
   global_speakers.parquet       per-video speakers linked across videos by voice (written at the end of a run)
   audio/<video_id>/<segment_id>.flac, clips/<video_id>/<segment_id>.mp4
   labeler/pending/<key>.parquet rows of the segments the labeler rejected (unlabeled), kept so that
-                                `mikupal label` can label them again (see labelers/command.py)
+                                `mikupal label` can label them again (see commands/label.py)
   .state/done/<key>.json        the commit marker: written last, by rename
   .work/                        scratch media (separated vocals), removed after commit
 
@@ -25,46 +25,16 @@ from typing import Optional
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
-from pydantic import Field
 
+from ..committed import FUNNEL_STAGES, CommittedOutput, FunnelCounts, VideoSummary
 from ..ids import check_key
 from .. import atomic, media
 from ..reasons import RETRY_REASONS, RUN_LEVEL_REASONS  # which rejects are redone, which stop the run
-from ..records import DatasetSegment, Record, Reject, Speaker
+from ..records import DatasetSegment, Reject, Speaker
 from ..speaker.identity import SegmentVoice, mean_embedding, speaker_ids
 from ..records import StageTime, WorkItem
 
 
-class FunnelCounts(Record):
-    """Per video: how much survived each stage (count of items, seconds of media)."""
-
-    stage: str
-    count: int
-    seconds: float
-
-
-class VideoSummary(Record):
-    """What the commit marker holds: enough to rebuild report.json without reading media."""
-
-    key: str
-    video_id: str
-    source: str
-    duration: float = 0.0
-    kept: int = 0
-    kept_seconds: float = 0.0
-    rejects: int = 0
-    cost_usd: Optional[float] = 0.0  # None: some labeled segment has no known price
-    input_tokens: int = 0
-    output_tokens: int = 0
-    funnel: list[FunnelCounts] = Field(default_factory=list)
-    times: list[StageTime] = Field(default_factory=list)
-    primary_emotions: list[str] = Field(default_factory=list)
-    speakers: list[Speaker] = Field(default_factory=list)
-    final: bool = True  # False: the pipeline lost the video (worker died); a re-run redoes it
-
-
-FUNNEL_STAGES = ("input", "probe", "vad", "segments", "vision", "label")
 PENDING_DIR = Path("labeler") / "pending"
 
 
@@ -201,33 +171,17 @@ def summarize(key: str, items: list[WorkItem], speaker_similarity: float = 0.75,
     return rows, rejects, summary
 
 
-class OutputDir:
+class OutputDir(CommittedOutput):
+    """The writer: creates the output's folders and commits videos (the reading is `CommittedOutput`'s)."""
+
     def __init__(self, root: str | os.PathLike, sample_rate: int = 44100, speaker_similarity: float = 0.75):
-        self.root = Path(root)
+        super().__init__(root)
         self.sample_rate = sample_rate
         self.speaker_similarity = speaker_similarity
         for sub in ("segments", "rejects", ".state/done"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     # ---------------------------------------------------------------- state
-
-    def marker(self, key: str) -> Path:
-        return self.root / ".state" / "done" / f"{check_key(key)}.json"
-
-    def is_done(self, key: str) -> bool:
-        p = self.marker(key)
-        if not p.is_file():
-            return False
-        try:
-            return VideoSummary.model_validate_json(p.read_text(encoding="utf-8")).final
-        except ValueError:
-            return False
-
-    def summaries(self) -> list[VideoSummary]:
-        out = []
-        for p in sorted((self.root / ".state" / "done").glob("*.json")):
-            out.append(VideoSummary.model_validate_json(p.read_text(encoding="utf-8")))
-        return out
 
     def clear_unfinished(self, key: str) -> None:
         """Remove what a crashed attempt may have left for a video that has no marker."""
@@ -317,18 +271,3 @@ class OutputDir:
             _atomic_parquet(Speaker.to_table(speakers), path)
         else:
             path.unlink(missing_ok=True)
-
-    # ---------------------------------------------------------------- reading
-
-    def read_segments(self) -> pa.Table:
-        return _read_dir(self.root / "segments", DatasetSegment.arrow_schema())
-
-    def read_rejects(self) -> pa.Table:
-        return _read_dir(self.root / "rejects", Reject.arrow_schema())
-
-
-def _read_dir(path: Path, schema: pa.Schema) -> pa.Table:
-    files = sorted(path.glob("*.parquet"))
-    if not files:
-        return schema.empty_table()
-    return pa.concat_tables([pq.read_table(f, schema=schema) for f in files])

@@ -22,6 +22,7 @@ from typing import Optional
 from .. import atomic
 from ..errors import UserError
 from ..ids import content_id, source_key
+from ..layout import OutputPaths
 from ..records import Reject
 from .lock import OUTPUT_FILES, OUTPUT_MARKER, OUTPUT_SUBDIRS
 
@@ -164,17 +165,7 @@ def expand_inputs(spec: Optional[str], threads: int = 4, output: Optional[str | 
     return out
 
 
-SKIPPED_FILE = Path(".state") / "skipped_files.json"
-
-
 def write_skipped(root: Path, skipped: list[SkippedFile]) -> None:
-    """The latest run's skip list, read back by the report (which is rebuilt from files)."""
-    path = Path(root) / SKIPPED_FILE
+    """The latest run's skip list, read back by the report (`CommittedOutput.skipped`)."""
+    path = OutputPaths(root).skipped_files
     atomic.write_text(path, json.dumps([asdict(s) for s in skipped], indent=1))
-
-
-def read_skipped(root: Path) -> list[dict]:
-    try:
-        return json.loads((Path(root) / SKIPPED_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []

@@ -7,14 +7,14 @@ backends, one request policy (rate limits, backoff, budget), cost accounting and
     result = await pool.label(LabelRequest(segment_id, transcript, "video", clip_path=clip, duration=3.2))
 
 Pipeline use: `mikupal.stages.label.LabelStage`; offline use: `mikupal label input=DIR`
-(`mikupal.labelers.command.label_command`, what to label: `relabel`). Before any request:
+(`mikupal.commands.label`; what to label: `relabel`, labeling it: `label_output`). Before any request:
 `preflight.preflight` (key accepted, model served, price known). One budget, rate limit and stop
 switch for a whole run across label workers: `budget.RunLimits`.
 
 Modules: `base` (the interface and reasons), `factory` (`make_labeler`), `requests` (the one way to
 build a `LabelRequest` and its context turns), `http` (retry hints, status and transport errors),
 `gemini`, `openai_compat` (backends), `pool` (the request policy), `budget`, `pricing`, `schema`,
-`prompt`, `batch`, `preflight`, `relabel`, `command`.
+`prompt`, `batch`, `preflight`, `relabel`, `label_output`.
 """
 
 from .base import (

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from .. import atomic
 from .. import layout
+from ..committed import VideoSummary
 from ..layout import OutputPaths
 from ..config import RunConfig
 from ..errors import UserError
@@ -202,8 +203,6 @@ class LabelDataset:
 
     def _count_kept(self, key: str, rows: list[dict[str, Any]]) -> None:
         """The commit marker counts the newly kept segments (report.json is rebuilt from markers)."""
-        from ..engine.commit import VideoSummary
-
         marker = self.paths.marker(key)
         if not marker.is_file():
             return

@@ -8,9 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
-from ..engine.commit import FUNNEL_STAGES, OutputDir, VideoSummary
+from ..committed import FUNNEL_STAGES, CommittedOutput, VideoSummary
 from .sections import build_sections
-from ..engine.inputs import read_skipped
 
 #: the share of VAD speech seconds that kept segments and reject spans must explain
 ACCOUNTING_TOLERANCE = 0.02
@@ -31,7 +30,7 @@ def _union_seconds(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def accounting(out: OutputDir, summaries: list[VideoSummary]) -> dict:
+def accounting(out: CommittedOutput, summaries: list[VideoSummary]) -> dict:
     """Where every second of VAD speech went: into a kept segment or a reject span (any stage after
     VAD, with its reason). VAD's own spans (bursts too short to be speech) lie outside its speech
     seconds and are listed apart. `unaccounted_seconds` should be ~0: the funnel reconciles."""
@@ -67,7 +66,7 @@ def accounting(out: OutputDir, summaries: list[VideoSummary]) -> dict:
 
 
 def build_report(
-    out: OutputDir,
+    out: CommittedOutput,
     wall_seconds: float,
     processed_keys: set[str],
     config: Optional[dict] = None,
@@ -125,7 +124,7 @@ def build_report(
         report["reject_reasons"] = []
     report.update(build_sections(out.root, summaries))
     report["accounting"] = accounting(out, summaries)
-    skipped = read_skipped(out.root)
+    skipped = out.skipped()
     report["skipped_files_count"] = len(skipped)
     report["skipped_files"] = skipped
     if config is not None:

@@ -164,7 +164,7 @@ def test_mdx_separation_stage_feeds_snr_before_and_after(mdx_models_dir, tmp_pat
 
 
 def test_debug_entry_prints_segments_and_rejects_as_json_lines(mdx_models_dir, capsys):
-    from mikupal.audio.__main__ import main
+    from mikupal.commands.audio_frontend import main
 
     rc = main([str(media_file("jfk.flac")), f"models_dir={mdx_models_dir}", "profile=cpu", "separation=none",
                "asr.model=tiny.en", "asr.cpu_threads=2", "offline=true"])

@@ -12,7 +12,8 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from mikupal.errors import UserError
-from mikupal.evaluate.commands import agreement_command, evaluate_command
+from mikupal.commands.agreement import agreement_command
+from mikupal.commands.evaluate import evaluate_command
 from mikupal.taxonomy import load_taxonomy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +86,7 @@ def test_evaluate_command_via_subprocess(gold, predictions, tmp_path):
     path, df = predictions
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MIKUPAL_MELD_DIR": str(MELD_DIR)}
     proc = subprocess.run(
-        [sys.executable, "-m", "mikupal.evaluate.commands", "evaluate", f"predictions={path}", "gold=meld:test",
+        [sys.executable, "-m", "mikupal.cli", "evaluate", f"predictions={path}", "gold=meld:test",
          "pred_column=label", "id_columns=[dialogue_id,utterance_id]", f"output={tmp_path}"],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
     )  # fmt: skip

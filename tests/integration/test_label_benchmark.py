@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from mikupal.errors import UserError  # noqa: E402
-from mikupal.evaluate.commands import evaluate_command  # noqa: E402
+from mikupal.commands.evaluate import evaluate_command  # noqa: E402
 from tests.fakes import FakeGemini  # noqa: E402
 
 MELD_DIR = ROOT.parent / "shared" / "data" / "meld"

@@ -77,7 +77,7 @@ def labeled(clean_ref, fault_inputs, models_dir, tmp_path_factory):
     logs = {}
     try:
         with FakeGemini(api_key=harness.FILE_KEY) as srv, harness.Captured() as cap:
-            from mikupal.labelers.command import label_command
+            from mikupal.commands.label import label_command
 
             rc = label_command([f"input={ref}", *harness.LABELER, f"labeler.base_url={srv.url}",
                                 f"labeler.api_key_file={key_file}"])

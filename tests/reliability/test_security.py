@@ -168,7 +168,7 @@ def injected(clean_ref, tmp_path_factory):
     key = "AIza-injection-key"
     os.environ["GEMINI_API_KEY"] = key
     try:
-        from mikupal.labelers.command import label_command
+        from mikupal.commands.label import label_command
 
         with ObedientGemini(api_key=key) as srv, Captured() as cap:
             rc = label_command([f"input={out}", *LABELER, "labeler.samples=1", f"labeler.base_url={srv.url}"])

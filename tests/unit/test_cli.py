@@ -35,3 +35,9 @@ def test_models_reports_missing_files_offline(tmp_path):
     r = mikupal("models", f"models_dir={tmp_path}")
     assert r.returncode == 0
     assert "MISSING" in r.stdout and "light-asd/pretrain_AVA_CVPR.model" in r.stdout
+
+
+def test_audio_debug_entry_still_runs_as_a_module():
+    """`python -m mikupal.audio` hands over to commands/audio_frontend.py (the audio package runs no stage)."""
+    r = subprocess.run([sys.executable, "-m", "mikupal.audio", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("Debug entry: `python -m mikupal.audio FILE"), r.stderr

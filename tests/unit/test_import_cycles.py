@@ -1,54 +1,17 @@
 """No module of mikupal imports a module that (transitively) imports it back.
 
-Read from the source with `ast`: every `import` counts, module level or inside a function (a lazy
-import hides a cycle, it does not remove it). A package's `__init__` re-exporting its own modules
-is not a cycle unless one of them imports the package itself (`from . import x` counts as `x`)."""
+Read from the source with `ast` (`tests/import_graph.py`): every `import` counts, module level or
+inside a function (a lazy import hides a cycle, it does not remove it). A package's `__init__`
+re-exporting its own modules is not a cycle unless one of them imports the package itself
+(`from . import x` counts as `x`)."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
+from import_graph import import_graph
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def module_files(package_dir: Path) -> dict[str, Path]:
-    """Dotted module name -> file, for every .py under `package_dir` (a package)."""
-    out = {}
-    for path in package_dir.rglob("*.py"):
-        parts = list(path.relative_to(package_dir.parent).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        out[".".join(parts)] = path
-    return out
-
-
-def _imported(name: str, path: Path, node: ast.AST, modules: dict[str, Path]) -> set[str]:
-    if isinstance(node, ast.Import):
-        return {a.name for a in node.names if a.name in modules}
-    assert isinstance(node, ast.ImportFrom)
-    base = node.module or ""
-    if node.level:
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-        base = ".".join(up + ([node.module] if node.module else []))
-    subs = {f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in modules}
-    names_a_symbol = len(subs) < len(node.names)
-    return subs | ({base} if names_a_symbol and base in modules else set())
-
-
-def import_graph(package_dir: Path) -> dict[str, set[str]]:
-    """Module -> the modules of the same package it imports."""
-    modules = module_files(package_dir)
-    graph = {}
-    for name, path in modules.items():
-        deps: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, (ast.Import, ast.ImportFrom)) and getattr(node, "module", None) != "__future__":
-                deps |= _imported(name, path, node, modules)
-        deps.discard(name)
-        graph[name] = deps
-    return graph
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mikupal.errors import UserError  # noqa: E402
-from mikupal.labelers.command import label_command  # noqa: E402
+from mikupal.commands.label import label_command  # noqa: E402
 from mikupal.records import DatasetSegment, EmotionIntensity, Reject  # noqa: E402
 from tests.fakes import FakeGemini, FaultPlan, make_clip  # noqa: E402
 

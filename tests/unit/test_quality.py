@@ -13,15 +13,16 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mikupal import media as mediafile  # noqa: E402
-from mikupal.audio.quality import SAMPLE_RATE, Dnsmos, default_model_dir, spread, windows  # noqa: E402
+from mikupal.audio.quality import SAMPLE_RATE, Dnsmos, spread, windows  # noqa: E402
 from mikupal.config import compose  # noqa: E402
 from mikupal.engine.commit import dataset_row  # noqa: E402
 from mikupal.engine.stages import stage_classes  # noqa: E402
+from mikupal.models_dir import dnsmos_dir  # noqa: E402
 from mikupal.records import SpeechSegment  # noqa: E402
 from mikupal.records import Payload, WorkItem  # noqa: E402
 from mikupal.stages.quality import QualityStage  # noqa: E402
 
-pytestmark = pytest.mark.skipif(default_model_dir() is None, reason="the speechmos wheel is not installed")
+pytestmark = pytest.mark.skipif(dnsmos_dir() is None, reason="the speechmos wheel is not installed")
 
 
 def pink_noise(n: int, seed: int = 0) -> np.ndarray:

@@ -118,7 +118,8 @@ def test_missing_face_model_offline_names_the_file_and_its_source(tmp_path):
 
 
 def test_accounting_counts_overlaps_once_and_leaves_vad_spans_apart(tmp_path):
-    from mikupal.engine.commit import FunnelCounts, OutputDir, VideoSummary, _atomic_text
+    from mikupal.committed import FunnelCounts, VideoSummary
+    from mikupal.engine.commit import OutputDir, _atomic_text
     from mikupal.records import DatasetSegment, Reject
     from mikupal.report.summary import accounting
 

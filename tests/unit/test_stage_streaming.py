@@ -80,7 +80,7 @@ class _Out:
         self.committed: list[list[WorkItem]] = []
 
     def commit_video(self, key, items):
-        from mikupal.engine.commit import VideoSummary
+        from mikupal.committed import VideoSummary
 
         self.committed.append(items)
         return VideoSummary(key=key, video_id=key, source="x.mp4", kept=len(items))

@@ -1,47 +1,29 @@
-"""CLI entry points of `mikupal evaluate | agreement | report map=...`.
-
-Each takes Hydra-style `key=value` overrides (lists as `[a,b]`), validates them with a pydantic
-model, prints one JSON object to stdout and returns an exit code; user mistakes raise
-`mikupal.errors.UserError`. Also runnable as `python -m mikupal.evaluate.commands evaluate k=v ...`.
+"""`mikupal evaluate`: score predictions against a benchmark's gold labels, or label the benchmark's
+own clips first and then score them. Prints one JSON object; `output=DIR` also gets metrics.json and
+confusion_matrix.png (`evaluate/metrics.py`).
 
     mikupal evaluate predictions=PATH gold=meld:test meld_dir=DIR pred_column=label output=DIR
     mikupal evaluate predictions=PATH gold=gold.csv gold_column=emotion id_columns=[a,b] output=DIR
     mikupal evaluate dataset=meld split=test meld_dir=DIR clips=DIR labeler=gemini output=DIR [limit=N]
         (label the benchmark's own clips first: see mikupal.evaluate.label_benchmark)
-    mikupal agreement runs=[out1,out2,out3] id_columns=[segment_id] pred_column=primary_emotion
-    mikupal report map=RUN_DIR [output=DIR]
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import os
-import sys
-import warnings
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import field_validator
 
-from mikupal.config import parse_overrides
-from mikupal.errors import UserError
-from mikupal.evaluate.datasets import iemocap, meld, table
-from mikupal.taxonomy import load_taxonomy
-
-
-
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+from ..config import compose, parse_overrides
+from ..errors import UserError
+from ..evaluate.datasets import iemocap, meld, table
+from ..taxonomy import load_taxonomy
+from .analysis import Args, comma_list, emit, user_errors
 
 
-def _comma_list(v: Any) -> Any:
-    """`runs=a,b` as well as `runs=[a,b]`."""
-    return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
-
-
-class EvaluateArgs(_Args):
+class EvaluateArgs(Args):
     predictions: Optional[str] = None  # a predictions table; without it the benchmark is labeled (clips=...)
     gold: Optional[str] = None  # a table path, or meld[:split] / iemocap[:sessions]
     dataset: Optional[str] = None  # meld | iemocap | table (alternative to gold=meld:test)
@@ -65,68 +47,7 @@ class EvaluateArgs(_Args):
     clip_column: str = "clip"  # dataset=table: the clip path column (relative to clips=)
     taxonomy: Optional[str] = None  # dataset=table: the label set (default labels=[...] or the gold labels)
 
-    _lists = field_validator("id_columns", "labels", "exclude", mode="before")(_comma_list)
-
-
-class AgreementArgs(_Args):
-    runs: list[str]
-    id_columns: list[str] = Field(default_factory=lambda: ["segment_id"])
-    pred_column: str = "primary_emotion"
-    intensity_column: Optional[str] = None
-    names: Optional[list[str]] = None
-    output: Optional[str] = None
-
-    _lists = field_validator("runs", "id_columns", "names", mode="before")(_comma_list)
-
-
-class ReportMapArgs(_Args):
-    map: str  # a run output dir, its segments/ dir, or a Parquet/CSV file
-    output: Optional[str] = None  # default: the folder holding segments/ (the run dir) or the file
-    taxonomy: str = "cowen_keltner_26"
-    label_column: str = "primary_emotion"
-    intensity_column: Optional[str] = None
-    perplexity: float = 30.0
-    seed: int = 0
-    max_points: int = 5000
-
-
-# ---------------------------------------------------------------- plumbing
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _emit(result: dict[str, Any], output: Optional[str], filename: str) -> None:
-    text = json.dumps(result, indent=2, default=_json_default, allow_nan=False)
-    if output:
-        out = Path(output).expanduser()
-        out.mkdir(parents=True, exist_ok=True)
-        (out / filename).write_text(text + "\n", encoding="utf-8")
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def _user_errors(fn: Callable[..., int]) -> Callable[..., int]:
-    """Data problems found while running (missing file, column, bad CSV) become UserError."""
-
-    @functools.wraps(fn)
-    def wrapper(overrides: Sequence[str]) -> int:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # sklearn/statsmodels warnings must not mix into the JSON
-                return fn(overrides)
-        except (ValueError, FileNotFoundError) as e:
-            raise UserError(str(e)) from None
-
-    return wrapper
-
-
-# ---------------------------------------------------------------- evaluate
+    _lists = field_validator("id_columns", "labels", "exclude", mode="before")(comma_list)
 
 
 def _dir_from(value: Optional[str], env: str, what: str) -> Path:
@@ -184,7 +105,7 @@ def _is_labeler_override(o: str) -> bool:
 
 
 def _load_benchmark(args: EvaluateArgs, mode: str, context_turns: int):
-    from mikupal.evaluate import label_benchmark as lb
+    from ..evaluate import label_benchmark as lb
 
     dataset, split = _dataset_split(args)
     if dataset in ("meld", "iemocap") and args.taxonomy and args.taxonomy.lower() != dataset:
@@ -209,8 +130,7 @@ def _load_benchmark(args: EvaluateArgs, mode: str, context_turns: int):
 
 def _label_and_evaluate(args: EvaluateArgs, labeler_overrides: list[str]) -> int:
     """`clips=DIR`: label the benchmark's own clips, then score (see mikupal.evaluate.label_benchmark)."""
-    from mikupal.config import compose
-    from mikupal.evaluate.label_benchmark import label_and_evaluate
+    from ..evaluate.label_benchmark import label_and_evaluate
 
     if not args.output:
         raise UserError("labeling the benchmark needs output=DIR (predictions.parquet and metrics go there)")
@@ -232,16 +152,16 @@ def _label_and_evaluate(args: EvaluateArgs, labeler_overrides: list[str]) -> int
         "clips": str(bench.clips) if bench.clips else None,
         "limit": args.limit,
     }
-    _emit(result, args.output, "metrics.json")
+    emit(result, args.output, "metrics.json")
     return 0
 
 
-@_user_errors
+@user_errors
 def evaluate_command(overrides: Sequence[str]) -> int:
     """Score predictions against gold labels; print metrics as JSON, write metrics.json and
     confusion_matrix.png into `output`. With `clips=DIR` (or labeler overrides and no
     `predictions=`), first label the benchmark's own clips into `output/predictions.parquet`."""
-    from mikupal.evaluate import metrics  # sklearn: imported only by the commands that need it
+    from ..evaluate import metrics  # sklearn: imported only by the commands that need it
 
     labeler_overrides = [o for o in overrides if _is_labeler_override(o)]
     args = parse_overrides([o for o in overrides if not _is_labeler_override(o)], EvaluateArgs)
@@ -291,80 +211,5 @@ def evaluate_command(overrides: Sequence[str]) -> int:
         "id_columns": id_columns,
         "map_from": args.map_from,
     }
-    _emit(result, args.output, "metrics.json")
+    emit(result, args.output, "metrics.json")
     return 0
-
-
-# ---------------------------------------------------------------- agreement
-
-
-def _run_names(paths: Sequence[str]) -> list[str]:
-    names = [Path(p).name if Path(p).name != "segments" else Path(p).parent.name for p in paths]
-    return names if len(set(names)) == len(names) else list(paths)
-
-
-@_user_errors
-def agreement_command(overrides: Sequence[str]) -> int:
-    """Agreement between repeated runs over the same items; print JSON, write agreement.json into `output`."""
-    from mikupal.evaluate.agreement import agreement
-
-    args = parse_overrides(overrides, AgreementArgs)
-    if len(args.runs) < 2:
-        raise UserError(f"runs=[...] needs at least 2 runs, got {len(args.runs)}")
-    names = args.names or _run_names([str(Path(p)) for p in args.runs])
-    if len(names) != len(args.runs):
-        raise UserError(f"names has {len(names)} entries for {len(args.runs)} runs")
-    frames = [table.read_table(p, args.id_columns, args.pred_column) for p in args.runs]
-    result = agreement(frames, args.id_columns, args.pred_column, names, args.intensity_column)
-    _emit(result, args.output, "agreement.json")
-    return 0
-
-
-# ---------------------------------------------------------------- report map
-
-
-@_user_errors
-def report_map_command(overrides: Sequence[str]) -> int:
-    """Emotion map (t-SNE) and label distribution of a run's segments: emotion_map.png and
-    label_distribution.png (default: into the run dir)."""
-    from mikupal.evaluate.emotion_map import plot_emotion_map, plot_label_distribution
-
-    args = parse_overrides(overrides, ReportMapArgs)
-    source = table.resolve_dataset_path(args.map)
-    segments = table.read_any(source)
-    # never into a Parquet dataset folder itself: its readers would trip over the PNGs
-    out = Path(args.output).expanduser() if args.output else source.parent
-    out.mkdir(parents=True, exist_ok=True)
-    taxonomy = load_taxonomy(args.taxonomy)
-    emotion_map = plot_emotion_map(
-        segments, taxonomy, out / "emotion_map.png", intensity_column=args.intensity_column,
-        perplexity=args.perplexity, seed=args.seed, max_points=args.max_points,
-    )  # fmt: skip
-    distribution = plot_label_distribution(
-        segments, taxonomy, out / "label_distribution.png", args.label_column, args.intensity_column
-    )
-    _emit({"n_segments": len(segments), "emotion_map": str(emotion_map), "label_distribution": str(distribution)}, None, "")
-    return 0
-
-
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "evaluate": evaluate_command,
-    "agreement": agreement_command,
-    "report": report_map_command,
-}
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS:
-        print(f"usage: python -m mikupal.evaluate.commands {{{','.join(COMMANDS)}}} key=value ...", file=sys.stderr)
-        return 2
-    try:
-        return COMMANDS[argv[0]](argv[1:])
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

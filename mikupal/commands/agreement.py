@@ -1,0 +1,47 @@
+"""`mikupal agreement runs=[A,B,...]`: how far repeated labeling runs over the same items agree
+(`evaluate/agreement.py`). Prints one JSON object; `output=DIR` also gets agreement.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+from pydantic import Field, field_validator
+
+from ..config import parse_overrides
+from ..errors import UserError
+from ..evaluate.datasets import table
+from .analysis import Args, comma_list, emit, user_errors
+
+
+class AgreementArgs(Args):
+    runs: list[str]
+    id_columns: list[str] = Field(default_factory=lambda: ["segment_id"])
+    pred_column: str = "primary_emotion"
+    intensity_column: Optional[str] = None
+    names: Optional[list[str]] = None
+    output: Optional[str] = None
+
+    _lists = field_validator("runs", "id_columns", "names", mode="before")(comma_list)
+
+
+def _run_names(paths: Sequence[str]) -> list[str]:
+    names = [Path(p).name if Path(p).name != "segments" else Path(p).parent.name for p in paths]
+    return names if len(set(names)) == len(names) else list(paths)
+
+
+@user_errors
+def agreement_command(overrides: Sequence[str]) -> int:
+    """Agreement between repeated runs over the same items; print JSON, write agreement.json into `output`."""
+    from ..evaluate.agreement import agreement
+
+    args = parse_overrides(overrides, AgreementArgs)
+    if len(args.runs) < 2:
+        raise UserError(f"runs=[...] needs at least 2 runs, got {len(args.runs)}")
+    names = args.names or _run_names([str(Path(p)) for p in args.runs])
+    if len(names) != len(args.runs):
+        raise UserError(f"names has {len(names)} entries for {len(args.runs)} runs")
+    frames = [table.read_table(p, args.id_columns, args.pred_column) for p in args.runs]
+    result = agreement(frames, args.id_columns, args.pred_column, names, args.intensity_column)
+    emit(result, args.output, "agreement.json")
+    return 0
