@@ -42,6 +42,8 @@ def server():
 
 
 def lcfg(srv, **kw):
+    unknown = set(kw) - set(type(BASE).model_fields)
+    assert not unknown, f"not labeler settings: {unknown}"  # model_copy would take them silently
     return BASE.model_copy(update={"base_url": srv.url, "backoff_base_s": 0.01, "timeout_s": 10.0, **kw})
 
 
@@ -162,7 +164,7 @@ def test_wrong_key_is_a_fatal_auth_error_and_never_echoed(server, media, caplog)
     clip, _ = media
     wrong = "gm-WRONG-KEY-777"
     reqs = [LabelRequest(f"s{i}", "x", "video", clip_path=clip, duration=2.0) for i in range(4)]
-    results, _ = label(server, reqs, key=wrong, concurrency=1)
+    results, _ = label(server, reqs, key=wrong, requests_in_flight=1)
     assert {r.reason for r in results} == {"labeler_auth_error"}
     assert server.counts["unauthorized"] == 1
     assert all(wrong not in r.message for r in results) and wrong not in caplog.text

@@ -33,6 +33,8 @@ def media(tmp_path_factory):
 
 
 def label(srv, reqs, key=KEY, tax=CK, sleep=None, **kw):
+    unknown = set(kw) - set(type(BASE).model_fields)
+    assert not unknown, f"not labeler settings: {unknown}"  # model_copy would take them silently
     cfg = BASE.model_copy(update={"base_url": srv.base_url, "backoff_base_s": 0.01, "timeout_s": 10.0, **kw})
 
     async def go():
