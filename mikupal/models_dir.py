@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Optional
 
+from . import atomic
 from .errors import UserError
 
 # Official sources of the files we know by name (None: the user must supply it).
@@ -74,9 +74,8 @@ def ensure_file(models_dir: str | os.PathLike, rel: str, offline: bool = False) 
         raise UserError(f"model file missing: {path} (get it from {where}; set MIKUPAL_MODELS_DIR or models_dir=)")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(url, timeout=60) as r, tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
-            shutil.copyfileobj(r, tmp)
-        os.replace(tmp.name, path)
+        with urllib.request.urlopen(url, timeout=60) as r, atomic.replacing(path, unique=True) as tmp, open(tmp, "wb") as f:
+            shutil.copyfileobj(r, f)
     except OSError as e:
         raise UserError(f"model file missing: {path} and the download from {url} failed ({e})") from None
     return path

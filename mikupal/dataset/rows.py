@@ -11,7 +11,9 @@ from typing import Any, Optional, Sequence
 
 import pyarrow.parquet as pq
 
+from .. import layout
 from ..errors import UserError
+from ..layout import OutputPaths
 
 
 def read_parquet_dir(path: Path, columns: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
@@ -28,17 +30,18 @@ def read_parquet_dir(path: Path, columns: Optional[Sequence[str]] = None) -> lis
 
 def load_segments(root: str | Path, columns: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
     """Every kept segment of the output dir `root`, in file then start order."""
-    root = Path(root)
-    if not (root / "segments").is_dir():
-        raise UserError(f"{root} is not a mikupal output dir (no segments/ folder)")
-    return read_parquet_dir(root / "segments", columns)
+    folder = OutputPaths(root).dir(layout.SEGMENTS)
+    if not folder.is_dir():
+        raise UserError(f"{root} is not a mikupal output dir (no {layout.SEGMENTS}/ folder)")
+    return read_parquet_dir(folder, columns)
 
 
 def load_speakers(root: str | Path) -> list[dict[str, Any]]:
     """`speakers/<video_id>.parquet` rows (speaker_id, video_id, segments, seconds, embedding,
     face_crop_path), or [] for outputs written before speaker identity existed."""
-    rows = read_parquet_dir(Path(root) / "speakers")
-    links = Path(root) / "global_speakers.parquet"
+    paths = OutputPaths(root)
+    rows = read_parquet_dir(paths.dir(layout.SPEAKERS))
+    links = paths.global_speakers
     if links.is_file():  # the cross-video ids, written at the end of each run
         ids = {r["speaker_id"]: r["global_speaker_id"] for r in pq.read_table(links).to_pylist()}
         for r in rows:

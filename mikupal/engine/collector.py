@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..records import WorkItem
-from .commit import RUN_LEVEL_REASONS, OutputDir, VideoSummary
+from ..reasons import RUN_LEVEL_REASONS
+from .commit import OutputDir, VideoSummary
 
 
 @dataclass

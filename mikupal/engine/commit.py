@@ -26,17 +26,13 @@ from typing import Optional
 import numpy as np
 import pyarrow as pa
 
+from .. import atomic, layout, media
 from ..committed import FUNNEL_STAGES, CommittedOutput, FunnelCounts, VideoSummary
 from ..ids import check_key
-from .. import atomic, media
-from ..reasons import RETRY_REASONS, RUN_LEVEL_REASONS  # which rejects are redone, which stop the run
-from ..records import DatasetSegment, Reject, Speaker
+from ..layout import OutputPaths
+from ..reasons import RETRY_REASONS  # which rejects are redone on resume
+from ..records import DatasetSegment, Reject, Speaker, StageTime, WorkItem
 from ..speaker.identity import SegmentVoice, mean_embedding, speaker_ids
-from ..records import StageTime, WorkItem
-
-
-PENDING_DIR = Path("labeler") / "pending"
-
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
@@ -178,25 +174,27 @@ class OutputDir(CommittedOutput):
         super().__init__(root)
         self.sample_rate = sample_rate
         self.speaker_similarity = speaker_similarity
-        for sub in ("segments", "rejects", ".state/done"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        for sub in (layout.SEGMENTS, layout.REJECTS, layout.DONE):
+            self.paths.dir(sub).mkdir(parents=True, exist_ok=True)
 
     # ---------------------------------------------------------------- state
 
     def clear_unfinished(self, key: str) -> None:
         """Remove what a crashed attempt may have left for a video that has no marker."""
         check_key(key)
-        for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet",
-                  self.root / "speakers" / f"{key}.parquet", self.root / PENDING_DIR / f"{key}.parquet", self.marker(key)):
+        for p in (*self._video_files(key), self.marker(key)):
             p.unlink(missing_ok=True)
-        for sub in ("audio", "clips", "debug", "speakers"):
-            shutil.rmtree(self.root / sub / key, ignore_errors=True)
-        shutil.rmtree(self.root / ".work" / key, ignore_errors=True)
+        for sub in (layout.AUDIO, layout.CLIPS, layout.DEBUG, layout.SPEAKERS, layout.WORK):
+            shutil.rmtree(self.paths.dir(sub) / key, ignore_errors=True)
+
+    def _video_files(self, key: str) -> tuple[Path, ...]:
+        p = self.paths
+        return p.segments(key), p.rejects(key), p.speakers(key), p.pending(key)
 
     def sweep_partials(self) -> None:
         """Temporary files are never part of the dataset: a crash may leave some behind."""
-        for pattern in ("segments/*.tmp", "rejects/*.tmp", "speakers/*.tmp", "labeler/pending/*.tmp", ".state/done/*.tmp"):
-            for p in self.root.glob(pattern):
+        for sub in OutputPaths.TMP_DIRS:
+            for p in self.paths.dir(sub).glob("*.tmp"):
                 p.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- commit
@@ -208,7 +206,7 @@ class OutputDir(CommittedOutput):
             r.sample_rate = self.sample_rate
         self._face_crops(key, rows, summary.speakers)
         self._commit(key, rows, rejects, summary, pending)
-        shutil.rmtree(self.root / ".work" / key, ignore_errors=True)
+        shutil.rmtree(self.paths.work / key, ignore_errors=True)
         return summary
 
     def commit_rejects(
@@ -228,7 +226,7 @@ class OutputDir(CommittedOutput):
                 continue
             frame = media.frame_at(self.root / best.clip_path, best.duration / 2.0)
             if frame is not None:
-                rel = f"speakers/{key}/{sp.speaker_id}.jpg"
+                rel = self.paths.face_picture(key, sp.speaker_id)
                 media.write_image(self.root / rel, frame)
                 sp.face_crop_path = rel
 
@@ -236,7 +234,7 @@ class OutputDir(CommittedOutput):
                 pending: Optional[list[DatasetSegment]] = None) -> None:
         """Rows, rejects, then the marker; a failure on the way (a full disk) leaves no file of the video."""
         check_key(key)  # before anything is written or removed
-        pending_path = self.root / PENDING_DIR / f"{key}.parquet"
+        pending_path = self.paths.pending(key)
         try:
             self._write(key, rows, rejects)
             self._write_speakers(key, summary.speakers)
@@ -246,15 +244,13 @@ class OutputDir(CommittedOutput):
                 pending_path.unlink(missing_ok=True)
             _atomic_text(summary.model_dump_json(), self.marker(key))
         except BaseException:
-            for p in (self.root / "segments" / f"{key}.parquet", self.root / "rejects" / f"{key}.parquet", pending_path,
-                      self.root / "speakers" / f"{key}.parquet"):
+            for p in self._video_files(key):
                 p.unlink(missing_ok=True)
             raise
 
     def _write(self, key: str, rows: list[DatasetSegment], rejects: list[Reject]) -> None:
         check_key(key)
-        seg_path = self.root / "segments" / f"{key}.parquet"
-        rej_path = self.root / "rejects" / f"{key}.parquet"
+        seg_path, rej_path = self.paths.segments(key), self.paths.rejects(key)
         if rows:
             rows.sort(key=lambda r: r.start)
             _atomic_parquet(DatasetSegment.to_table(rows), seg_path)
@@ -266,7 +262,7 @@ class OutputDir(CommittedOutput):
             rej_path.unlink(missing_ok=True)
 
     def _write_speakers(self, key: str, speakers: list[Speaker]) -> None:
-        path = self.root / "speakers" / f"{key}.parquet"
+        path = self.paths.speakers(key)
         if speakers:
             _atomic_parquet(Speaker.to_table(speakers), path)
         else:

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from .. import atomic
+from ..layout import OutputPaths
+
 MAX_ROWS = 500
 
 
@@ -213,10 +216,8 @@ def skipped_files_html(report: dict) -> str:
 
 
 def write_html(root: Path, report: dict, segments: pa.Table) -> Path:
-    path = Path(root) / "report.html"
-    tmp = path.with_name("report.html.tmp")
-    tmp.write_text(render_html(report, segments), encoding="utf-8")
-    tmp.replace(path)
+    path = OutputPaths(root).report_html
+    atomic.write_text(path, render_html(report, segments))
     return path
 
 

@@ -17,7 +17,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Optional
 
+from .. import layout
 from ..dataset.rows import load_segments, load_speakers, read_parquet_dir, speaker_of
+from ..layout import OutputPaths
 from ..reasons import REASONS
 
 EXAMPLES_PER_REASON = 3
@@ -129,8 +131,9 @@ def emotion_heatmap(segments: Rows) -> Optional[dict[str, Any]]:
 
 
 def build_sections(root: Path, summaries: list) -> dict[str, Any]:
-    segments = load_segments(root, SEGMENT_COLUMNS) if (Path(root) / "segments").is_dir() else []
-    rejects = read_parquet_dir(Path(root) / "rejects")
+    paths = OutputPaths(root)
+    segments = load_segments(root, SEGMENT_COLUMNS) if paths.dir(layout.SEGMENTS).is_dir() else []
+    rejects = read_parquet_dir(paths.dir(layout.REJECTS))
     return {
         "per_source": per_source(summaries, rejects),
         "reject_examples": reject_examples(rejects),

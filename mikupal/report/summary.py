@@ -8,7 +8,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
+from .. import atomic
 from ..committed import FUNNEL_STAGES, CommittedOutput, VideoSummary
+from ..layout import OutputPaths
 from .sections import build_sections
 
 #: the share of VAD speech seconds that kept segments and reject spans must explain
@@ -133,8 +135,6 @@ def build_report(
 
 
 def write_report(root: Path, report: dict) -> Path:
-    path = Path(root) / "report.json"
-    tmp = path.with_name("report.json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
+    path = OutputPaths(root).report_json
+    atomic.write_text(path, json.dumps(report, indent=2, default=str))
     return path
