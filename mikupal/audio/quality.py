@@ -12,12 +12,17 @@ scoring is redone here the way the reference (DNS-Challenge `DNSMOS/dnsmos_local
 - P.808: a 120-band log-mel spectrogram (n_fft 321, hop 160, `(dB(ref=max) + 40) / 40`) of the
   window less its last 160 samples into `model_v8.onnx`;
 - the per-window scores averaged, and held to the MOS scale [1, 5].
+
+P.835 is most of the cost; `p835.P835` runs it so that frames shared by windows, or repeated within
+one, cost once (same numbers). The mel features are computed here with numpy, as librosa computes
+them (a worker spared librosa's import, ~1.4 CPU s).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +30,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..models_dir import DNSMOS_P808, DNSMOS_P835, DNSMOS_SOURCE, dnsmos_dir
+from .p835 import FRAME_HOP, P835
 
 SAMPLE_RATE = 16000
 WINDOW_SECONDS = 9.01
@@ -59,25 +65,62 @@ def find_models(model_dir: Optional[str | os.PathLike] = None) -> Path:
     return d
 
 
-def mel_features(window: np.ndarray) -> np.ndarray:
-    """The P.808 model's input: [frames, 120] log-mel, scaled as the reference scales it."""
-    import librosa
+MEL_FFT, MEL_HOP, MEL_BANDS = 321, 160, 120
 
-    mel = librosa.feature.melspectrogram(y=window, sr=SAMPLE_RATE, n_fft=321, hop_length=160, n_mels=120)
-    return ((librosa.power_to_db(mel, ref=np.max) + 40) / 40).T
+
+@lru_cache(maxsize=None)
+def mel_filters(sr: int = SAMPLE_RATE, n_fft: int = MEL_FFT, n_mels: int = MEL_BANDS) -> np.ndarray:
+    """[n_mels, 1 + n_fft // 2] triangular filters on the Slaney mel scale, Slaney-normalized: what
+    `librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)` gives (its defaults)."""
+    f_sp, min_log_hz = 200.0 / 3, 1000.0  # linear below 1 kHz, logarithmic above
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+
+    def hz_to_mel(f: float) -> float:
+        return min_log_mel + np.log(f / min_log_hz) / logstep if f >= min_log_hz else f / f_sp
+
+    mels = np.linspace(hz_to_mel(0.0), hz_to_mel(sr / 2.0), n_mels + 2)
+    mel_f = np.where(mels >= min_log_mel, min_log_hz * np.exp(logstep * (mels - min_log_mel)), f_sp * mels)
+    ramps = np.subtract.outer(mel_f, np.fft.rfftfreq(n_fft, 1.0 / sr))
+    fdiff = np.diff(mel_f)[:, np.newaxis]
+    tri = np.maximum(0, np.minimum(-ramps[:-2] / fdiff[:-1], ramps[2:] / fdiff[1:]))
+    return (tri * (2.0 / (mel_f[2:] - mel_f[:-2]))[:, np.newaxis]).astype(np.float32)
+
+
+def mel_features(window: np.ndarray) -> np.ndarray:
+    """The P.808 model's input: [frames, 120] log-mel, scaled as the reference scales it. The
+    reference's librosa calls, done in numpy: a centred STFT (zero padding, periodic Hann),
+    power, mel filters, `power_to_db(ref=np.max)` (top 80 dB), then `(dB + 40) / 40`."""
+    y = np.pad(np.asarray(window, dtype=np.float32), MEL_FFT // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(y, MEL_FFT)[::MEL_HOP]
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(MEL_FFT) / MEL_FFT)
+    spec = np.fft.rfft(frames * hann, axis=1).astype(np.complex64)
+    mel = (spec.real**2 + spec.imag**2) @ mel_filters().T
+    db = 10.0 * np.log10(np.maximum(1e-10, mel)) - 10.0 * np.log10(max(1e-10, float(mel.max())))
+    db = np.maximum(db, db.max() - 80.0)
+    return ((db + 40) / 40).astype(np.float32)
+
+
+def repeated(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """The reference's fill: a signal shorter than one window, doubled until it is not."""
+    if len(audio) == 0:
+        raise ValueError("empty signal")
+    while len(audio) < int(WINDOW_SECONDS * sr):
+        audio = np.concatenate([audio, audio])
+    return audio
+
+
+def window_starts(audio: np.ndarray, sr: int = SAMPLE_RATE) -> list[int]:
+    """First sample of each of the reference's 9.01 s windows, at a 1 s hop, of a filled signal."""
+    need, hop = int(WINDOW_SECONDS * sr), int(HOP_SECONDS * sr)
+    count = int(np.floor(len(audio) / sr) - WINDOW_SECONDS) + 1
+    return [i * hop for i in range(count) if i * hop + need <= len(audio)]
 
 
 def windows(audio: np.ndarray, sr: int = SAMPLE_RATE) -> list[np.ndarray]:
     """The reference's 9.01 s windows at a 1 s hop, after repeating a short signal to fill one."""
+    audio = repeated(audio, sr)
     need = int(WINDOW_SECONDS * sr)
-    if len(audio) == 0:
-        raise ValueError("empty signal")
-    while len(audio) < need:
-        audio = np.concatenate([audio, audio])
-    hop = int(HOP_SECONDS * sr)
-    count = int(np.floor(len(audio) / sr) - WINDOW_SECONDS) + 1
-    out = [audio[i * hop : i * hop + need] for i in range(count)]
-    return [w for w in out if len(w) == need]
+    return [audio[s : s + need] for s in window_starts(audio, sr)]
 
 
 def spread(items: list, count: Optional[int]) -> list:
@@ -93,7 +136,7 @@ def spread(items: list, count: Optional[int]) -> list:
 
 
 class Dnsmos:
-    """Both ONNX sessions, loaded once; `score` is thread-compatible (ONNX Runtime sessions are)."""
+    """Both models' ONNX sessions, loaded once; `score` is thread-compatible (ONNX Runtime sessions are)."""
 
     def __init__(self, model_dir: Optional[str | os.PathLike] = None, threads: Optional[int] = None):
         import onnxruntime as ort
@@ -104,18 +147,9 @@ class Dnsmos:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         providers = ["CPUExecutionProvider"]
-        self.p835 = ort.InferenceSession(str(d / DNSMOS_P835), opts, providers=providers)
+        self.p835 = P835(d / DNSMOS_P835, opts, providers)
         self.p808 = ort.InferenceSession(str(d / DNSMOS_P808), opts, providers=providers)
-        self._p835_input = self.p835.get_inputs()[0].name
         self._p808_input = self.p808.get_inputs()[0].name
-
-    def score_window(self, window: np.ndarray) -> DnsmosScores:
-        w = np.asarray(window, dtype=np.float32)
-        raw = self.p835.run(None, {self._p835_input: w[np.newaxis, :]})[0][0]
-        mel = mel_features(w[:-160]).astype(np.float32)[np.newaxis]
-        p808 = float(self.p808.run(None, {self._p808_input: mel})[0][0][0])
-        sig, bak, ovrl = (float(_P835_FIT[k](v)) for k, v in zip(("sig", "bak", "ovrl"), raw))
-        return DnsmosScores(sig=sig, bak=bak, ovrl=ovrl, p808=p808)
 
     def score(self, audio: np.ndarray, sr: int = SAMPLE_RATE, max_windows: Optional[int] = None) -> DnsmosScores:
         """Mean scores over the reference's windows of a mono float signal at 16 kHz (clipped to
@@ -125,13 +159,21 @@ class Dnsmos:
         if sr != SAMPLE_RATE:
             raise ValueError(f"DNSMOS needs {SAMPLE_RATE} Hz audio, got {sr}")
         audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-        chosen = windows(audio, sr)
+        need = int(WINDOW_SECONDS * sr)
+        filled = repeated(audio, sr)
+        starts = window_starts(filled, sr)
         if max_windows is not None:
-            chosen = spread(chosen, max_windows if len(audio) < int(WINDOW_SECONDS * sr) else max(2, max_windows))
-        per = [self.score_window(w) for w in chosen]
+            starts = spread(starts, max_windows if len(audio) < need else max(2, max_windows))
+        # a filled signal repeats every len(audio) samples: in whole frames when that is a multiple of the hop
+        period = len(audio) // FRAME_HOP if len(audio) < need and len(audio) % FRAME_HOP == 0 else None
+        chosen = [filled[s : s + need] for s in starts]
+        raw = self.p835.raw(chosen, starts, period)
+        p808 = [float(self.p808.run(None, {self._p808_input: mel_features(w[:-160])[np.newaxis]})[0][0][0])
+                for w in chosen]
+        fitted = {k: [float(_P835_FIT[k](r[i])) for r in raw] for i, k in enumerate(("sig", "bak", "ovrl"))}
 
-        def mean(name: str) -> float:
+        def mean(values: list[float]) -> float:
             # on the MOS scale: the polynomial fit can dip under 1 on pure noise, P.808 is unbounded
-            return float(np.clip(np.mean([getattr(s, name) for s in per]), MOS_MIN, MOS_MAX))
+            return float(np.clip(np.mean(values), MOS_MIN, MOS_MAX))
 
-        return DnsmosScores(sig=mean("sig"), bak=mean("bak"), ovrl=mean("ovrl"), p808=mean("p808"))
+        return DnsmosScores(sig=mean(fitted["sig"]), bak=mean(fitted["bak"]), ovrl=mean(fitted["ovrl"]), p808=mean(p808))

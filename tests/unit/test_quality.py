@@ -1,5 +1,6 @@
-"""DNSMOS: the reference's windows and scores, a real talk against the same talk in loud pink noise,
-and the quality stage's columns and `low_quality` rejects."""
+"""DNSMOS: the reference's windows and scores, P.835 computed once per shared or repeated frame
+against the whole model, the mel features against librosa's, a real talk against the same talk in
+loud pink noise, and the quality stage's columns and `low_quality` rejects."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mikupal import media as mediafile  # noqa: E402
-from mikupal.audio.quality import SAMPLE_RATE, Dnsmos, spread, windows  # noqa: E402
+from mikupal.audio import p835  # noqa: E402
+from mikupal.audio.quality import (  # noqa: E402
+    SAMPLE_RATE, Dnsmos, mel_features, mel_filters, repeated, spread, window_starts, windows,
+)
 from mikupal.config import compose  # noqa: E402
 from mikupal.engine.commit import dataset_row  # noqa: E402
 from mikupal.engine.stages import stage_classes  # noqa: E402
-from mikupal.models_dir import dnsmos_dir  # noqa: E402
+from mikupal.models_dir import DNSMOS_P835, dnsmos_dir  # noqa: E402
 from mikupal.records import SpeechSegment  # noqa: E402
 from mikupal.records import Payload, WorkItem  # noqa: E402
 from mikupal.stages.quality import QualityStage  # noqa: E402
@@ -72,6 +76,69 @@ def test_scores_equal_the_wheels_own_dnsmos(scorer, jfk):
     assert ours.sig == pytest.approx(float(ref["sig_mos"]), abs=1e-4)
     assert ours.bak == pytest.approx(float(ref["bak_mos"]), abs=1e-4)
     assert ours.p808 == pytest.approx(float(ref["p808_mos"]), abs=1e-4)
+
+
+def _whole_model_raw(chosen: list[np.ndarray]) -> np.ndarray:
+    """sig_bak_ovr.onnx run whole on each window, as the reference runs it."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(dnsmos_dir() / DNSMOS_P835), opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: w[np.newaxis]})[0] for w in chosen])
+
+
+def _raw_both_ways(model: p835.P835, signal: np.ndarray, starts: list[int], period):
+    need = len(windows(np.zeros(10 * SAMPLE_RATE, np.float32))[0])
+    chosen = [signal[s : s + need] for s in starts]
+    return model.raw(chosen, starts, period), _whole_model_raw(chosen)
+
+
+def test_p835_computes_each_frame_once_and_gives_the_whole_models_outputs(scorer, jfk, monkeypatch):
+    model = scorer.p835
+    assert model.halo == 4  # four full-resolution 3x3 convolutions before the first pooling
+    # a 4 s utterance: 400 frames, repeated to 16 s; 7 windows, all from one period of features
+    short = jfk[: 4 * SAMPLE_RATE]
+    filled = repeated(short)
+    starts = window_starts(filled)
+    assert len(starts) == 7
+    ours, whole = _raw_both_ways(model, filled, starts, period=len(short) // p835.FRAME_HOP)
+    np.testing.assert_allclose(ours, whole, atol=1e-5)
+    # not a whole number of frames: no period, the windows' union instead
+    odd = repeated(jfk[: 4 * SAMPLE_RATE + 100])
+    ours, whole = _raw_both_ways(model, odd, window_starts(odd)[:2], period=None)
+    np.testing.assert_allclose(ours, whole, atol=1e-5)
+    # overlapping windows of a long signal, out of order, split into runs (a smaller bound forces it)
+    # and each run computed in chunks of at most a window
+    monkeypatch.setattr(p835, "MAX_RUN_FRAMES", 1300)
+    long = np.concatenate([jfk, jfk])
+    starts = [s * SAMPLE_RATE for s in (10, 0, 1, 2, 6, 11)]
+    assert [[starts[k] // SAMPLE_RATE for k in run] for run in p835._runs([s // p835.FRAME_HOP for s in starts], 900)] == [
+        [0, 1, 2], [6, 10], [11]]
+    ours, whole = _raw_both_ways(model, long, starts, period=None)
+    np.testing.assert_allclose(ours, whole, atol=1e-5)
+
+
+def test_p835_runs_a_model_of_another_layout_whole(jfk, monkeypatch):
+    import onnxruntime as ort
+
+    monkeypatch.setattr(p835, "_cut_points", lambda model: None)
+    model = p835.P835(dnsmos_dir() / DNSMOS_P835, ort.SessionOptions(), ["CPUExecutionProvider"])
+    assert model.whole is not None
+    ours, whole = _raw_both_ways(model, jfk, [0], period=None)
+    np.testing.assert_array_equal(ours, whole)
+
+
+def test_mel_features_are_the_references_librosa_ones(jfk):
+    librosa = pytest.importorskip("librosa")
+    np.testing.assert_allclose(mel_filters(), librosa.filters.mel(sr=SAMPLE_RATE, n_fft=321, n_mels=120), atol=1e-7)
+    for window in (windows(jfk)[0][:-160], np.zeros(144000, np.float32), pink_noise(144000) * 0.1):
+        mel = librosa.feature.melspectrogram(y=window, sr=SAMPLE_RATE, n_fft=321, hop_length=160, n_mels=120)
+        reference = ((librosa.power_to_db(mel, ref=np.max) + 40) / 40).T
+        ours = mel_features(window)
+        assert ours.shape == reference.shape == (900, 120) and ours.dtype == np.float32
+        np.testing.assert_allclose(ours, reference, atol=1e-5)
 
 
 def test_at_most_three_windows_stay_close_to_all_of_them(scorer, jfk):
