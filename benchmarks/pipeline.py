@@ -63,9 +63,27 @@ def machine() -> dict:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
+def process_role(cmdline: list[str]) -> str:
+    """What a process of a `mikupal run` tree is, for the CPU table: a stage's Ray worker by its stage
+    (Ray titles pool workers `ray::MapWorker(MapBatches(QualityStage))`), Ray's own actors and
+    daemons by name, the driver."""
+    line = " ".join(cmdline)
+    if line.startswith("ray::"):
+        title = line.split()[0][len("ray::"):]
+        if title.startswith("MapWorker(MapBatches("):
+            return title[len("MapWorker(MapBatches("):].rstrip(")")
+        return "ray " + ("task workers (probe, separate, vad) and idle workers" if title == "IDLE" else title)
+    if "mikupal.cli" in line:
+        return "driver (mikupal run, Ray Data's executor, commits)"
+    args = [a for a in cmdline[1:] if not a.startswith("-")] if cmdline and "python" in Path(cmdline[0]).name else cmdline
+    name = Path(args[0]).name if args else "?"  # the program, or the script a python runs
+    return f"ray {name}" if "ray" in line else name
+
+
 def timed(cmd: list[str], env: dict | None = None) -> dict:
     """Run a command; wall time, the peak RSS summed over its process tree and the CPU seconds that
-    tree used (both sampled 5x/s: a process's last 0.2 s before it exits can be missed)."""
+    tree used (both sampled 5x/s: a process's last 0.2 s before it exits can be missed), in all and
+    by process role (`process_role`)."""
     env = dict(os.environ, **(env or {}))
     env.setdefault("RAY_AUTH_MODE", "disabled")
     env.pop("RAY_ADDRESS", None)
@@ -73,6 +91,7 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
     cpu: dict[int, float] = {}  # pid -> latest user + system seconds
+    role: dict[int, str] = {}  # pid -> process_role (a Ray worker is titled once it holds a stage)
     stop = threading.Event()
 
     def sample():
@@ -89,6 +108,7 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
                     total += q.memory_info().rss
                     t = q.cpu_times()
                     cpu[q.pid] = t.user + t.system
+                    role[q.pid] = process_role(q.cmdline())
                 except psutil.Error:
                     pass
             peak = max(peak, total)
@@ -103,8 +123,13 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:6])} ... failed ({p.returncode}): {err[-2000:]}")
     cpu_s = sum(cpu.values())
+    by_role: dict[str, float] = {}
+    for pid, seconds in cpu.items():
+        by_role[role.get(pid, "?")] = by_role.get(role.get(pid, "?"), 0.0) + seconds
     return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20, 1), "cpu_s": round(cpu_s, 1),
-            "cores_busy": round(cpu_s / wall, 2) if wall > 0 else 0.0, "stdout": out[-4000:]}
+            "cores_busy": round(cpu_s / wall, 2) if wall > 0 else 0.0,
+            "cpu_s_by_process": {k: round(v, 1) for k, v in sorted(by_role.items(), key=lambda kv: -kv[1])},
+            "stdout": out[-4000:]}
 
 
 def mikupal_run(inp: Path, out: Path, *overrides: str) -> dict:

@@ -69,6 +69,9 @@ def speed_section(minutes: int = 5) -> list[str]:
            "second: the cores are the limit, not waiting. The vision stage (decode at 25 fps, detection, ASD, clip "
            "export) is most of it (worker seconds below); the rest is transcription and a fixed cost before the first "
            "utterance reaches the vision pool (starting Ray, its workers and their models).", ""] if "cpu_s" in run else []),
+        *(["CPU seconds by process (user + system, sampled 5x/s; a stage's pool workers summed, their start-up "
+           "and model loading included):", "", "| process | CPU s |", "|---|---|",
+           *[f"| {k} | {v} |" for k, v in run["cpu_s_by_process"].items()], ""] if "cpu_s_by_process" in run else []),
         "Worker seconds per stage (summed over workers; stages overlap in time):",
         "",
         "| stage | seconds |",
