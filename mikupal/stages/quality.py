@@ -4,7 +4,8 @@ It scores the 16 kHz analysis audio (`item.data.analysis_path`): the separated v
 16 kHz, the rate DNSMOS was trained at (with `separation=none`, the mixture). It runs after the
 speaker stage (each voice's piece is scored on its own) and before the vision stage: an utterance
 costs DNSMOS a seventh or less of what vision costs it (0.03-0.05 against 0.30 CPU s per media
-second), so what quality drops never reaches vision (or the labeler). A piece the vision stage cuts out later keeps its utterance's scores.
+second), so what quality drops never reaches vision (or the labeler). A piece the vision stage cuts
+out later keeps its utterance's scores.
 """
 
 from __future__ import annotations
