@@ -108,7 +108,9 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
                     total += q.memory_info().rss
                     t = q.cpu_times()
                     cpu[q.pid] = t.user + t.system
-                    role[q.pid] = process_role(q.cmdline())
+                    title = q.cmdline()  # the latest: a Ray worker is retitled when it takes a stage
+                    if title:  # (an exiting process's reads empty)
+                        role[q.pid] = process_role(title)
                 except psutil.Error:
                     pass
             peak = max(peak, total)
