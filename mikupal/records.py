@@ -389,7 +389,6 @@ class WorkItem(Record):
         return self
 
 
-
 ALL_RECORDS: tuple[type[Record], ...] = (
     StreamInfo,
     SourceVideo,

@@ -21,23 +21,20 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import UserError
-from ..layout import LOCK as LOCK_NAME
-from ..layout import MARKER as OUTPUT_MARKER
-from ..layout import WRITTEN_DIRS as OUTPUT_SUBDIRS
-from ..layout import WRITTEN_FILES as OUTPUT_FILES
+from ..layout import OutputPaths
 
 log = logging.getLogger("mikupal")
 
 
 def mark_output(root: Path) -> None:
     """Say that this folder is a mikupal output (never an input)."""
-    marker = Path(root) / OUTPUT_MARKER
+    marker = OutputPaths(root).output_marker
     if not marker.exists():
         marker.write_text("this folder is a mikupal output; mikupal never reads it as input\n", encoding="utf-8")
 
 
 def is_output_dir(path: Path) -> bool:
-    return (Path(path) / OUTPUT_MARKER).is_file()
+    return OutputPaths(path).output_marker.is_file()
 
 
 class OutputLock:
@@ -46,7 +43,7 @@ class OutputLock:
     def __init__(self, root: str | os.PathLike, command: str):
         self.root = Path(root)
         self.command = command
-        self.path = self.root / LOCK_NAME
+        self.path = OutputPaths(self.root).lock
         self.fd: Optional[int] = None
 
     def _holder(self) -> dict:

@@ -131,17 +131,16 @@ def write_global_speakers(out_root, global_similarity: float) -> int:
     """Link every committed video's speakers by voice into `global_speakers.parquet`; returns how
     many global speakers there are. Recomputed from all `speakers/*.parquet` at the end of each run,
     so it always covers the whole dataset."""
-    from pathlib import Path
-
     import pyarrow.parquet as pq
 
     from ..records import GlobalSpeaker, Speaker
 
     from .. import layout
 
-    files = sorted((Path(out_root) / layout.SPEAKERS).glob("*.parquet"))
+    paths = layout.OutputPaths(out_root)
+    files = sorted(paths.dir(layout.SPEAKERS).glob("*.parquet"))
     rows = [s for f in files for s in Speaker.from_table(pq.read_table(f))]
-    target = Path(out_root) / layout.GLOBAL_SPEAKERS
+    target = paths.global_speakers
     if not rows:
         target.unlink(missing_ok=True)
         return 0

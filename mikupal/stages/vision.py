@@ -26,7 +26,7 @@ from ..vision import timeline
 from ..vision.asd import VIDEO_FPS, use_bf16
 from ..vision.speaker import SpeakerSearch, Utterance, decode_utterance
 from ..vision.steps import Steps
-from ..records import WorkItem
+from ..records import FaceTrack, WorkItem
 from .base import Stage
 
 
@@ -43,7 +43,7 @@ class VisionStage(Stage):
         self.bf16 = False
         #: the face tracks (with ASD scores) of the last utterance this worker saw: for tests and
         #: benchmarks in the same process; they never travel with the item
-        self.last_tracks: list = []
+        self.last_tracks: list[FaceTrack] = []
 
     timings = property(lambda self: self.steps.timings)
     counts = property(lambda self: self.steps.counts)

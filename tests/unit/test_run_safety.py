@@ -13,7 +13,8 @@ import pytest
 
 from mikupal.config import compose
 from mikupal.engine.inputs import expand_inputs
-from mikupal.engine.lock import OUTPUT_MARKER, OutputLock, mark_output
+from mikupal.engine.lock import OutputLock, mark_output
+from mikupal.layout import MARKER as OUTPUT_MARKER
 from mikupal.errors import UserError
 from mikupal.models_dir import preflight
 
