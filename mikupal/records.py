@@ -11,7 +11,7 @@ from __future__ import annotations
 import types
 import typing
 from functools import lru_cache
-from typing import Annotated, Any, Iterable, Literal, Optional, TypeVar, Union
+from typing import Annotated, Any, Iterable, Literal, Optional, Sequence, TypeVar, Union
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
@@ -123,10 +123,19 @@ class SourceVideo(Record):
 
 
 class Word(Record):
+    """One ASR word in source seconds. `word` is whisper's own token text: in spaced scripts it
+    carries its leading space (" hello"), in scripts written without spaces (Chinese, Japanese,
+    Thai) it carries none, so `join_words` gives the right text for both."""
+
     word: str
     start: float
     end: float
     probability: float
+
+
+def join_words(words: Sequence[Word]) -> str:
+    """The text of a run of words, exactly as whisper spaced them: every segment's `text`."""
+    return "".join(w.word for w in words).strip()
 
 
 class SpeechRegion(Record):

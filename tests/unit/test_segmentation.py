@@ -10,7 +10,7 @@ from mikupal.audio.segmentation import MIN_GAP_SECONDS, classify_segment, cut_ru
 from mikupal.audio.segmentation import cut_utterances as _cut_utterances
 from mikupal.audio.transcribe import RegionTranscript, WhisperSegment
 from mikupal.config import SegmentConfig
-from mikupal.records import SpeechRegion, Word, segment_id
+from mikupal.records import SpeechRegion, Word, join_words, segment_id
 
 VID = "v0123456789abcdef000"
 SRC = "/data/talk.mp4"
@@ -70,6 +70,7 @@ def check_invariants(segments, cfg=CFG):
         assert s.start <= s.words[0].start and s.words[-1].end <= s.end  # never inside a word
         assert [w.start for w in s.words] == sorted(w.start for w in s.words)
         assert s.segment_id == segment_id(s.video_id, s.start)
+        assert s.text == join_words(s.words)
     for a, b in zip(segments, segments[1:]):
         assert a.end <= b.start + 1e-9
 
@@ -82,7 +83,7 @@ def test_two_sentences_with_a_pause_become_two_utterances():
     assert rejects == []
     check_invariants(segs)
     assert segs[0].language == "en" and segs[0].language_probability == pytest.approx(0.98)
-    assert segs[0].words[0].word == "the"  # stored without whisper's leading space
+    assert segs[0].words[0].word == " the"  # whisper's own token, leading space kept: text is the joined words
 
 
 def test_long_run_on_speech_is_cut_between_words_within_bounds():

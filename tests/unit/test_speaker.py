@@ -14,7 +14,7 @@ from audio_fixtures import ge2e_weights
 
 from mikupal.config import SegmentConfig
 from mikupal.engine.collector import complete_utterances
-from mikupal.records import FaceTrack, SpeechSegment, VoiceWindows, Word, segment_id
+from mikupal.records import FaceTrack, SpeechSegment, VoiceWindows, Word, join_words, segment_id
 from mikupal.speaker.change import find_changes
 from mikupal.speaker.identity import SegmentVoice, cluster, link_across_videos, speaker_ids
 from mikupal.speaker.split import OVERLAPPING_SPEECH, SPEAKER_CHANGE, Removal, snap_to_boundary, split_utterance
@@ -116,6 +116,23 @@ def test_question_and_answer_become_two_utterances():
     assert pieces[0].end <= pieces[1].start
     assert pieces[0].segment_id != pieces[1].segment_id
     assert rejects == []
+
+
+def test_pieces_keep_whisper_spacing_and_text_is_the_joined_words():
+    s = seg_with_words(QUESTION_ANSWER, start=0.0, end=4.7)
+    pieces, _ = split_utterance(s, [2.6], [Removal(3.4, 3.9, OVERLAPPING_SPEECH, "both")], SegmentConfig(min_seconds=0.5), "speaker")
+    assert [p.text for p in pieces] == ["how are you doing today?", "I am fine", "you"]
+    assert all(p.text == join_words(p.words) for p in pieces)
+    assert pieces[1].words[0].word == " I"  # whisper's token, its leading space kept
+
+
+def test_a_script_without_spaces_joins_without_them():
+    chars = [("我", 0.0, 0.3), ("很", 0.3, 0.6), ("好", 0.6, 1.0), ("。", 1.0, 1.1), ("你", 1.6, 1.9), ("呢", 1.9, 2.4)]
+    words = [Word(word=c, start=a, end=b, probability=0.9) for c, a, b in chars]
+    s = SpeechSegment(segment_id=segment_id("vid", 0.0), video_id="vid", source="v.mp4", start=0.0, end=2.5,
+                      text=join_words(words), words=words)
+    pieces, _ = split_utterance(s, [1.35], [], SegmentConfig(min_seconds=0.5), "speaker")
+    assert [p.text for p in pieces] == ["我很好。", "你呢"]
 
 
 def test_a_short_piece_is_a_speaker_change_reject_and_spans_tile_the_utterance():
