@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
@@ -62,13 +63,28 @@ def fetch_entry(entry: Entry, to: Path, read_text: Callable[[str], str] = _read_
     return status
 
 
+def build(entry: Entry, to: Path, by_name: dict[str, Entry], done: dict[str, str]) -> str:
+    """An edited dialogue from fetched sources, and its turns."""
+    from .build import build_entry, piece_turns
+
+    missing = [s for s, _, _ in entry.build if not done.get(s, "").startswith(("present", "downloaded"))]
+    if missing:
+        raise ValueError(f"{entry.name}: sources not fetched: {missing}")
+    build_entry(entry, to, by_name)
+    write_turns(turns_path(to, entry), piece_turns(entry.build))
+    return "built"
+
+
 def fetch_all(to: Path, entries: Optional[list[Entry]] = None) -> dict[str, str]:
-    """Every entry; a failure of one is reported and the others still fetched."""
-    out = {}
-    for e in entries if entries is not None else load():
+    """Every entry (downloads first, then the edited dialogues built from them); a failure of one is
+    reported and the others still fetched."""
+    entries = entries if entries is not None else load()
+    by_name = {e.name: e for e in entries}
+    out: dict[str, str] = {}
+    for e in sorted(entries, key=lambda e: bool(e.build)):
         try:
-            out[e.name] = fetch_entry(e, Path(to))
-        except (OSError, ChecksumError, ValueError) as err:
+            out[e.name] = build(e, Path(to), by_name, out) if e.build else fetch_entry(e, Path(to))
+        except (OSError, ChecksumError, ValueError, subprocess.CalledProcessError) as err:
             out[e.name] = f"failed: {err}"
         print(f"{out[e.name]:<12.200} {e.name}", flush=True)
     return out

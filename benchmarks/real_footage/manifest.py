@@ -27,8 +27,8 @@ KINDS = ("conversation", "interview", "film_tv", "monologue")
 @dataclass(frozen=True)
 class Entry:
     name: str
-    url: str
-    sha256: str
+    url: Optional[str]  # None for a built entry
+    sha256: Optional[str]  # None for a built entry (ffmpeg versions encode differently)
     seconds: float
     kind: str
     languages: list[str]
@@ -37,6 +37,7 @@ class Entry:
     license: str
     notes: str = ""
     turns: dict = field(default_factory=dict)
+    build: list = field(default_factory=list)  # [[source name, start, end], ...]: cut together by `fetch`
 
     @property
     def partial_turns(self) -> bool:
