@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks.real_footage import manifest as mf
 from benchmarks.real_footage import metrics as m
+from benchmarks.real_footage.build import piece_turns
 from benchmarks.real_footage.fetch import ChecksumError, fetch_entry
 from benchmarks.real_footage.measure import language_report, ovrl_report, purity_report, yield_report
 
@@ -106,11 +107,22 @@ def test_turn_formats_convert_to_one_csv(tmp_path):
 
 def test_the_committed_manifest_is_complete():
     entries = mf.load()
-    assert len({e.name for e in entries}) == len(entries)
+    by_name = {e.name: e for e in entries}
+    assert len(by_name) == len(entries)
     for e in entries:
-        assert e.url.startswith("https://raw.githubusercontent.com/") and len(e.sha256) == 64 and e.seconds > 0
-        assert e.languages and e.license
-    assert {e.kind for e in entries if e.video} >= {"interview", "film_tv", "monologue"}
+        assert e.seconds > 0 and e.languages and e.license
+        if e.build:  # an edited dialogue: cut from fetched entries, its length the pieces' sum
+            assert all(src in by_name and not by_name[src].build for src, _, _ in e.build)
+            assert e.seconds == pytest.approx(piece_turns(e.build)[-1].end, abs=0.2)
+        else:
+            assert e.url.startswith("https://raw.githubusercontent.com/") and len(e.sha256) == 64
+    assert {e.kind for e in entries if e.video} == set(mf.KINDS)
+
+
+def test_edited_dialogue_turns_are_the_pieces_on_the_frame_grid():
+    # 3.21 and 5.95 s fall between frames: cut at the nearest frame (3.20, 5.96)
+    turns = piece_turns([["a.mp4", 0.0, 2.32], ["b.mp4", 1.28, 3.21], ["a.mp4", 2.4, 5.95]])
+    assert turns == [T(0.0, 2.32, "a"), T(2.32, 4.24, "b"), T(4.24, 7.8, "a")]
 
 
 @pytest.fixture
