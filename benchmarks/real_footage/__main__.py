@@ -42,7 +42,10 @@ def _run(a) -> int:
     path = RESULTS / "real_footage.json"
     data = json.loads(path.read_text()) if path.is_file() else {"benchmark": "real_footage", "runs": {}}
     data.update({"machine": machine(), "media_files": [e.name for e in entries]})
-    data["runs"][label] = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), **result}
+    before = data["runs"].get(label, {})
+    if a.score_only and "run" in before:  # re-scored: the timing and date stay the run's
+        result["run"] = before["run"]
+    data["runs"][label] = {"when": before.get("when") if a.score_only else time.strftime("%Y-%m-%d %H:%M:%S"), **result}
     RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False))
     y = result["yield"]

@@ -70,11 +70,14 @@ def _entry_of(rows: list[dict], entries: list[Entry]) -> dict[str, list[dict]]:
     return by
 
 
-def _reject_seconds(r: dict, e: Entry) -> float:
-    """A span reject's seconds; a whole-file reject (no span) counts the file's length."""
-    if r.get("start") is None or r.get("end") is None:
-        return e.seconds
-    return max(0.0, r["end"] - r["start"])
+def _reject_spans(rows: list[dict], e: Entry, kept: bool) -> list[tuple[str, float]]:
+    """(stage/reason, seconds) of a file's rejects. A reject without a span counts the whole file
+    only when nothing else of the file was kept or rejected (a probe failure); beside span rejects
+    it is a summary ('no utterance survived') and counts nothing."""
+    spans = [r for r in rows if r.get("start") is not None and r.get("end") is not None]
+    if spans or kept:
+        return [(f"{r['stage']}/{r['reason']}", max(0.0, r["end"] - r["start"])) for r in spans]
+    return [(f"{r['stage']}/{r['reason']}", e.seconds) for r in rows[:1]]
 
 
 def yield_report(entries: list[Entry], segs: dict[str, list[dict]], rejs: dict[str, list[dict]]) -> dict:
@@ -83,8 +86,9 @@ def yield_report(entries: list[Entry], segs: dict[str, list[dict]], rejs: dict[s
     rejected = []
     for e in entries:
         kept = sum(r["end"] - r["start"] for r in segs[e.name])
-        reasons = m.seconds_by((f"{r['stage']}/{r['reason']}", _reject_seconds(r, e)) for r in rejs[e.name])
-        rejected += [(f"{r['stage']}/{r['reason']}", _reject_seconds(r, e)) for r in rejs[e.name]]
+        spans = _reject_spans(rejs[e.name], e, bool(segs[e.name]))
+        reasons = m.seconds_by(spans)
+        rejected += spans
         per_file[e.name] = {"kind": e.kind, "seconds": e.seconds, "languages": e.languages,
                             "segments": len(segs[e.name]), "kept_s": round(kept, 2),
                             "kept_share": m.share(kept, e.seconds), "rejected_s": reasons}
@@ -98,10 +102,13 @@ def yield_report(entries: list[Entry], segs: dict[str, list[dict]], rejs: dict[s
         k["input_s"], k["kept_s"] = round(k["input_s"], 2), round(k["kept_s"], 2)
     total_in = sum(e.seconds for e in entries)
     total_kept = sum(f["kept_s"] for f in per_file.values())
+    rejected_s = m.seconds_by(rejected)
     return {"input_s": round(total_in, 2), "kept_s": round(total_kept, 2), "kept_share": m.share(total_kept, total_in),
+            # neither kept nor in a reject span: what VAD did not call speech (silence, music, noise)
+            "not_speech_s": round(max(0.0, total_in - total_kept - sum(rejected_s.values())), 2),
             "by_kind": {k: v for k, v in by_kind.items() if v["files"]},
             "kinds_without_segments": [k for k, v in by_kind.items() if v["files"] and not v["segments"]],
-            "rejected_s": m.seconds_by(rejected), "files": per_file}
+            "rejected_s": rejected_s, "files": per_file}
 
 
 def ovrl_report(segs: list[dict], rejs: list[dict]) -> dict:
@@ -141,7 +148,7 @@ def purity_report(entries: list[Entry], segs: dict[str, list[dict]], media: Path
         pairs += [(f"{e.name}:{a}", f"{e.name}:{b}", w) for a, b, w in file_pairs]
     id_p, id_c = m.cluster_scores(pairs)
     return {"files_with_turns": files, "segments_scored": len(scored),
-            "pure_share": m.share(sum(1 for s in scored if s >= m.PURE_SHARE), len(scored)),
+            "pure_share": m.share(sum(1 for s in scored if s >= m.PURE_SHARE), len(scored)) if scored else None,
             "mean_majority_share": round(sum(scored) / len(scored), 4) if scored else None,
             "impure": worst, "id_purity": round(id_p, 4) if pairs else None,
             "id_completeness": round(id_c, 4) if pairs else None,

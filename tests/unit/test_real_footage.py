@@ -62,13 +62,15 @@ def _seg(start, end, sid="v_S0", lang="en", ovrl=None):
 def test_yield_counts_seconds_by_kind_and_reject_reason():
     e1, e2 = _entry(), _entry("b.mp4", kind="monologue", seconds=10.0, speakers=1)
     segs = {"a.mp4": [_seg(0, 4), _seg(5, 9)], "b.mp4": []}
-    rejs = {"a.mp4": [{"stage": "quality", "reason": "low_quality", "start": 10.0, "end": 13.0, "message": ""}],
+    rejs = {"a.mp4": [{"stage": "quality", "reason": "low_quality", "start": 10.0, "end": 13.0, "message": ""},
+                      {"stage": "asr", "reason": "too_short", "start": None, "end": None, "message": "a summary"}],
             "b.mp4": [{"stage": "probe", "reason": "no_video_stream", "start": None, "end": None, "message": ""}]}
     y = yield_report([e1, e2], segs, rejs)
     assert y["kept_s"] == 8.0 and y["kept_share"] == pytest.approx(8 / 30, abs=1e-4)
     assert y["by_kind"]["conversation"]["kept_share"] == 0.4
     assert y["kinds_without_segments"] == ["monologue"]
-    assert y["rejected_s"] == {"probe/no_video_stream": 10.0, "quality/low_quality": 3.0}
+    assert y["rejected_s"] == {"probe/no_video_stream": 10.0, "quality/low_quality": 3.0}  # the summary counts 0
+    assert y["not_speech_s"] == 30.0 - 8.0 - 13.0
 
 
 def test_ovrl_report_joins_kept_scores_and_low_quality_messages():
