@@ -111,18 +111,27 @@ def yield_report(entries: list[Entry], segs: dict[str, list[dict]], rejs: dict[s
             "rejected_s": rejected_s, "files": per_file}
 
 
-def ovrl_report(segs: list[dict], rejs: list[dict]) -> dict:
-    """The OVRL curve over kept + `low_quality`-rejected speech (a reject's OVRL from its message)."""
+def _ovrl_scored(segs: list[dict], rejs: list[dict]) -> list[tuple[float, float]]:
+    """(OVRL, seconds) of kept segments and of `low_quality` rejects (the score from the message)."""
     kept = [(r["dnsmos_ovrl"], r["end"] - r["start"]) for r in segs if r.get("dnsmos_ovrl") is not None]
     low = [(m.parse_ovrl(r["message"]), r["end"] - r["start"]) for r in rejs
            if r["reason"] == "low_quality" and r.get("start") is not None]
-    low = [(o, s) for o, s in low if o is not None]
-    scored = kept + low
+    return kept + [(o, s) for o, s in low if o is not None]
+
+
+def ovrl_report(entries: list[Entry], segs: dict[str, list[dict]], rejs: dict[str, list[dict]]) -> dict:
+    """The OVRL curve over kept + `low_quality`-rejected speech, overall and by kind."""
+    by_kind: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for e in entries:
+        by_kind[e.kind] += _ovrl_scored(segs[e.name], rejs[e.name])
+    scored = [x for v in by_kind.values() for x in v]
     if not scored:
         return {"measured": False, "why": "no DNSMOS scores (quality.kind=none?)"}
+    kept = [x for e in entries for x in _ovrl_scored(segs[e.name], [])]
     return {"measured": True, "scored_s": round(sum(s for _, s in scored), 2),
-            "kept_scored_s": round(sum(s for _, s in kept), 2), "low_quality_s": round(sum(s for _, s in low), 2),
+            "kept_scored_s": round(sum(s for _, s in kept), 2),
             "seconds_at_floor": m.ovrl_curve(scored),
+            "seconds_at_floor_by_kind": {k: m.ovrl_curve(v) for k, v in by_kind.items() if v},
             "note": "low_quality pieces never reached vision: at a lower floor some of them would still be cut there"}
 
 
@@ -179,7 +188,7 @@ def language_report(entries: list[Entry], segs: dict[str, list[dict]]) -> dict:
 def score(out: Path, media: Path, entries: list[Entry]) -> dict:
     seg_rows, rej_rows = _rows(out)
     segs, rejs = _entry_of(seg_rows, entries), _entry_of(rej_rows, entries)
-    return {"yield": yield_report(entries, segs, rejs), "ovrl": ovrl_report(seg_rows, rej_rows),
+    return {"yield": yield_report(entries, segs, rejs), "ovrl": ovrl_report(entries, segs, rejs),
             "purity": purity_report(entries, segs, media), "single_speaker_ids": single_speaker_ids(entries, segs),
             "language": language_report(entries, segs)}
 

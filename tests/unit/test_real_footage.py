@@ -74,11 +74,13 @@ def test_yield_counts_seconds_by_kind_and_reject_reason():
 
 
 def test_ovrl_report_joins_kept_scores_and_low_quality_messages():
-    segs = [_seg(0, 4, ovrl=3.2)]
-    rejs = [{"stage": "quality", "reason": "low_quality", "start": 5.0, "end": 7.0, "message": "dnsmos_ovrl 2.10 < 3.00"}]
-    r = ovrl_report(segs, rejs)
+    segs = {"a.mp4": [_seg(0, 4, ovrl=3.2)]}
+    rejs = {"a.mp4": [{"stage": "quality", "reason": "low_quality", "start": 5.0, "end": 7.0,
+                       "message": "dnsmos_ovrl 2.10 < 3.00"}]}
+    r = ovrl_report([_entry()], segs, rejs)
     assert r["scored_s"] == 6.0 and r["seconds_at_floor"]["2.0"] == 6.0 and r["seconds_at_floor"]["3.0"] == 4.0
-    assert ovrl_report([_seg(0, 4)], [])["measured"] is False
+    assert r["seconds_at_floor_by_kind"]["conversation"]["3.0"] == 4.0 and r["kept_scored_s"] == 4.0
+    assert ovrl_report([_entry()], {"a.mp4": [_seg(0, 4)]}, {"a.mp4": []})["measured"] is False
 
 
 def test_purity_report_reads_the_turns_file(tmp_path):
