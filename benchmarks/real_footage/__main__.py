@@ -28,6 +28,20 @@ def _fetch(a) -> int:
     return 1 if failed else 0
 
 
+def _pipeline_commit() -> str:
+    """The last commit that changed mikupal/ (the pipeline measured), '+dirty' with uncommitted changes there."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    git = ["git", "-C", str(root)]
+    try:
+        sha = subprocess.run([*git, "log", "-1", "--format=%h", "--", "mikupal", "conf"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "mikupal", "conf"], capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
+
+
 def _run(a) -> int:
     from ..pipeline import RESULTS, machine
     from .measure import measure
@@ -45,7 +59,8 @@ def _run(a) -> int:
     before = data["runs"].get(label, {})
     if a.score_only and "run" in before:  # re-scored: the timing and date stay the run's
         result["run"] = before["run"]
-    data["runs"][label] = {"when": before.get("when") if a.score_only else time.strftime("%Y-%m-%d %H:%M:%S"), **result}
+    data["runs"][label] = {"when": before.get("when") if a.score_only else time.strftime("%Y-%m-%d %H:%M:%S"),
+                           "pipeline_commit": before.get("pipeline_commit") if a.score_only else _pipeline_commit(), **result}
     RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False))
     y = result["yield"]
