@@ -46,8 +46,11 @@ class VoiceIndex:
         if n == 0 or len(self) == 0:
             return out
         found = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32).reshape(n, self.dim), count)
-        keys = np.asarray(found.keys, dtype=np.int64).reshape(n, -1)
-        have = np.asarray(found.counts).reshape(n)
+        if hasattr(found, "counts"):  # BatchMatches: [n, count] keys, each row valid up to its count
+            keys, have = np.asarray(found.keys, dtype=np.int64).reshape(n, -1), np.asarray(found.counts).reshape(n)
+        else:  # one query: Matches, its valid keys only
+            keys = np.asarray(found.keys, dtype=np.int64).reshape(1, -1)
+            have = np.array([keys.shape[1]])
         cols = np.arange(keys.shape[1])
         out[:, : keys.shape[1]] = np.where(cols[None, :] < have[:, None], keys, -1)
         return out
