@@ -4,7 +4,7 @@ Layout (all relative to the output dir):
   segments/<video_id>.parquet   kept utterances (DatasetSegment rows)
   rejects/<key>.parquet         dropped videos and segments (Reject rows)
   speakers/<key>.parquet        the video's speakers (Speaker rows); speakers/<key>/<speaker_id>.jpg their faces
-  global_speakers.parquet       per-video speakers linked across videos by voice (written at the end of a run)
+  global_speakers.parquet       per-video speakers linked across videos by voice (at the end of a run; global_speakers/ holds the registry)
   audio/<video_id>/<segment_id>.flac, clips/<video_id>/<segment_id>.mp4
   labeler/pending/<key>.parquet rows of the segments the labeler rejected (unlabeled), kept so that
                                 `mikupal label` can label them again (see commands/label.py)
