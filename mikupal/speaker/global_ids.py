@@ -88,7 +88,7 @@ def write_global_speakers(out_root, global_similarity: float) -> int:
     and rewrite `global_speakers.parquet`; returns how many global speakers it names."""
     paths = layout.OutputPaths(out_root)
     reg = Registry.load(paths)
-    fresh = not paths.global_registry.is_file()
+    fresh = reg.generation == 0
     rows, changed = sync(reg, paths)
     if fresh and paths.global_speakers.is_file():
         rows = seed(reg, rows, paths.global_speakers)
