@@ -30,13 +30,13 @@ LIBRARIES = ("usearch", "faiss", "hnswlib")
 M, EF_ADD, EF_SEARCH, K = 16, 128, 96, 32
 
 
-def _build_and_search(lib: str, x: np.ndarray, threads: int):
+def _build_and_search(lib: str, x: np.ndarray, threads: int, ef_add: int = EF_ADD, ef_search: int = EF_SEARCH):
     d = x.shape[1]
     keys = np.arange(len(x))
     if lib == "usearch":
         from usearch.index import Index
 
-        idx = Index(ndim=d, metric="ip", dtype="f32", connectivity=M, expansion_add=EF_ADD, expansion_search=EF_SEARCH)
+        idx = Index(ndim=d, metric="ip", dtype="f32", connectivity=M, expansion_add=ef_add, expansion_search=ef_search)
         idx.add(keys, x, threads=threads)
         yield "built"
         yield np.asarray(idx.search(x, K, threads=threads).keys, dtype=np.int64)
@@ -44,9 +44,9 @@ def _build_and_search(lib: str, x: np.ndarray, threads: int):
         import hnswlib
 
         idx = hnswlib.Index(space="ip", dim=d)
-        idx.init_index(max_elements=len(x), ef_construction=EF_ADD, M=M)
+        idx.init_index(max_elements=len(x), ef_construction=ef_add, M=M)
         idx.add_items(x, keys, num_threads=threads)
-        idx.set_ef(EF_SEARCH)
+        idx.set_ef(ef_search)
         yield "built"
         yield idx.knn_query(x, k=K, num_threads=threads)[0].astype(np.int64)
     elif lib == "faiss":
@@ -54,19 +54,19 @@ def _build_and_search(lib: str, x: np.ndarray, threads: int):
 
         faiss.omp_set_num_threads(threads)
         idx = faiss.IndexHNSWFlat(d, M, faiss.METRIC_INNER_PRODUCT)
-        idx.hnsw.efConstruction = EF_ADD
+        idx.hnsw.efConstruction = ef_add
         idx.add(x)
-        idx.hnsw.efSearch = EF_SEARCH
+        idx.hnsw.efSearch = ef_search
         yield "built"
         yield idx.search(x, K)[1].astype(np.int64)
 
 
-def measure(lib: str, n: int, threads: int) -> dict:
+def measure(lib: str, n: int, threads: int, ef_add: int = EF_ADD, ef_search: int = EF_SEARCH) -> dict:
     from .identity_scale import dataset
 
     x, person, _ = dataset(n)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    steps = _build_and_search(lib, x, threads)
+    steps = _build_and_search(lib, x, threads, ef_add, ef_search)
     t, cpu = time.perf_counter(), time.process_time()
     next(steps)
     build = (time.perf_counter() - t, time.process_time() - cpu)
@@ -85,7 +85,7 @@ def measure(lib: str, n: int, threads: int) -> dict:
     many = np.bincount(person)[person] >= 2
     cand = [bool(np.any((person[found[j][found[j] >= 0]] == person[j]) & (found[j][found[j] >= 0] != j)))
             for j in np.flatnonzero(many)[:20000]]
-    return {"library": lib, "speakers": n, "threads": threads, "build_s": round(build[0], 1), "build_cpu_s": round(build[1], 1),
+    return {"library": lib, "speakers": n, "threads": threads, "expansion_add": ef_add, "expansion_search": ef_search, "build_s": round(build[0], 1), "build_cpu_s": round(build[1], 1),
             "search_s": round(search[0], 1), "search_cpu_s": round(search[1], 1), "recall_at_10": round(hits / 5000, 4),
             "candidate_recall": round(float(np.mean(cand)), 4),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "rss_before_mb": round(base, 1)}
@@ -96,13 +96,15 @@ def main(argv=None) -> None:
     ap.add_argument("--speakers", type=int, default=100000)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--site", type=Path, help="a folder where faiss-cpu and hnswlib are installed (pip install --target)")
-    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--one", help="measure one library and print its figures (nothing is written)")
+    ap.add_argument("--expansion-add", type=int, default=EF_ADD)
+    ap.add_argument("--expansion-search", type=int, default=EF_SEARCH)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "identity_scale.json")
     a = ap.parse_args(argv)
     if a.site:
         sys.path.append(str(a.site))
     if a.one:
-        print(json.dumps(measure(a.one, a.speakers, a.threads)))
+        print(json.dumps(measure(a.one, a.speakers, a.threads, a.expansion_add, a.expansion_search)))
         return
     rows = []
     for lib in LIBRARIES:

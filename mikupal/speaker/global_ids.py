@@ -88,7 +88,10 @@ def write_global_speakers(out_root, global_similarity: float) -> int:
     and rewrite `global_speakers.parquet`; returns how many global speakers it names."""
     paths = layout.OutputPaths(out_root)
     reg = Registry.load(paths)
+    fresh = reg.generation == 0
     rows, changed = sync(reg, paths)
+    if fresh and paths.global_speakers.is_file():
+        rows = seed(reg, rows, paths.global_speakers)
     link(reg, rows, global_similarity)
     if changed:
         reg.save(paths)
@@ -97,6 +100,29 @@ def write_global_speakers(out_root, global_similarity: float) -> int:
         return 0
     atomic.write_parquet(reg.mapping(), paths.global_speakers)
     return len(set(reg.gids[reg.gids > 0].tolist()))
+
+
+def seed(reg: Registry, rows: np.ndarray, mapping) -> np.ndarray:
+    """An output linked before the registry existed keeps the ids its global_speakers.parquet gave
+    (where they keep two speakers of one video apart: the old clustering did not always); returns
+    the rows still to link."""
+    import pyarrow.parquet as pq
+
+    old = {r["speaker_id"]: r["global_speaker_id"] for r in pq.read_table(mapping, columns=["speaker_id", "global_speaker_id"]).to_pylist()}
+    taken: set[tuple[str, int]] = set()
+    for r in rows.tolist():
+        g = old.get(reg.speaker_ids[r]) or ""
+        number = int(g[1:]) if g[:1] == "G" and g[1:].isdigit() else 0
+        if number and reg.labels[r] >= 0 and (reg.video_ids[r], number) not in taken:
+            reg.gids[r] = number
+            taken.add((reg.video_ids[r], number))
+            reg.next_global = max(reg.next_global, number + 1)
+    if reg.index is None and reg.dim:
+        reg.index = VoiceIndex(reg.dim)
+    done = np.asarray([r for r in rows.tolist() if reg.gids[r] > 0], dtype=np.int64)
+    if len(done):
+        reg.index.add(reg.labels[done], reg.voices[done])
+    return np.asarray([r for r in rows.tolist() if reg.gids[r] == 0], dtype=np.int64)
 
 
 def link_across_videos(speakers: Sequence[tuple[str, Sequence[float]]], global_similarity: float) -> dict[str, Optional[str]]:

@@ -85,6 +85,8 @@ def _same_layout(a: SegmentVoice, b: SegmentVoice) -> bool:
 
 def _two_on_screen(a: SegmentVoice, b: SegmentVoice) -> bool:
     """Each one's speaker sits where the other shows a silent face, at another place: two people."""
+    if not a.other_faces or not b.other_faces:
+        return False
     return (not _same_place(a.speaker_box, [b.speaker_box]) and _same_place(a.speaker_box, b.other_faces)
             and _same_place(b.speaker_box, a.other_faces))
 

@@ -22,6 +22,7 @@ last, so a crash at any point leaves the previous generation whole. `global_spea
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ import pyarrow as pa
 from .. import atomic, layout
 from ..records import GlobalSpeaker, RegistryVoice
 from .voice_index import VoiceIndex
+
+log = logging.getLogger("mikupal")
 
 FORMAT = 1
 #: candidates per new speaker from the index (its recall at this size: benchmarks/identity_scale.py)
@@ -65,13 +68,23 @@ class Registry:
 
     @classmethod
     def load(cls, paths: layout.OutputPaths) -> "Registry":
-        """The registry as last saved; empty when there is none (a new output dir, or one written
-        before the registry existed: its speakers are linked anew)."""
+        """The registry as last saved. Empty (generation 0) when there is none: a new output dir,
+        one linked before the registry existed, or a registry damaged by hand (then the ids of
+        global_speakers.parquet are taken over: `global_ids.seed`)."""
         if not paths.global_registry.is_file():
             return cls()
+        try:
+            return cls._read(paths)
+        except Exception as e:  # noqa: BLE001 - a damaged registry is rebuilt, never a failed run
+            log.warning("the global speaker registry in %s is unreadable (%s): starting it again from %s",
+                        paths.global_registry.parent, e, paths.global_speakers.name)
+            return cls()
+
+    @classmethod
+    def _read(cls, paths: layout.OutputPaths) -> "Registry":
         meta = json.loads(paths.global_registry.read_text())
         if meta.get("format") != FORMAT:
-            return cls()
+            raise ValueError(f"format {meta.get('format')!r}, not {FORMAT}")
         reg = cls(dim=int(meta["dim"]), generation=int(meta["generation"]), next_global=int(meta["next_global"]),
                   next_label=int(meta["next_label"]), files=dict(meta["files"]))
         import pyarrow.parquet as pq
@@ -92,7 +105,6 @@ class Registry:
 
     def save(self, paths: layout.OutputPaths) -> None:
         """A new generation of the files, then the manifest that names it, then the old ones go."""
-        old = self.generation
         self.generation += 1
         atomic.write_parquet(self.table(), paths.global_voices(self.generation))
         if self.index is not None:
@@ -101,8 +113,10 @@ class Registry:
         meta = {"format": FORMAT, "dim": self.dim, "generation": self.generation, "next_global": self.next_global,
                 "next_label": self.next_label, "speakers": len(self), "files": self.files}
         atomic.write_text(paths.global_registry, json.dumps(meta))
-        for p in (paths.global_voices(old), paths.global_index(old)):
-            p.unlink(missing_ok=True)
+        current = {paths.global_registry.name, paths.global_voices(self.generation).name, paths.global_index(self.generation).name}
+        for p in paths.global_registry.parent.iterdir():  # earlier generations, and what an interrupted save left
+            if p.name not in current:
+                p.unlink(missing_ok=True)
 
     def table(self) -> pa.Table:
         n, d = len(self), self.dim

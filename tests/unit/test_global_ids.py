@@ -182,3 +182,37 @@ def test_linking_in_two_steps_equals_linking_at_once_for_separate_people():
         link(reg, np.arange(start, len(reg)), SIM)
     twice = {sid: f"G{g}" for sid, g in zip(reg.speaker_ids, reg.gids.tolist())}
     assert twice == once
+
+
+def test_an_output_linked_before_the_registry_keeps_its_ids(tmp_path):
+    """global_speakers.parquet from the old end-of-run clustering, no registry: its ids stay, except
+    where it gave two speakers of one video one id (that one is linked again)."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(8)
+    p = people(3)
+    commit_speakers(tmp_path, "v1", [heard(p[0], rng), heard(p[1], rng)])
+    commit_speakers(tmp_path, "v2", [heard(p[0], rng)])
+    old = pa.table({"speaker_id": ["v1_S1", "v1_S2", "v2_S1"], "video_id": ["v1", "v1", "v2"], "global_speaker_id": ["G7", "G7", "G7"]})
+    atomic.write_parquet(old, tmp_path / layout.GLOBAL_SPEAKERS)
+    write_global_speakers(tmp_path, SIM)
+    m = mapping(tmp_path)
+    assert m["v1_S1"] == m["v2_S1"] == "G7"
+    assert m["v1_S2"] == "G8"  # the next number after every number the old file gave
+
+
+def test_a_registry_damaged_by_hand_takes_over_the_ids_it_published(tmp_path, caplog):
+    rng = np.random.default_rng(9)
+    p = people(3)
+    for k in range(3):
+        commit_speakers(tmp_path, f"v{k}", [heard(p[k], rng)])
+    write_global_speakers(tmp_path, SIM)
+    before = mapping(tmp_path)
+    paths = layout.OutputPaths(tmp_path)
+    paths.global_voices(Registry.load(paths).generation).write_bytes(b"truncated")
+    commit_speakers(tmp_path, "v9", [heard(p[2], rng)])
+    write_global_speakers(tmp_path, SIM)
+    after = mapping(tmp_path)
+    assert {k: after[k] for k in before} == before and after["v9_S1"] == before["v2_S1"]
+    assert "unreadable" in caplog.text
+    assert Registry.load(paths).generation >= 1  # whole again

@@ -9,6 +9,7 @@ from mikupal.records import (
     EmotionIntensity,
     FaceTrack,
     GlobalSpeaker,
+    RegistryVoice,
     Reject,
     SourceVideo,
     Speaker,
@@ -53,6 +54,7 @@ SAMPLES = {
     Speaker: Speaker(speaker_id="abc_S1", video_id="abc", source="a.mp4", segments=2, seconds=7.5, embedding=[0.5, 0.5],
                      face_crop_path="speakers/abc/abc_S1.jpg"),
     GlobalSpeaker: GlobalSpeaker(speaker_id="abc_S1", video_id="abc", global_speaker_id="G1"),
+    RegistryVoice: RegistryVoice(label=3, key="abc", speaker_id="abc_S1", video_id="abc", global_speaker_id="G1", embedding=[0.5, 0.75]),
 }
 
 
