@@ -17,7 +17,7 @@ from ..errors import StageError
 from ..models_dir import ensure_file
 from ..speaker.change import find_changes
 from ..speaker.embed import VoiceEncoder, mean_voice, slice_windows, windows_record
-from ..speaker.split import OVERLAPPING_SPEECH, Removal, split_utterance
+from ..audio.word_cuts import OVERLAPPING_SPEECH, Removal, split_utterance
 from ..records import WorkItem
 from .base import Stage
 

@@ -2,9 +2,9 @@
 
 One actor does it all for one utterance, so decoded frames never travel between stages: decode
 [start, end) once at 25 fps (the ASD models' rate) -> shot cuts, faces and tracks
-(`vision/track.py`) -> ASD (`vision/speaker.py`: every frame of every face that could be the
+(`vision/track.py`) -> ASD (`vision/search.py`: every frame of every face that could be the
 speaker when there are two or more, else a sample) -> cut where another face takes over or two
-speak at once (`vision/timeline.py`, `speaker/split.py`) -> per piece, its speaker
+speak at once (`vision/timeline.py`, `audio/word_cuts.py`) -> per piece, its speaker
 (`vision/attribution.py`) -> speaker clip + dataset audio (`vision/clip.py`).
 """
 
@@ -20,11 +20,11 @@ from ..config import Resources
 from ..errors import StageError
 from ..models_dir import ensure_file
 from ..speaker.embed import mean_voice, slice_windows
-from ..speaker.split import OVERLAPPING_SPEECH, Removal, split_utterance
+from ..audio.word_cuts import OVERLAPPING_SPEECH, Removal, split_utterance
 from ..vision import clip as clipmod
 from ..vision import timeline
 from ..vision.asd import VIDEO_FPS, use_bf16
-from ..vision.speaker import SpeakerSearch, Utterance, decode_utterance
+from ..vision.search import SpeakerSearch, Utterance, decode_utterance
 from ..vision.steps import Steps
 from ..records import FaceTrack, WorkItem
 from .base import Stage
