@@ -168,8 +168,8 @@ def build(
 
     layout: "side" (one panel per person, left to right in order of first appearance), "cuts"
     (one full panel, cut to whoever starts a turn; overlapping turns keep the earlier speaker) or
-    "offscreen" (only the first person's panel: the others are voices off screen, as in an
-    interview shot over the interviewer's shoulder).
+    "offscreen" (only the panel of the person who talks longest: the others are voices off screen,
+    as in an interview shot over the interviewer's shoulder).
     listener: "still" (held frame) or "moving" (their own video, muted). music_db: a music bed this
     many dB relative to the speech RMS (None: no music).
     """
@@ -233,8 +233,9 @@ def build(
         for k in range(n_frames):
             frames.append(np.concatenate([src[p].frames[show[p][k]] for p in persons], axis=1))
     elif layout == "offscreen":
-        truth.panels[str(persons[0])] = [0, PANEL]
-        frames = [src[persons[0]].frames[show[persons[0]][k]] for k in range(n_frames)]
+        talker = max(persons, key=lambda p: sum(t["end"] - t["start"] for t in truth.turns if t["person"] == p))
+        truth.panels[str(talker)] = [0, PANEL]
+        frames = [src[talker].frames[show[talker][k]] for k in range(n_frames)]
     else:
         current = persons[0]
         for k in range(n_frames):

@@ -98,15 +98,18 @@ def check_turns(
             out.changes += [t for t in (s0, s1) if 0.0 < t < n / fps]
             out.notes.append(f"{what}, the speaker's face silent" + (f", voice similarity {sim:.2f}" if sim is not None else ""))
     for s in suspects:
-        _suspect(s, t0, n, v, speaking, main, shown, fps, out)
+        _suspect(s, t0, n, v, speaking, tracks, fps, out)
     out.changes = sorted(set(round(t, 3) for t in out.changes))
     return out
 
 
-def _suspect(s: VoiceSuspect, t0: float, n: int, v: np.ndarray, speaking: dict[int, np.ndarray], main: int,
-             shown: np.ndarray, fps: float, out: TurnVerdicts) -> None:
+def _suspect(s: VoiceSuspect, t0: float, n: int, v: np.ndarray, speaking: dict[int, np.ndarray],
+             tracks: Sequence[FaceTrack], fps: float, out: TurnVerdicts) -> None:
+    """The verdict on one suspect: the speaker is the face seen speaking most outside it."""
     a = max(0, int(round((s.start - t0) * fps)))
     b = min(n, max(a + 1, int(round((s.end - t0) * fps))))
+    main = max(speaking, key=lambda k: int(speaking[k][:a].sum() + speaking[k][b:].sum()))
+    shown = _on_screen(next(t for t in tracks if t.track_id == main), n)
     frames = v[a:b] if v[a:b].any() else np.ones(b - a, dtype=bool)
     own = float(speaking[main][a:b][frames].mean())
     others = max([float(m[a:b][frames].mean()) for k, m in speaking.items() if k != main], default=0.0)
