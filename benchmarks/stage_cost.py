@@ -31,7 +31,7 @@ SHARED = ROOT.parent / "shared"
 def _models(root: Path) -> Path:
     """A models folder from the offline sources the tests use (tests/conftest.py `models_dir`)."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from audio_fixtures import ge2e_weights, tiny_en_dir
+    from audio_fixtures import ge2e_weights, tiny_en_dir, whisper_base_dir
 
     root.mkdir(parents=True)
     for kind in ("light-asd", "yunet"):
@@ -40,6 +40,8 @@ def _models(root: Path) -> Path:
     (root / "ge2e" / "pretrained.pt").symlink_to(ge2e_weights())
     (root / "whisper").mkdir()
     (root / "whisper" / "tiny.en").symlink_to(tiny_en_dir())
+    if whisper_base_dir() is not None:  # the language check of an English-only model
+        (root / "whisper" / "base").symlink_to(whisper_base_dir())
     return root
 
 
@@ -52,6 +54,8 @@ def measure(videos: list[Path], work: Path) -> dict:
     from mikupal.records import WorkItem
 
     torch.set_num_threads(1)
+    import librosa.feature  # noqa: F401  (its first import costs seconds: not the stages' cost)
+
     listing = work / "inputs.txt"
     listing.write_text("\n".join(str(v) for v in videos) + "\n")
     cfg = compose([f"input={listing}", f"output={work / 'out'}", f"models_dir={_models(work / 'models')}", "profile=cpu",

@@ -152,6 +152,7 @@ class SpeakerConfig(_Strict):
     turn_max_seconds: float = Field(gt=0)
     turn_thresholds: list[tuple[float, float, float]] = Field(min_length=1)  # (seconds, doubt, sure)
     turn_cue_bonus: float = Field(ge=0, le=1)
+    precision: Literal["auto", "fp32", "bf16"]  # auto: bf16 on CPUs with native bf16
     cluster_similarity: float = Field(ge=-1, le=1)
     global_similarity: float = Field(ge=-1, le=1)
     resources: Resources

@@ -74,24 +74,30 @@ class VoiceFrames:
 class VoiceEncoder:
     """The GE2E network with its front end; `load` once per worker."""
 
-    def __init__(self, net, device: str = "cpu"):
+    def __init__(self, net, device: str = "cpu", bf16: bool = False):
         self.net = net
         self.device = device
+        self.bf16 = bf16  # CPU bf16 autocast (~1.7x faster on native bf16; embeddings within 0.005 cosine)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "VoiceEncoder":
+    def load(cls, path: str | Path, device: str = "cpu", bf16: bool = False) -> "VoiceEncoder":
         from ..nets.ge2e import Ge2eEncoder
 
-        return cls(Ge2eEncoder.from_checkpoint(path).to(device), device)
+        return cls(Ge2eEncoder.from_checkpoint(path).to(device), device, bf16)
 
-    def _embed(self, mels: np.ndarray) -> np.ndarray:
+    def _run(self, fn, x):
+        import contextlib
+
         import torch
 
+        amp = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), amp:
+            return fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)).float().cpu().numpy()
+
+    def _embed(self, mels: np.ndarray) -> np.ndarray:
         if len(mels) == 0:
             return np.zeros((0, 256), dtype=np.float32)
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(mels, dtype=np.float32)).to(self.device)
-            return self.net(x).float().cpu().numpy()
+        return self._run(self.net, mels)
 
     def analyse(self, audio: np.ndarray, floor_db: float = -50.0) -> "VoiceFrames":
         """Mel frames of the volume-normalised stretch, and which are loud (within 30 dB of its loud
@@ -136,17 +142,13 @@ class VoiceEncoder:
         starts[i] .. starts[i] + t alone (one causal pass per start, batched; past the end of the
         stretch a row repeats its last frame's embedding). Every word-bounded span up to
         `max_frames` long starting at one of `starts` costs nothing more."""
-        import torch
-
         n = len(vf.mel)
         starts = np.clip(np.asarray(starts, dtype=int), 0, max(0, n - 1))
         if len(starts) == 0 or n == 0:
             return np.zeros((len(starts), max_frames, 256), dtype=np.float32)
         length = max(1, min(int(max_frames), int(n - starts.min())))
         batch = np.stack([np.pad(vf.mel[s : s + length], ((0, max(0, s + length - n)), (0, 0)), mode="edge") for s in starts])
-        with torch.inference_mode():
-            out = self.net.forward_prefixes(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device))
-        out = out.float().cpu().numpy()
+        out = self._run(self.net.forward_prefixes, batch)
         if length < max_frames:
             out = np.concatenate([out, np.repeat(out[:, -1:], max_frames - length, axis=1)], axis=1)
         return out

@@ -39,7 +39,7 @@ CUE_GAP = 0.1
 #: a pause this long (s) at a span's edge, or a question before it, looks like a turn
 CUE_PAUSE = 0.3
 #: any word starting this close (s) to the end may start a turn (an edge run of the next speaker)
-EDGE_SECONDS = 1.2
+EDGE_SECONDS = 1.0
 #: a 1.5 s window may reach this far (s) into a span and still stand for the rest's voice
 WINDOW_SPILL = 0.25
 #: the rest must hold at least this much voice (s) to be compared with

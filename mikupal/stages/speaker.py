@@ -19,6 +19,7 @@ from ..models_dir import ensure_file
 from ..speaker.change import find_changes
 from ..speaker.embed import VoiceEncoder, mean_voice, slice_windows, windows_record
 from ..speaker.turns import TurnRules, short_turns
+from ..vision.asd import use_bf16
 from ..audio.word_cuts import OVERLAPPING_SPEECH, Removal, split_utterance
 from ..records import WorkItem
 from .base import Stage
@@ -39,7 +40,7 @@ class SpeakerStage(Stage):
         sc = self.cfg.speaker
         path = ensure_file(self.cfg.models_dir, sc.model, self.cfg.offline)
         self.limit_threads()
-        self.encoder = VoiceEncoder.load(path, self.device())
+        self.encoder = VoiceEncoder.load(path, self.device(), use_bf16(sc.precision, self.device()))
 
     def process(self, item: WorkItem) -> list[WorkItem]:
         seg = item.data.segment

@@ -70,13 +70,13 @@ class VisionStage(Stage):
         else:
             scale = min(1.0, fc.input_width / float(fc.work_width))
             self.detector = load_face_detector(fc.kind, det_path, device=device, scale=scale, score_threshold=fc.score_threshold)
-        self.bf16 = use_bf16(ac.precision, device)
-        # bf16 runs the torch encoders (faster than ONNX Runtime's fp32 there): skip the ONNX export
+        self.bf16 = use_bf16(ac.precision, device)  # bf16: the torch encoders (faster than ONNX Runtime's fp32): no ONNX export
         model = ActiveSpeakerModel.load(ac.kind, asd_path, device=device, runtime="torch" if self.bf16 else "auto", threads=self.threads)
         self.search = SpeakerSearch(model, fc, ac, self.bf16, self.steps)
-        self.doubt = lambda seconds, rules=TurnRules(self.cfg.speaker.turn_thresholds): rules.limits(seconds)[0]
-        if self.cfg.speaker.kind != "none":
-            self.voice = VoiceEncoder.load(ensure_file(self.cfg.models_dir, self.cfg.speaker.model, self.cfg.offline), device)
+        sc = self.cfg.speaker
+        self.doubt = lambda seconds, rules=TurnRules(sc.turn_thresholds): rules.limits(seconds)[0]
+        if sc.kind != "none":
+            self.voice = VoiceEncoder.load(ensure_file(self.cfg.models_dir, sc.model, self.cfg.offline), device, use_bf16(sc.precision, device))
 
     def process(self, item: WorkItem) -> list[WorkItem]:
         d, seg = item.data, item.data.segment
@@ -87,7 +87,7 @@ class VisionStage(Stage):
         path = d.video.path if d.video else item.source
         u = decode_utterance(path, d.analysis_path or path, seg.start, seg.end, d.video.width if d.video else None,
                              self.detector, self.cfg.faces, self.cfg.asd, self.steps, self.threads)
-        self.search.score(u, doubt=bool(d.voice_suspects) or question_then_reply(seg.words))
+        self.search.score(u, question_then_reply(seg.words), d.voice_suspects, seg.start)
         self.last_tracks = u.tracks
         return [it if it.status == "dropped" else self.attribute_and_export(it, u, f0, f1)
                 for it, f0, f1 in self.cut_at_face_changes(item, u)]

@@ -24,14 +24,14 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
 
 import numpy as np
 
 from .. import media
 from ..errors import StageError
-from ..records import FaceTrack
+from ..records import FaceTrack, VoiceSuspect
 from . import attribution as attr
 from . import timeline
 from .asd import MFCC_PER_FRAME, VIDEO_FPS, audio_mfcc
@@ -40,6 +40,29 @@ from .track import detect_and_track
 from .turn_check import TurnVerdicts, check_turns
 
 OFFSET_PENALTY = 0.01  # speaking fraction an audio/video offset must gain per frame of shift
+FOCUS_MARGIN = 0.5  # seconds scored on each side of a voice suspect (the face before and after it) ...
+FOCUS_SECONDS = 2.0  # ... and at least this much in all (ASD needs context)
+
+
+def focus_frames(suspects: Sequence[VoiceSuspect], t0: float, n: int) -> list[tuple[int, int]]:
+    """[a, b) utterance frames around each suspect (source seconds; the utterance starts at `t0`)."""
+    out = []
+    for s in suspects:
+        a, b = s.start - t0 - FOCUS_MARGIN, s.end - t0 + FOCUS_MARGIN
+        grow = max(0.0, FOCUS_SECONDS - (b - a)) / 2.0
+        out.append((max(0, int((a - grow) * VIDEO_FPS)), min(n, int(math.ceil((b + grow) * VIDEO_FPS)))))
+    return merge_ranges(out)
+
+
+def merge_ranges(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping [a, b) ranges covering the same frames as `spans`."""
+    out: list[list[int]] = []
+    for a, b in sorted((int(a), int(b)) for a, b in spans if b > a):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
 
 
 @dataclass
@@ -54,6 +77,7 @@ class Utterance:
     voiced: np.ndarray  # [n] bool
     audio: np.ndarray  # 16 kHz analysis audio from frame 0 on (the voice check of short turns)
     dense: bool = False  # every frame of the faces was scored
+    focus: list[tuple[int, int]] = field(default_factory=list)  # else, frames scored whole around the voice suspects
 
     @property
     def n(self) -> int:
@@ -98,18 +122,23 @@ class SpeakerSearch:
         least = self.ac.min_turn_seconds * VIDEO_FPS if briefly else self.ac.min_coverage * n_frames
         return attr.face_size(track) >= self.fc.min_face_px and len(track.frames) >= least
 
-    def score(self, u: Utterance, doubt: bool = False) -> int:
-        """Score the faces of `u` (see the module docstring); `doubt`: the utterance may hold a short
-        turn of someone else."""
-        dense_from = self.ac.dense_from_faces
+    def score(self, u: Utterance, exchange: bool = False, suspects: Sequence[VoiceSuspect] = (), t0: float = 0.0) -> int:
+        """Score the faces of `u` (see the module docstring). `exchange`: the words look like two
+        people (every frame); `suspects`: the voice check's doubts (source seconds; the utterance
+        starts at `t0`): the usual sample and every frame around each of them."""
+        dense_from, on_doubt = self.ac.dense_from_faces, self.ac.dense_on_doubt
         if dense_from and sum(self.could_speak(t, u.n) for t in u.tracks) >= dense_from:
             self.steps.counts["dense_items"] += 1
             u.dense = True
-            self.last_offset = self.score_tracks(u, dense=True, briefly=doubt and self.ac.dense_on_doubt)
-        elif doubt and self.ac.dense_on_doubt:
+            self.last_offset = self.score_tracks(u, dense=True, briefly=on_doubt and (exchange or bool(suspects)))
+        elif exchange and on_doubt:
             self.steps.counts["dense_on_doubt"] += 1
             u.dense = True
             self.last_offset = self.score_tracks(u, dense=True, briefly=True)
+        elif suspects and on_doubt:
+            self.steps.counts["focused_on_doubt"] += 1
+            u.focus = focus_frames(suspects, t0, u.n)
+            self.last_offset = self.score_tracks(u, briefly=True, focus=u.focus)
         else:
             self.last_offset = self.score_one_face(u)
         return self.last_offset
@@ -150,9 +179,11 @@ class SpeakerSearch:
             max_frames = win_frames = max(1, int(round(budget_seconds * VIDEO_FPS)))
         return max_frames, win_frames
 
-    def score_tracks(self, u: Utterance, budget_seconds: Optional[float] = None, dense: bool = False, briefly: bool = False) -> int:
+    def score_tracks(self, u: Utterance, budget_seconds: Optional[float] = None, dense: bool = False, briefly: bool = False,
+                     focus: Sequence[tuple[int, int]] = ()) -> int:
         """Fill `asd_scores` (NaN where not scored) of the tracks that could be the speaker (`briefly`:
-        of a short turn), in windows spread over their voiced frames; returns the offset used."""
+        of a short turn), in windows spread over their voiced frames and over every frame of the
+        `focus` ranges (utterance frames); returns the offset used."""
         from .crops import face_crops
 
         max_frames, win_frames = self._budget(budget_seconds, dense)
@@ -165,7 +196,9 @@ class SpeakerSearch:
                 continue
             boxes = np.asarray(tr.boxes, dtype=np.float64) * u.scale
             fr = np.asarray(tr.frames)
-            for a, b in attr.scored_windows(len(fr), max_frames, win_frames, u.voiced[fr]):
+            spans = attr.scored_windows(len(fr), max_frames, win_frames, u.voiced[fr])
+            spans += [(int(np.searchsorted(fr, fa)), int(np.searchsorted(fr, fb))) for fa, fb in focus]
+            for a, b in merge_ranges(spans):
                 t = time.perf_counter()
                 crops = face_crops([u.frames[f] for f in fr[a:b]], boxes[a:b])
                 t = self.steps.tick("crops", t)
@@ -211,11 +244,12 @@ class SpeakerSearch:
         return timeline.face_turns(u.tracks, u.n, self.ac.threshold, u.voiced, VIDEO_FPS, self.min_turn_frames)
 
     def short_turns(self, u: Utterance, words, suspects, t0: float, doubt, voice_sim) -> TurnVerdicts:
-        """Cuts for an unseen voice and confirmed voice suspects (`turn_check.py`); none unless every
-        frame was scored."""
-        if not u.dense:
+        """Cuts for an unseen voice (every frame scored) and confirmed voice suspects (their frames
+        scored) (`turn_check.py`)."""
+        if not u.dense and not u.focus:
             return TurnVerdicts()
-        out = check_turns(u.tracks, u.n, u.voiced, words, suspects, t0, self.ac.threshold, self.min_turn_frames, doubt, voice_sim, VIDEO_FPS)
+        out = check_turns(u.tracks, u.n, u.voiced, words, suspects, t0, self.ac.threshold, self.min_turn_frames, doubt,
+                          voice_sim, VIDEO_FPS, unseen=u.dense)
         self.steps.counts["short_turns_cut"] += len(out.notes)
         self.steps.counts["short_turns_kept"] += len(out.kept)
         return out

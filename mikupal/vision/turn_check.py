@@ -66,11 +66,13 @@ def check_turns(
     doubt: Callable[[float], float],
     voice_sim: Callable[[float, float], Optional[float]],
     fps: float = 25.0,
+    unseen: bool = True,
 ) -> TurnVerdicts:
     """Cuts (seconds from the utterance's start `t0`, source seconds for words and suspects) for
     the short turns of one utterance (see the module docstring). `doubt(seconds)` is the voice's
     doubt threshold for a stretch that long; `voice_sim(a, b)` the similarity of the audio of
-    [a, b) (seconds from the start) to the speaker's voice, None when unknown."""
+    [a, b) (seconds from the start) to the speaker's voice, None when unknown. `unseen`: look for
+    an unseen voice (only where every frame was scored)."""
     n = int(n_frames)
     v = np.zeros(n, dtype=bool)
     v[: min(n, len(voiced))] = np.asarray(voiced, dtype=bool)[:n]
@@ -83,7 +85,7 @@ def check_turns(
         return out  # nobody is seen speaking: the faces cannot tell anything
     shown = _on_screen(next(t for t in tracks if t.track_id == main), n)
     anyone = np.any(np.stack(list(speaking.values())), axis=0)
-    for a, b in _runs(v & shown & ~anyone):
+    for a, b in _runs(v & shown & ~anyone) if unseen else []:
         if b - a < min_run_frames:
             continue
         s0, s1 = a / fps, b / fps
