@@ -147,6 +147,12 @@ class SpeakerConfig(_Strict):
     change_similarity: float = Field(ge=-1, le=1)
     min_side_windows: int = Field(ge=1)
     overlap_similarity: float = Field(ge=-1, le=1)
+    # short turns (speaker/turns.py): word-bounded spans of turn_min..turn_max seconds of voice
+    turn_min_seconds: float = Field(gt=0)
+    turn_max_seconds: float = Field(gt=0)
+    turn_thresholds: list[tuple[float, float, float]] = Field(min_length=1)  # (seconds, doubt, sure)
+    turn_cue_bonus: float = Field(ge=0, le=1)
+    precision: Literal["auto", "fp32", "bf16"]  # auto: bf16 on CPUs with native bf16
     cluster_similarity: float = Field(ge=-1, le=1)
     attach_similarity: float = Field(ge=-1, le=1)
     min_support_seconds: float = Field(ge=0)
@@ -186,6 +192,7 @@ class AsdConfig(_Strict):
     max_offset_frames: int = Field(ge=0)
     min_turn_seconds: float = Field(gt=0)
     dense_from_faces: Optional[int] = Field(ge=1)  # this many candidate faces: ASD on every frame of each (null: never)
+    dense_on_doubt: bool  # one face: every frame too when the voice or the words suggest a second person
     # a first, shorter pass; the full budget only when it leaves the speaker in doubt
     first_pass_seconds: Optional[float] = Field(ge=0)
     early_stop_fraction: float = Field(ge=0, le=1)

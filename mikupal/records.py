@@ -183,6 +183,19 @@ class VoiceWindows(Record):
     speech: list[bool] = Field(default_factory=list)  # the window is mostly voice (its embedding means something)
 
 
+class VoiceSuspect(Record):
+    """A word-bounded stretch of an utterance whose voice may not be the rest's (`speaker/turns.py`):
+    the vision stage asks the faces, and cuts there when they confirm it (or, when they cannot
+    tell, when the voice alone is `sure`)."""
+
+    start: float  # source seconds: the first word's start
+    end: float  # the last word's end
+    similarity: float  # its voice against the rest of the utterance's
+    doubt: float  # the threshold it fell under (its length's, raised where the words look like a turn)
+    sure: bool  # below the length's sure threshold: another voice even if no face can tell
+    words: int = 0
+
+
 class EmotionIntensity(Record):
     name: str
     intensity: float
@@ -339,6 +352,7 @@ class Payload(Record):
     segment: Optional[SpeechSegment] = None  # asr: the utterance (None before the fan-out)
     voice: Optional[VoiceWindows] = None  # speaker: window embeddings over the utterance
     speaker_embedding: list[Float32] = Field(default_factory=list)  # speaker: the mean voice
+    voice_suspects: list[VoiceSuspect] = Field(default_factory=list)  # speaker: possible short turns, for vision
     dnsmos_sig: Optional[float] = None  # quality
     dnsmos_bak: Optional[float] = None
     dnsmos_ovrl: Optional[float] = None
@@ -424,6 +438,7 @@ ALL_RECORDS: tuple[type[Record], ...] = (
     Reject,
     DatasetSegment,
     VoiceWindows,
+    VoiceSuspect,
     Speaker,
     GlobalSpeaker,
     RegistryVoice,

@@ -2,10 +2,11 @@
 
 One actor does it all for one utterance, so decoded frames never travel between stages: decode
 [start, end) once at 25 fps (the ASD models' rate) -> shot cuts, faces and tracks
-(`vision/track.py`) -> ASD (`vision/speaker.py`: every frame of every face that could be the
-speaker when there are two or more, else a sample) -> cut where another face takes over or two
-speak at once (`vision/timeline.py`, `speaker/split.py`) -> per piece, its speaker
-(`vision/attribution.py`) -> speaker clip + dataset audio (`vision/clip.py`).
+(`vision/track.py`) -> ASD (`vision/search.py`: every frame of every face when two or more could
+speak or the voice or words suggest a short turn of someone else; else a sample) -> cut where
+another face takes over, two speak at once, a voice speaks off screen or a voice suspect is
+confirmed (`vision/timeline.py`, `vision/turn_check.py`, `audio/word_cuts.py`) -> per piece, its
+speaker (`vision/attribution.py`) -> speaker clip + dataset audio (`vision/clip.py`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import numpy as np
 from ..config import Resources
 from ..errors import StageError
 from ..models_dir import ensure_file
-from ..speaker.embed import mean_voice, slice_windows
-from ..speaker.split import OVERLAPPING_SPEECH, Removal, split_utterance
+from ..speaker.embed import VoiceEncoder, mean_voice, slice_windows
+from ..speaker.turns import TurnRules, question_then_reply, stretch_similarity
+from ..audio.word_cuts import OVERLAPPING_SPEECH, Removal, split_utterance
 from ..vision import clip as clipmod
 from ..vision import timeline
 from ..vision.asd import VIDEO_FPS, use_bf16
-from ..vision.speaker import SpeakerSearch, Utterance, decode_utterance
+from ..vision.search import SpeakerSearch, Utterance, decode_utterance
 from ..vision.steps import Steps
 from ..records import FaceTrack, WorkItem
 from .base import Stage
@@ -39,6 +41,7 @@ class VisionStage(Stage):
         super().__init__(cfg, output_dir, threads)
         self.detector = None
         self.search: Optional[SpeakerSearch] = None
+        self.voice: Optional[VoiceEncoder] = None  # GE2E, for the voice of what the faces show as a short turn
         self.steps = Steps()  # seconds per step and counts over this worker's items (benchmarks)
         self.bf16 = False
         #: the face tracks (with ASD scores) of the last utterance this worker saw: for tests and
@@ -67,10 +70,13 @@ class VisionStage(Stage):
         else:
             scale = min(1.0, fc.input_width / float(fc.work_width))
             self.detector = load_face_detector(fc.kind, det_path, device=device, scale=scale, score_threshold=fc.score_threshold)
-        self.bf16 = use_bf16(ac.precision, device)
-        # bf16 runs the torch encoders (faster than ONNX Runtime's fp32 there): skip the ONNX export
+        self.bf16 = use_bf16(ac.precision, device)  # bf16: the torch encoders (faster than ONNX Runtime's fp32): no ONNX export
         model = ActiveSpeakerModel.load(ac.kind, asd_path, device=device, runtime="torch" if self.bf16 else "auto", threads=self.threads)
         self.search = SpeakerSearch(model, fc, ac, self.bf16, self.steps)
+        sc = self.cfg.speaker
+        self.doubt = lambda seconds, rules=TurnRules(sc.turn_thresholds): rules.limits(seconds)[0]
+        if sc.kind != "none":
+            self.voice = VoiceEncoder.load(ensure_file(self.cfg.models_dir, sc.model, self.cfg.offline), device, use_bf16(sc.precision, device))
 
     def process(self, item: WorkItem) -> list[WorkItem]:
         d, seg = item.data, item.data.segment
@@ -81,7 +87,7 @@ class VisionStage(Stage):
         path = d.video.path if d.video else item.source
         u = decode_utterance(path, d.analysis_path or path, seg.start, seg.end, d.video.width if d.video else None,
                              self.detector, self.cfg.faces, self.cfg.asd, self.steps, self.threads)
-        self.search.score(u)
+        self.search.score(u, question_then_reply(seg.words), d.voice_suspects, seg.start)
         self.last_tracks = u.tracks
         out = [it if it.status == "dropped" else self.attribute_and_export(it, u, f0, f1)
                for it, f0, f1 in self.cut_at_face_changes(item, u)]
@@ -92,15 +98,18 @@ class VisionStage(Stage):
 
     def cut_at_face_changes(self, item: WorkItem, u: Utterance) -> list[tuple[WorkItem, int, int]]:
         """(piece, first frame, end frame) for each piece of the utterance once it is cut where the
-        faces show another speaker taking over, or two speaking at once."""
-        seg = item.data.segment
+        faces show another speaker taking over, two speaking at once, or a short turn."""
+        seg, d = item.data.segment, item.data
         turns = self.search.turns(u)
-        if not turns.changes and not turns.overlaps:
+        voice_sim = (lambda a, b: stretch_similarity(self.voice, u.audio, a, b, d.voice, seg.start)) if self.voice else (lambda a, b: None)
+        short = self.search.short_turns(u, seg.words, d.voice_suspects, seg.start, self.doubt, voice_sim)
+        if not turns.changes and not turns.overlaps and not short.changes:
             return [(item, 0, u.n)]
         removals = [Removal(seg.start + a, seg.start + b, OVERLAPPING_SPEECH, f"two faces seen speaking at once for {b - a:.2f} s")
                     for a, b in turns.overlaps]
-        why = ", ".join(f"another face takes over at {seg.start + t:.2f} s" for t in turns.changes)
-        pieces, rejects = split_utterance(seg, [seg.start + t for t in turns.changes], removals, self.cfg.segment, self.name, why)
+        why = ", ".join([f"another face takes over at {seg.start + t:.2f} s" for t in turns.changes] + short.notes)
+        changes = [seg.start + t for t in turns.changes + short.changes]
+        pieces, rejects = split_utterance(seg, changes, removals, self.cfg.segment, self.name, why)
         self.steps.counts["face_splits"] += 1
         out = []
         for it in item.pieces(pieces, rejects):

@@ -16,6 +16,7 @@ from mikupal.records import (
     SpeechRegion,
     SpeechSegment,
     StreamInfo,
+    VoiceSuspect,
     VoiceWindows,
     Word,
     segment_id,
@@ -50,6 +51,7 @@ SAMPLES = {
         speaker_id="abc_S1", speaker_embedding=[0.5, -0.25, 0.125],
     ),
     # float32 columns: values exact in 32 bits, so the round trip compares equal
+    VoiceSuspect: VoiceSuspect(start=4.2, end=4.9, similarity=0.41, doubt=0.58, sure=True, words=2),
     VoiceWindows: VoiceWindows(starts=[1.0, 1.5], ends=[2.5, 3.0], embeddings=[[0.5, 0.25], [0.75, -0.5]], speech=[True, False]),
     Speaker: Speaker(speaker_id="abc_S1", video_id="abc", source="a.mp4", segments=2, seconds=7.5, embedding=[0.5, 0.5],
                      face_crop_path="speakers/abc/abc_S1.jpg"),
