@@ -23,8 +23,7 @@ from ..models_dir import ensure_file
 from ..speaker.embed import VoiceEncoder, mean_voice, slice_windows
 from ..speaker.turns import TurnRules, question_then_reply, stretch_similarity
 from ..audio.word_cuts import OVERLAPPING_SPEECH, Removal, split_utterance
-from ..vision import clip as clipmod
-from ..vision import timeline
+from ..vision import clip as clipmod, timeline
 from ..vision.asd import VIDEO_FPS, use_bf16
 from ..vision.search import SpeakerSearch, Utterance, decode_utterance
 from ..vision.steps import Steps
@@ -44,9 +43,7 @@ class VisionStage(Stage):
         self.voice: Optional[VoiceEncoder] = None  # GE2E, for the voice of what the faces show as a short turn
         self.steps = Steps()  # seconds per step and counts over this worker's items (benchmarks)
         self.bf16 = False
-        #: the face tracks (with ASD scores) of the last utterance this worker saw: for tests and
-        #: benchmarks in the same process; they never travel with the item
-        self.last_tracks: list[FaceTrack] = []
+        self.last_tracks: list[FaceTrack] = []  # the last utterance's scored tracks, for tests: they never travel
 
     timings = property(lambda self: self.steps.timings)
     counts = property(lambda self: self.steps.counts)
@@ -91,9 +88,8 @@ class VisionStage(Stage):
         self.last_tracks = u.tracks
         out = [it if it.status == "dropped" else self.attribute_and_export(it, u, f0, f1)
                for it, f0, f1 in self.cut_at_face_changes(item, u)]
-        for it in out:  # track ids mean something within this decode only: speaker identity's must-link
-            if it.status != "dropped" and it.data.speaker_track is not None:
-                it.data.speaker_face = f"{seg.segment_id}#{it.data.speaker_track}"
+        for it in (x for x in out if x.status != "dropped" and x.data.speaker_track is not None):  # identity's must-link
+            it.data.speaker_face = f"{seg.segment_id}#{it.data.speaker_track}"  # track ids hold within this decode only
         return out
 
     def cut_at_face_changes(self, item: WorkItem, u: Utterance) -> list[tuple[WorkItem, int, int]]:
@@ -126,8 +122,7 @@ class VisionStage(Stage):
         """The speaker of one (piece of an) utterance, and its clip and audio when there is one."""
         d, ac, dc = item.data, self.cfg.asd, self.cfg.dataset
         seg = d.segment
-        whole = (f0, f1) == (0, u.n)
-        tracks = u.tracks if whole else [t for t in (timeline.slice_track(tr, f0, f1) for tr in u.tracks) if t is not None]
+        tracks = u.tracks if (f0, f1) == (0, u.n) else [t for t in (timeline.slice_track(tr, f0, f1) for tr in u.tracks) if t is not None]
         frames, n = u.frames[f0:f1], f1 - f0
         result = self.search.find_speaker(tracks, n, u.voiced[f0:f1])
         paths = clipmod.relative_paths(item.video_id or seg.video_id, seg.segment_id)
