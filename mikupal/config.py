@@ -273,6 +273,23 @@ class QualityConfig(_Strict):
     resources: Resources
 
 
+class ProsodyConfig(_Strict):
+    _section: ClassVar[str] = "prosody"
+    """Measured pitch, speaking rate, loudness, peak and SNR of each kept segment (`audio/prosody.py`)."""
+
+    kind: Literal["praat", "none"]
+    pitch_floor_hz: float = Field(gt=0)
+    pitch_ceiling_hz: float = Field(gt=0)
+    resources: Resources
+
+    @model_validator(mode="after")
+    def _range(self) -> "ProsodyConfig":
+        if self.pitch_ceiling_hz <= self.pitch_floor_hz:
+            raise ValueError(f"prosody.pitch_ceiling_hz ({self.pitch_ceiling_hz}) must be above pitch_floor_hz "
+                             f"({self.pitch_floor_hz})")
+        return self
+
+
 class DatasetConfig(_Strict):
     _section: ClassVar[str] = "dataset"
     sample_rate: int = Field(ge=8000)
@@ -301,6 +318,7 @@ class RunConfig(_Strict):
     labeler: LabelerConfig
     engine: EngineConfig
     quality: QualityConfig
+    prosody: ProsodyConfig
     dataset: DatasetConfig
 
     @field_validator("models_dir")

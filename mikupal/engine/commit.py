@@ -31,7 +31,8 @@ from ..committed import FUNNEL_STAGES, CommittedOutput, FunnelCounts, VideoSumma
 from ..ids import check_key
 from ..layout import OutputPaths
 from ..reasons import RETRY_REASONS  # which rejects are redone on resume
-from ..records import DatasetSegment, Reject, Speaker, StageTime, WorkItem
+from ..audio import describe
+from ..records import CAPTION_MEASURED, DatasetSegment, Prosody, Reject, Speaker, StageTime, WorkItem
 from ..speaker.identity import SegmentVoice, mean_embedding, speaker_ids
 
 
@@ -47,7 +48,7 @@ def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
     seg = item.data.segment
     assert seg is not None
     ann = item.data.annotation
-    return DatasetSegment(
+    row = DatasetSegment(
         segment_id=seg.segment_id,
         video_id=item.video_id,
         source=item.source,
@@ -70,8 +71,23 @@ def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
         dnsmos_bak=item.data.dnsmos_bak,
         dnsmos_ovrl=item.data.dnsmos_ovrl,
         dnsmos_p808=item.data.dnsmos_p808,
+        **(item.data.prosody.model_dump() if item.data.prosody else {}),
         **(ann.row_columns() if ann else {}),  # unlabeled: the columns' defaults
     )
+    return describe_row(row)
+
+
+def describe_row(row: DatasetSegment) -> DatasetSegment:
+    """The bins of the row's measurements (pitch relative to its perceived gender), and a caption
+    made from them where the labeler wrote none (`caption_source` says which)."""
+    measured = {k: v for k in Prosody.model_fields if (v := getattr(row, k)) is not None}
+    b = describe.bins(Prosody(**measured) if measured else None, row.perceived_gender)
+    for k, v in b.columns().items():
+        setattr(row, k, v)
+    if not row.caption:
+        row.caption = describe.measured_caption(b, row.perceived_gender)
+        row.caption_source = CAPTION_MEASURED if row.caption else None
+    return row
 
 
 def _voice(item: WorkItem) -> SegmentVoice:
