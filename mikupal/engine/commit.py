@@ -31,8 +31,8 @@ from ..committed import FUNNEL_STAGES, CommittedOutput, FunnelCounts, VideoSumma
 from ..ids import check_key
 from ..layout import OutputPaths
 from ..reasons import RETRY_REASONS  # which rejects are redone on resume
-from ..audio import describe
-from ..records import CAPTION_MEASURED, DatasetSegment, Prosody, Reject, Speaker, StageTime, WorkItem
+from ..describe import describe_columns
+from ..records import DatasetSegment, Reject, Speaker, StageTime, WorkItem
 from ..speaker.identity import SegmentVoice, mean_embedding, speaker_ids
 
 
@@ -80,14 +80,7 @@ def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
 def describe_row(row: DatasetSegment) -> DatasetSegment:
     """The bins of the row's measurements (pitch relative to its perceived gender), and a caption
     made from them where the labeler wrote none (`caption_source` says which)."""
-    measured = {k: v for k in Prosody.model_fields if (v := getattr(row, k)) is not None}
-    b = describe.bins(Prosody(**measured) if measured else None, row.perceived_gender)
-    for k, v in b.columns().items():
-        setattr(row, k, v)
-    if not row.caption:
-        row.caption = describe.measured_caption(b, row.perceived_gender)
-        row.caption_source = CAPTION_MEASURED if row.caption else None
-    return row
+    return row.model_copy(update=describe_columns(row.model_dump()))
 
 
 def _voice(item: WorkItem) -> SegmentVoice:

@@ -19,6 +19,8 @@ added:
 - noise (7, dataspeech's `noise`) on the vocals' SNR in dB: 5 / 12 / 20 / 28 / 36 / 45.
 
 The edges were checked against the shared clips (`benchmarks/prosody.md`); change them here.
+A foundation module: the commit, `mikupal label` (a gender heard later moves the pitch bin), the
+exports and the report all describe a row the same way (`describe_columns`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..records import Prosody
+from typing import Any, Mapping
+
+from .records import CAPTION_MEASURED, Prosody
 
 PITCH_BINS = ("very low-pitch", "low-pitch", "slightly low-pitch", "moderate pitch", "slightly high-pitch",
               "high-pitch", "very high-pitch")
@@ -113,3 +117,16 @@ def measured_caption(b: Bins, gender: Optional[str] = None) -> Optional[str]:
     if room:
         sentences.append(f"The recording is {' and '.join(room)}.")
     return " ".join(sentences) or None
+
+
+def describe_columns(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The bin columns of a segment row (its measured columns and `perceived_gender`), and a
+    caption made from them where the row has none from the labeler (`caption_source`)."""
+    measured = {k: v for k in Prosody.model_fields if (v := row.get(k)) is not None}
+    gender = row.get("perceived_gender")
+    b = bins(Prosody(**measured) if measured else None, gender)
+    out: dict[str, Any] = dict(b.columns())
+    if not row.get("caption") or row.get("caption_source") == CAPTION_MEASURED:
+        caption = measured_caption(b, gender)
+        out.update(caption=caption, caption_source=CAPTION_MEASURED if caption else None)
+    return out
