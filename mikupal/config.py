@@ -290,6 +290,17 @@ class ProsodyConfig(_Strict):
         return self
 
 
+class DuplicatesConfig(_Strict):
+    _section: ClassVar[str] = "duplicates"
+    """The same speech twice in the input, found at commit from words, timing and voice."""
+
+    kind: Literal["words_timing_voice", "none"]
+    min_words: int = Field(ge=2)
+    min_coverage: float = Field(gt=0, le=1)
+    max_timing_s: float = Field(gt=0)
+    min_voice_similarity: float = Field(ge=-1, le=1)
+
+
 class DatasetConfig(_Strict):
     _section: ClassVar[str] = "dataset"
     sample_rate: int = Field(ge=8000)
@@ -319,6 +330,7 @@ class RunConfig(_Strict):
     engine: EngineConfig
     quality: QualityConfig
     prosody: ProsodyConfig
+    duplicates: DuplicatesConfig
     dataset: DatasetConfig
 
     @field_validator("models_dir")

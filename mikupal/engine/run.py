@@ -24,6 +24,7 @@ from ..records import WorkItem
 from ..stages.faults import DISK_FULL_ERRNOS
 from .collector import Collector, DiskFull, Progress, RunHalted
 from .commit import OutputDir
+from .duplicates import rules_of
 from ..speaker.identity import write_global_speakers
 from .inputs import expand_inputs, write_skipped
 from .lock import OutputLock, mark_output
@@ -112,7 +113,8 @@ def run(cfg: RunConfig, console=None) -> dict:
 
 def _run(cfg: RunConfig, console=None) -> dict:
     t0 = time.perf_counter()
-    out = OutputDir(cfg.output, cfg.dataset.sample_rate, cfg.speaker.cluster_similarity)
+    out = OutputDir(cfg.output, cfg.dataset.sample_rate, cfg.speaker.cluster_similarity,
+                    rules_of(cfg.duplicates))
     mark_output(out.root)  # never read back as input, by this run or another
     out.sweep_partials()
     inputs = expand_inputs(cfg.input, output=out.root)
