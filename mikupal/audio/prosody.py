@@ -3,11 +3,12 @@ model: pitch, speaking rate, loudness, peak level and an SNR estimate.
 
 - **F0** (`pitch_track`): Praat's autocorrelation pitch tracker (`praat-parselmouth`,
   `Sound.to_pitch_ac`, 10 ms steps, 60-500 Hz by default) on the audio resampled to 16 kHz. Chosen
-  over WORLD (`pyworld` DIO + StoneMask, Harvest) on the shared clips and synthetic tones: all are
-  exact on harmonic tones (100-330 Hz within 0.01 Hz), Praat costs 0.004 CPU s per media second
-  (DIO 0.008, Harvest 0.24) and its voicing decision gives fewer octave jumps on real speech (5-95%
-  ranges of 38-206 Hz where Harvest gave 114-211 Hz on the same clips); `pyworld` 0.3.5 also needs
-  setuptools' `pkg_resources` to import (`benchmarks/prosody.md`). Median and mean over voiced
+  over WORLD (`pyworld` DIO + StoneMask, Harvest) and librosa (YIN, pYIN) on the shared clips and
+  synthetic tones (`benchmarks/prosody.md`): Praat and WORLD are exact on harmonic tones (85-330 Hz
+  within 0.03 Hz), Praat costs 0.005 CPU s per media second (DIO 0.007, Harvest 0.18, pYIN 0.09)
+  and its voicing decision keeps octave jumps out of the ranges (vr_face3: a 98 Hz 5-95% range
+  where DIO finds 176 and Harvest 211); `pyworld` 0.3.5 also needs setuptools' `pkg_resources` to
+  import. praat-parselmouth is GPL-3.0, as Praat is. Median and mean over voiced
   frames; the range is the 5th to 95th percentile (octave errors and creaks at the tails stay
   out). Semitones are re 100 Hz (Praat's convention): 12 log2(f / 100).
 - **Speaking rate**: syllables (`syllables.py`, any script) per second of speech, where the speech
