@@ -126,8 +126,13 @@ class LabelStage(Stage):
             self.setup()
             self._ready = True
         assert self.session is not None
-        requests = [self.request_for(it, ctx) for it, ctx in zip(live, self._contexts(live))]
-        results = self.session.label(requests)
+        try:
+            requests = [self.request_for(it, ctx) for it, ctx in zip(live, self._contexts(live))]
+            results = self.session.label(requests)
+        except Exception as e:  # noqa: BLE001 - the batch's fault isolation (Stage.iter_item's, for many items)
+            for it in live:
+                it.reject(self.name, "stage_error", f"{type(e).__name__}: {e}")
+            return items
         for it, res in zip(live, results):
             if res.ok:
                 it.data.annotation = res.annotation

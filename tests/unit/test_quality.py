@@ -197,6 +197,8 @@ def test_stage_scores_keeps_and_rejects_low_quality(tmp_path, jfk):
 def test_stage_order_and_config():
     names = [c.name for c in stage_classes(compose(["labeler=openai"]))]
     assert names.index("speaker") < names.index("quality") < names.index("vision") < names.index("label")
+    assert names.index("vision") < names.index("prosody") < names.index("label")  # on the audio vision wrote
+    assert "prosody" not in [c.name for c in stage_classes(compose(["prosody.kind=none"]))]
     assert next(c for c in stage_classes(compose([])) if c.name == "quality").holds_model  # its ONNX sessions stay loaded
     assert compose([]).quality.min_ovrl == 3.0
     assert "quality" not in [c.name for c in stage_classes(compose(["quality.kind=none"]))]
