@@ -107,6 +107,20 @@ def whisper_model(models_dir: str | os.PathLike, name: str, offline: bool = Fals
     return name  # faster-whisper downloads it from the Hugging Face hub
 
 
+def english_only(name: str) -> bool:
+    """Whisper's English-only models are named `*.en` (tiny.en, distil-small.en ...)."""
+    return Path(os.path.expanduser(name)).name.endswith(".en")
+
+
+def whisper_models(cfg) -> list[tuple[str, str]]:
+    """(component, name) of each whisper the run loads: the ASR model, and the multilingual one
+    that checks the spoken language for an English-only model (audio/language_id.py)."""
+    out = [("asr", cfg.asr.model)]
+    if english_only(cfg.asr.model) and cfg.asr.language_id_model:
+        out.append(("language_id", cfg.asr.language_id_model))
+    return out
+
+
 def status(cfg) -> list[ModelStatus]:
     """What the configured run needs, and whether each file is here."""
     md = cfg.models_dir
@@ -117,9 +131,10 @@ def status(cfg) -> list[ModelStatus]:
         src = OFFICIAL_SOURCES.get(rel) or MANUAL_HINTS.get(rel, "user supplied")
         out.append(ModelStatus(component, rel, str(path), path.is_file(), src))
 
-    wpath = Path(os.path.expanduser(cfg.asr.model))
-    local = wpath if wpath.is_dir() else Path(md) / "whisper" / cfg.asr.model
-    out.append(ModelStatus("asr", cfg.asr.model, str(local), (local / "model.bin").is_file(), "Hugging Face hub (faster-whisper)"))
+    for component, name in whisper_models(cfg):
+        wpath = Path(os.path.expanduser(name))
+        local = wpath if wpath.is_dir() else Path(md) / "whisper" / name
+        out.append(ModelStatus(component, name, str(local), (local / "model.bin").is_file(), "Hugging Face hub (faster-whisper)"))
     if cfg.separation.kind == "mdx":
         mp = resolve(Path(md) / "mdx", cfg.separation.model)
         out.append(ModelStatus("separation", cfg.separation.model, str(mp), mp.is_file(), "audio-separator model repository"))
@@ -144,10 +159,10 @@ def preflight(cfg) -> list[ModelStatus]:
     for r in rows:
         if r.present:
             continue
-        if r.component == "asr":
+        if r.component in ("asr", "language_id"):
             if offline:
-                whisper_model(md, cfg.asr.model, offline=True)  # raises the one-line UserError
-            _download_whisper(cfg.asr.model, md)
+                whisper_model(md, r.name, offline=True)  # raises the one-line UserError
+            _download_whisper(r.name, md)
         elif r.component == "separation":
             if offline:
                 raise UserError(

@@ -301,6 +301,7 @@ class DatasetSegment(Record):
     text: str
     language: str
     language_probability: float = 0.0
+    avg_logprob: Optional[float] = None  # whisper's mean token log-probability: how sure the transcript is (export filter)
     words: list[Word]
     audio_path: str  # relative to the output dir
     clip_path: str  # relative to the output dir
@@ -376,6 +377,18 @@ class GlobalSpeaker(Record):
     global_speaker_id: str
 
 
+class RegistryVoice(Record):
+    """One row of the global speaker registry (`global_speakers/voices.<generation>.parquet`): a
+    per-video speaker, the global id it was given (never changed after), and its mean voice."""
+
+    label: int  # its key in the nearest-neighbour index (-1: no voice, not indexed)
+    key: str  # the video's commit key: which speakers/<key>.parquet it came from
+    speaker_id: str
+    video_id: str
+    global_speaker_id: str  # "G<k>"; "" for a speaker without a voice
+    embedding: list[Float32]
+
+
 # ---------------------------------------------------------------- the item that flows between stages
 
 
@@ -403,6 +416,7 @@ class Payload(Record):
     dnsmos_ovrl: Optional[float] = None
     dnsmos_p808: Optional[float] = None
     speaker_track: Optional[int] = None  # vision
+    speaker_face: str = ""  # vision: "<decoded utterance>#<track>": pieces of one decode with the same speaking face share it
     speaker_boxes: list[list[float]] = Field(default_factory=list)
     asd_score: Optional[float] = None
     speaking_fraction: Optional[float] = None
@@ -487,6 +501,7 @@ ALL_RECORDS: tuple[type[Record], ...] = (
     VoiceWindows,
     Speaker,
     GlobalSpeaker,
+    RegistryVoice,
 )
 
 
