@@ -11,6 +11,7 @@ from mikupal.records import (
     GlobalSpeaker,
     NonverbalEvent,
     Prosody,
+    RegistryVoice,
     Reject,
     SourceVideo,
     Speaker,
@@ -51,6 +52,8 @@ SAMPLES = {
                      speech_seconds=2.5, syllables_per_second=4.8, loudness_lufs=-23.5, peak_dbfs=-3.0,
                      vocals_snr_db=41.5),
     NonverbalEvent: NonverbalEvent(event="sigh", start=1.0, end=1.5),
+    RegistryVoice: RegistryVoice(label=3, key="abc", speaker_id="abc_S1", video_id="abc", global_speaker_id="G2",
+                                 embedding=[0.5, -0.5]),
     Reject: Reject(item_id="abc_000001000", video_id="abc", source="a.mp4", stage="vision", reason="no_face", start=1.0, end=2.0),
     DatasetSegment: DatasetSegment(
         segment_id="abc_000001000", video_id="abc", source="a.mp4", start=1.0, end=2.0, duration=1.0, text="hello world",
