@@ -211,3 +211,18 @@ def test_user_errors_are_one_line(out_dir, tmp_path, capsys):
     assert main(["export", f"input={out_dir}", "format=csv", f"output={tmp_path / 'x'}"]) == 2
     with pytest.raises(UserError, match="no segment"):
         export(ExportArgs(input=str(out_dir), format="list", output=str(tmp_path / "y"), min_dnsmos=5.0))
+
+
+def test_normalising_never_clips_and_leaves_silence_alone():
+    from mikupal.audio.prosody import loudness_lufs
+    from mikupal.dataset.loudness import normalise
+
+    sr = 44100
+    t = np.arange(sr * 2) / sr
+    quiet = (0.01 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    quiet[sr // 2] = 0.5  # one loud click: reaching -23 LUFS would push it past full scale
+    out, gain = normalise(quiet, sr, -23.0)
+    assert 20 * np.log10(np.abs(out).max()) == pytest.approx(-1.0, abs=1e-3)  # held at the -1 dBFS ceiling
+    assert loudness_lufs(out, sr) < -23.0 and gain == pytest.approx(20 * np.log10(10 ** (-1 / 20) / 0.5), abs=0.01)
+    silent = np.zeros(sr, np.float32)
+    assert normalise(silent, sr, -23.0)[1] is None
