@@ -60,6 +60,8 @@ def test_copies_are_rejected_naming_the_kept_segment(tmp_path, ray_session, mode
         assert named in kept_ids and r["stage"] == "dedup", r["message"]
     # the compilation's other clip (vr_face4, first 6.6 s) is its own speech and stays
     assert any(r["start"] < 6.0 for r in by_source.get("c_compilation.mp4", []))
+    # labeler=none: the caption is made from the measured bins, and says so
+    assert all(r["caption"] and r["caption_source"] == "measured" and r["pitch_bin"] for r in kept)
     # what is kept is said once: no two kept segments are copies of each other
     from mikupal.speaker.duplicates import first_copies, utterance
 
