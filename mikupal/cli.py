@@ -22,8 +22,8 @@ commands:
              or: dataset=meld split=test meld_dir=DIR clips=DIR [labeler=...] output=DIR (label, then score)
   agreement  runs=[A,B,...] id_columns=[...] pred_column=NAME output=DIR
   report     map=DIR [output=DIR]                emotion map (t-SNE) and label distribution plots
-  export     input=OUT format=hf|lhotse|webdataset|list output=DIR [min_dnsmos=3 emotions=[..] speakers=[..]
-             languages=[..] test_fraction=0.1 seed=0 shard_size=1000]   the dataset in a training toolkit's format
+  export     input=OUT format=hf|parler|lhotse|webdataset|list output=DIR [min_dnsmos=3 emotions=[..] speakers=[..]
+             languages=[..] test_fraction=0.1 seed=0 shard_size=1000 loudness=-23|null]   the dataset in a training toolkit's format
   models     [models_dir=DIR] [overrides]        which model files are present, which are missing
              (--labeler: the model ids the configured labeler service serves)
 

@@ -284,6 +284,34 @@ class QualityConfig(_Strict):
     resources: Resources
 
 
+class ProsodyConfig(_Strict):
+    _section: ClassVar[str] = "prosody"
+    """Measured pitch, speaking rate, loudness, peak and SNR of each kept segment (`audio/prosody.py`)."""
+
+    kind: Literal["praat", "none"]
+    pitch_floor_hz: float = Field(gt=0)
+    pitch_ceiling_hz: float = Field(gt=0)
+    resources: Resources
+
+    @model_validator(mode="after")
+    def _range(self) -> "ProsodyConfig":
+        if self.pitch_ceiling_hz <= self.pitch_floor_hz:
+            raise ValueError(f"prosody.pitch_ceiling_hz ({self.pitch_ceiling_hz}) must be above pitch_floor_hz "
+                             f"({self.pitch_floor_hz})")
+        return self
+
+
+class DuplicatesConfig(_Strict):
+    _section: ClassVar[str] = "duplicates"
+    """The same speech twice in the input, found at commit from words, timing and voice."""
+
+    kind: Literal["words_timing_voice", "none"]
+    min_words: int = Field(ge=2)
+    min_coverage: float = Field(gt=0, le=1)
+    max_timing_s: float = Field(gt=0)
+    min_voice_similarity: float = Field(ge=-1, le=1)
+
+
 class DatasetConfig(_Strict):
     _section: ClassVar[str] = "dataset"
     sample_rate: int = Field(ge=8000)
@@ -312,6 +340,8 @@ class RunConfig(_Strict):
     labeler: LabelerConfig
     engine: EngineConfig
     quality: QualityConfig
+    prosody: ProsodyConfig
+    duplicates: DuplicatesConfig
     dataset: DatasetConfig
 
     @field_validator("models_dir")

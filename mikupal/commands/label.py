@@ -27,8 +27,7 @@ from typing import Sequence
 from ..config import RunConfig, compose
 from ..engine.lock import OutputLock
 from ..errors import UserError
-from ..labelers.base import RUN_LEVEL, read_api_key
-from ..labelers.factory import make_labeler
+from ..labelers.base import RUN_LEVEL
 from ..labelers.label_output import label_pending, write_rejects
 from ..labelers.preflight import check_price, preflight
 from ..labelers.pricing import RunCost
@@ -68,12 +67,11 @@ def _label_dir(cfg: RunConfig, root: Path) -> int:
              + (f" by {relabel_tag(cfg)}" if cfg.labeler.relabel else "") + ": nothing to do")
         return 0
     preflight(cfg.labeler)
-    labeler = make_labeler(cfg.labeler, taxonomy, read_api_key(cfg.labeler))
     stats = RunCost(model=cfg.labeler.model)
     into = f" into labels/{relabel_tag(cfg)}/" if cfg.labeler.relabel else ""
     _say(f"labeling {ds.pending} of {ds.total} segments in {root}{into} with {cfg.labeler.model} "
          f"({cfg.labeler.mode} mode, {'batch' if cfg.labeler.batch else f'{cfg.labeler.requests_in_flight} in flight'})")
-    failed = label_pending(ds, cfg, labeler, stats, _say)
+    failed = label_pending(ds, cfg, taxonomy, stats, _say)
     if failed is None:  # batch requests written: nothing labeled yet
         return 0
     stats.write_json(ds.paths.cost)

@@ -1,19 +1,21 @@
 """A finished output dir -> the format a training toolkit reads (`mikupal export`, commands/export.py).
 
-    mikupal export input=OUT format=hf|lhotse|webdataset|list output=DIR
+    mikupal export input=OUT format=hf|parler|lhotse|webdataset|list output=DIR
         [min_dnsmos=3.0] [min_avg_logprob=-0.8] [emotions=[joy,amusement]] [speakers=[...]] [languages=[en]]
-        [test_fraction=0.1 seed=0] [shard_size=1000]
+        [test_fraction=0.1 seed=0] [shard_size=1000] [loudness=-23|null]
 
 Filters keep a segment when all given ones hold (DNSMOS OVRL at least `min_dnsmos`, primary emotion
 in `emotions`, speaker in `speakers`, language in `languages`). With `test_fraction` > 0 the
 speakers are split, not the segments: no speaker is in both train and test. What was written and
-with which filters lands in `DIR/export.json`.
+with which filters lands in `DIR/export.json`. `loudness` (LUFS, -23 by default; null = the audio as
+the run wrote it) exports loudness-normalised copies (`loudness.py`), never touching the run's files.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -23,6 +25,7 @@ from ..errors import UserError
 from .rows import load_segments, speaker_of
 
 Rows = list[dict[str, Any]]
+EMBEDS_AUDIO = {"hf", "parler", "webdataset"}  # formats whose files hold the audio bytes
 
 
 def _comma_list(v: Any) -> Any:
@@ -34,7 +37,7 @@ class ExportArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     input: str  # a mikupal output dir (holds segments/)
-    format: Literal["hf", "lhotse", "webdataset", "list"]
+    format: Literal["hf", "parler", "lhotse", "webdataset", "list"]
     output: str
     min_dnsmos: Optional[float] = Field(None, ge=1, le=5)  # on dnsmos_ovrl; a segment without a score fails it
     min_avg_logprob: Optional[float] = Field(None, le=0)  # whisper's transcript confidence (e.g. -0.8 for TTS text)
@@ -44,6 +47,7 @@ class ExportArgs(BaseModel):
     test_fraction: float = Field(0.0, ge=0, lt=1)  # share of the seconds given to held-out speakers
     seed: int = 0
     shard_size: int = Field(1000, ge=1)  # webdataset: segments per tar shard
+    loudness: Optional[float] = Field(-23.0, ge=-70, le=0)  # LUFS of the exported audio; None: as the run wrote it
 
     _lists = field_validator("emotions", "speakers", "languages", mode="before")(_comma_list)
 
@@ -84,6 +88,10 @@ def _writer(fmt: str):
         from .hf import write_hf
 
         return write_hf
+    if fmt == "parler":
+        from .parler import write_parler
+
+        return write_parler
     if fmt == "lhotse":
         from .lhotse_manifest import write_lhotse
 
@@ -107,10 +115,18 @@ def export(args: ExportArgs) -> dict[str, Any]:
         raise UserError(f"no segment of {root} passes the filters ({len(rows)} segments before filtering)")
     splits = split_by_speaker(selected, args.test_fraction, args.seed) if args.test_fraction > 0 else {"all": selected}
     out.mkdir(parents=True, exist_ok=True)
+    if args.loudness is not None:
+        from .loudness import AUDIO_DIR, normalised_copies
+
+        splits = normalised_copies(root, out, splits, args.loudness)
     written = _writer(args.format)(root, out, splits, args)
+    if args.loudness is not None and args.format in EMBEDS_AUDIO:  # the copies are inside the files now
+        shutil.rmtree(out / AUDIO_DIR, ignore_errors=True)
+        written = [f for f in written if not f.startswith(AUDIO_DIR + "/")]
     summary = {
         "format": args.format, "input": str(root), "output": str(out),
         "filters": args.model_dump(include={"min_dnsmos", "min_avg_logprob", "emotions", "speakers", "languages", "test_fraction", "seed"}),
+        "loudness_lufs": args.loudness,
         "segments_before_filters": len(rows),
         "splits": {name: {"segments": len(rs), "speakers": sorted({speaker_of(r) for r in rs}),
                           "seconds": round(sum(float(r.get("duration") or 0) for r in rs), 3)} for name, rs in splits.items()},

@@ -2,7 +2,8 @@
 
 The `audio` column is typed `datasets.Audio(sampling_rate=...)` and holds the FLAC bytes, so the
 saved folder stands alone (no paths back into the run's output dir) and `push_to_hub` uploads the
-audio with it. Rows are generated one at a time into Arrow files: the audio never sits in memory
+audio with it. It also carries the TTS columns (`tts_columns.py`: measured prosody, bins, events,
+traits, caption). Rows are generated one at a time into Arrow files: the audio never sits in memory
 all at once.
 """
 
@@ -14,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import tts_columns
 from .rows import audio_file, speaker_of
 
 
@@ -40,6 +42,7 @@ def features(sample_rate: int):
         "dnsmos_ovrl": Value("float32"),
         "dnsmos_p808": Value("float32"),
         "clip_path": Value("string"),
+        **tts_columns.features(),
     })
 
 
@@ -59,6 +62,7 @@ def _examples(root: Path, rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]
             "primary_emotion": r.get("primary_emotion"),
             **{k: r.get(k) for k in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")},
             "clip_path": r.get("clip_path") or None,
+            **tts_columns.values(r),
         }
 
 

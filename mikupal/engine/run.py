@@ -24,6 +24,7 @@ from ..records import WorkItem
 from ..stages.faults import DISK_FULL_ERRNOS
 from .collector import Collector, DiskFull, Progress, RunHalted
 from .commit import OutputDir
+from .duplicates import rules_of
 from ..speaker.identity import IdentityRules
 from ..speaker.global_ids import write_global_speakers
 from .inputs import expand_inputs, write_skipped
@@ -114,7 +115,8 @@ def run(cfg: RunConfig, console=None) -> dict:
 def _run(cfg: RunConfig, console=None) -> dict:
     t0 = time.perf_counter()
     sc = cfg.speaker
-    out = OutputDir(cfg.output, cfg.dataset.sample_rate, IdentityRules(sc.cluster_similarity, sc.attach_similarity, sc.min_support_seconds))
+    out = OutputDir(cfg.output, cfg.dataset.sample_rate, IdentityRules(sc.cluster_similarity, sc.attach_similarity, sc.min_support_seconds),
+                    rules_of(cfg.duplicates))
     mark_output(out.root)  # never read back as input, by this run or another
     out.sweep_partials()
     inputs = expand_inputs(cfg.input, output=out.root)

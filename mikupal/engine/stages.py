@@ -10,6 +10,7 @@ def stage_classes(cfg: RunConfig) -> list[type[Stage]]:
     from ..stages.asr import AsrStage
     from ..stages.label import LabelStage
     from ..stages.probe import ProbeStage
+    from ..stages.prosody import ProsodyStage
     from ..stages.quality import QualityStage
     from ..stages.separate import SeparateStage
     from ..stages.speaker import SpeakerStage
@@ -22,6 +23,8 @@ def stage_classes(cfg: RunConfig) -> list[type[Stage]]:
     if cfg.quality.kind != "none":  # cheap: before vision, so what it drops costs no vision work
         classes.append(QualityStage)
     classes.append(VisionStage)
+    if cfg.prosody.kind != "none":  # on the dataset audio vision wrote: after the last cut
+        classes.append(ProsodyStage)
     if cfg.labeler.kind != "none":
         classes.append(LabelStage)
     return classes

@@ -207,8 +207,8 @@ class Labeler(ABC):
 
         self.cfg = cfg
         self.taxonomy = taxonomy
-        self.schema = OutputSchema(taxonomy, cfg.mode)
         self.prompt = load_prompt(cfg.prompt_version, taxonomy, cfg.mode)
+        self.schema = OutputSchema(taxonomy, cfg.mode, delivery=self.prompt.delivery)
         self._api_key = api_key
 
     @property
@@ -225,7 +225,7 @@ class Labeler(ABC):
         return None if self.cfg.seed is None else self.cfg.seed + sample
 
     def user_text(self, request: LabelRequest) -> str:
-        return self.prompt.user_text(request.transcript, request.context)
+        return self.prompt.user_text(request.transcript, request.context, request.duration)
 
     @abstractmethod
     async def generate(self, request: LabelRequest, sample: int = 0) -> Answer:

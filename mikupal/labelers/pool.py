@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable, Optional
 
 from ..config import LabelerConfig
-from ..records import EmotionAnnotation, EmotionIntensity
+from ..records import EmotionAnnotation, EmotionIntensity, NonverbalEvent
 from .base import (
     BUDGET_EXHAUSTED,
     INTERNAL_ERROR,
@@ -101,6 +101,11 @@ def make_annotation(
         cost_usd=usd,
         samples=len(labels),
         agreement=agreement,
+        nonverbal_events=[NonverbalEvent(event=e, start=a, end=b) for e, a, b in chosen.nonverbal_events],
+        perceived_gender=chosen.gender,
+        perceived_age=chosen.age,
+        accent=chosen.accent,
+        caption=chosen.caption,
     )
 
 
@@ -259,7 +264,7 @@ class LabelPool:
         invalid once too often: `out` says why)."""
         out.model = answer.model
         try:
-            out.label = self.labeler.schema.parse(answer.text)
+            out.label = self.labeler.schema.parse(answer.text, duration=request.duration)
             self.stats.add_attempt("ok", answer.usage, actual_usd)
             return True
         except InvalidOutput as e:

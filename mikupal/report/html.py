@@ -1,5 +1,6 @@
 """report.html: the retention funnel, time per stage, per-source and reject tables, speakers, the
-DNSMOS histogram, the mixed-emotion heatmap, and the clips with players, as one self-contained page
+DNSMOS histogram, prosody per speaker, the mixed-emotion heatmap, and the clips with players and
+their captions, as one self-contained page
 (CSS bars, no scripts, no network). Every media path is relative to report.html, which sits at the
 output dir's root, so the page works wherever the folder is copied. One function per section."""
 
@@ -12,6 +13,7 @@ import pyarrow as pa
 
 from .. import atomic
 from ..layout import OutputPaths
+from .prosody import prosody_section
 
 MAX_ROWS = 500
 
@@ -142,14 +144,22 @@ def segments_section(segments: pa.Table) -> str:
             f"<td>{html.escape(str(r.get('primary_emotion') or '—'))}</td>"
             f"<td>{(r.get('asd_score') or 0):.2f}</td>"
             f"<td>{_score(r.get('dnsmos_ovrl'))}</td>"
+            f"<td class='caption'>{_caption(r)}</td>"
             f"<td>{_audio(r.get('audio_path') or '')}</td>"
             f"<td>{_link(r.get('clip_path') or '', 'clip')}</td>"
             "</tr>"
         )
     more = f"<p>Showing {MAX_ROWS} of {segments.num_rows} segments.</p>" if segments.num_rows > MAX_ROWS else ""
     return (f"<h2>Segments</h2>\n{more}\n<table class=\"clips\"><tr><th>segment</th><th>speaker</th><th>time (s)</th>"
-            "<th>text</th><th>emotion</th><th>ASD</th><th>OVRL</th><th>audio</th><th>clip</th></tr>\n"
+            "<th>text</th><th>emotion</th><th>ASD</th><th>OVRL</th><th>caption</th><th>audio</th><th>clip</th></tr>\n"
             + "".join(rows) + "\n</table>")
+
+
+def _caption(r: dict) -> str:
+    """How the line is said, and who wrote it (the labeler, or the measured bins)."""
+    if not r.get("caption"):
+        return "—"
+    return f"{html.escape(r['caption'])} <small class='src'>({html.escape(r.get('caption_source') or '?')})</small>"
 
 
 def render_html(report: dict, segments: pa.Table) -> str:
@@ -172,6 +182,7 @@ table.bars{{width:100%}} table.bars th{{width:18em;font-weight:normal}}
 .bar{{background:#4e79a7;height:1em;min-width:1px}} .num{{white-space:nowrap;text-align:right}}
 .clips tr:nth-child(even),.grid tr:nth-child(even){{background:#f4f4f4}} .mono{{font-family:monospace;font-size:85%}}
 .grid th{{border-bottom:1px solid #ccc}} img.face{{height:48px}}
+td.caption{{max-width:26em;font-size:90%}} small.src{{color:#777}}
 .hist{{display:flex;align-items:flex-end;height:180px;gap:3px;border-bottom:1px solid #999;max-width:800px}}
 .hist .col{{flex:1;display:flex;flex-direction:column;justify-content:flex-end;align-items:center;height:100%;font-size:75%}}
 .hist .colbar{{background:#4e79a7;width:100%;min-height:1px}}
@@ -192,6 +203,7 @@ table.heat th.vert{{vertical-align:bottom;padding:2px}} table.heat th.vert span{
 {skipped_files_html(report)}
 {speakers_section(report)}
 {dnsmos_section(report)}
+{prosody_section(report)}
 <h2>Emotion distribution (primary)</h2>
 {_bars(emo) if emo else '<p>No labels (labeler=none or nothing kept).</p>'}
 {emotion_heatmap_section(report)}

@@ -4,7 +4,8 @@
 - `reject_examples`: each (stage, reason) with its count, seconds and a few example spans;
 - `speakers`: from `speakers/` when present, else counted from the segments' speaker ids;
 - `dnsmos`: the OVRL histogram and the mean of each score;
-- `emotion_heatmap`: mean intensity of each category, over all segments and per primary emotion.
+- `emotion_heatmap`: mean intensity of each category, over all segments and per primary emotion;
+- `prosody`: per speaker, the spread of pitch, speaking rate and loudness (`prosody.py`).
 
 Each is one function of the output dir's tables, so a section can be added without touching the others.
 """
@@ -21,13 +22,14 @@ from .. import layout
 from ..dataset.rows import load_segments, load_speakers, read_parquet_dir, speaker_of
 from ..layout import OutputPaths
 from ..reasons import REASONS
+from .prosody import COLUMNS as PROSODY_COLUMNS, prosody_by_speaker
 
 EXAMPLES_PER_REASON = 3
 DNSMOS_BIN = 0.25
 DNSMOS_COLUMNS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")
 #: what the sections read of segments/ (not the words, boxes or embeddings)
 SEGMENT_COLUMNS = ("segment_id", "video_id", "speaker_id", "duration", "audio_path", "emotions", "primary_emotion",
-                   *DNSMOS_COLUMNS)
+                   *DNSMOS_COLUMNS, *PROSODY_COLUMNS)
 
 Rows = list[dict[str, Any]]
 
@@ -154,4 +156,5 @@ def build_sections(root: Path, summaries: list) -> dict[str, Any]:
         "speakers": speakers(root, segments),
         "dnsmos": dnsmos(segments),
         "emotion_heatmap": emotion_heatmap(segments),
+        "prosody": prosody_by_speaker(segments),
     }

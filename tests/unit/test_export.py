@@ -39,7 +39,7 @@ def run_export(out_dir: Path, dest: Path, fmt: str, *extra: str) -> dict:
 def test_hf_dataset_has_an_audio_column_that_decodes(out_dir, rows, tmp_path):
     datasets = pytest.importorskip("datasets")
     pytest.importorskip("torchcodec")
-    run_export(out_dir, tmp_path / "hf", "hf")
+    run_export(out_dir, tmp_path / "hf", "hf", "loudness=null")  # the audio as the run wrote it
     ds = datasets.load_from_disk(str(tmp_path / "hf"))
     assert len(ds) == len(rows)
     assert isinstance(ds.features["audio"], datasets.Audio) and ds.features["audio"].sampling_rate == RATE
@@ -54,7 +54,76 @@ def test_hf_dataset_has_an_audio_column_that_decodes(out_dir, rows, tmp_path):
         assert ex["primary_emotion"] == src["primary_emotion"] and len(ex["emotions"]) == 26
         assert ex["dnsmos_ovrl"] == pytest.approx(src["dnsmos_ovrl"], abs=1e-5)
         assert ex["clip_path"] == src["clip_path"]
+        # the TTS columns: measured prosody, bins, caption, what the labeler heard
+        assert ex["f0_median_hz"] == pytest.approx(src["f0_median_hz"], rel=1e-5)
+        assert ex["syllables_per_second"] == pytest.approx(src["syllables_per_second"], rel=1e-5)
+        assert ex["loudness_lufs"] == pytest.approx(src["loudness_lufs"], abs=1e-4)
+        assert ex["pitch_bin"] == src["pitch_bin"] and ex["caption"] == src["caption"] and ex["caption"]
+        assert ex["nonverbal_events"] == [{k: pytest.approx(v) if k != "event" else v for k, v in e.items()}
+                                          for e in src["nonverbal_events"]]
     assert "vidc" in set(ds["speaker_id"])  # no speaker_id column: the video is the speaker
+    assert set(ds["caption_source"]) == {"labeler", "measured"}
+
+
+def test_parler_layout_feeds_the_parler_tts_training_code_path(out_dir, rows, tmp_path):
+    """The calls `training/run_parler_tts_training.py` and `training/data.py` of Parler-TTS make on
+    a dataset (parler-tts 0.2.3, its README's arguments: --target_audio_column_name audio
+    --prompt_column_name text --description_column_name text_description), in their order."""
+    datasets = pytest.importorskip("datasets")
+    pytest.importorskip("torchcodec")
+    run_export(out_dir, tmp_path / "parler", "parler")
+    ds = datasets.load_from_disk(str(tmp_path / "parler"))
+    columns_to_keep = {"target_audio_column_name": "audio", "prompt_column_name": "text",
+                       "description_column_name": "text_description"}
+    for key, name in columns_to_keep.items():  # the training script's check, one column per argument
+        assert name in ds.column_names, f"--{key} '{name}' not found"
+    # dataspeech's names and types for what it measures and bins
+    f = ds.features
+    assert {f[k].dtype for k in ("utterance_pitch_mean", "utterance_pitch_std", "snr", "speech_duration")} == {"float32"}
+    assert {f[k].dtype for k in ("pitch", "speaking_rate", "noise", "speech_monotony", "gender")} == {"string"}
+    # load_multiple_datasets: the audio resampled to the feature extractor's rate (DAC 44.1 kHz; 24 kHz Encodec)
+    ds = ds.cast_column("audio", datasets.features.Audio(sampling_rate=24000))
+    ds = ds.filter(lambda x: len(x) < 600, input_columns=["text_description"])  # max_text_length
+    assert len(ds) == len(rows)
+
+    def pass_through_processors(description, prompt):  # the script's own function, with a word "tokenizer"
+        return {"input_ids": [len(w) for w in description.strip().split()],
+                "prompt_input_ids": [len(w) for w in prompt.strip().split()]}
+
+    vectorized = ds.map(pass_through_processors, remove_columns=ds.column_names,
+                        input_columns=["text_description", "text"])
+    assert all(len(ids) > 3 for ids in vectorized["input_ids"]) and all(vectorized["prompt_input_ids"])
+    # DataCollatorEncodecWithPadding: feature[audio_column_name]["array"] of each example
+    batch = [ds[i] for i in range(2)]
+    audios = [ex["audio"].get_all_samples().data.numpy().reshape(-1) for ex in batch]
+    assert all(a.size > 0 for a in audios)
+    by_id = {ex["id"]: ex for ex in ds}
+    for sid, src in rows.items():
+        ex = by_id[sid]
+        assert ex["text"] == src["text"] and ex["text_description"] == src["caption"]
+        assert ex["utterance_pitch_mean"] == pytest.approx(src["f0_mean_hz"], rel=1e-5)
+        assert ex["pitch"] == src["pitch_bin"] and ex["speaking_rate"] == src["speaking_rate_bin"]
+        assert ex["gender"] == (src["perceived_gender"] if src["perceived_gender"] in ("male", "female") else None)
+
+
+def test_loudness_normalised_copies_leave_the_run_untouched(out_dir, rows, tmp_path):
+    import hashlib
+
+    from mikupal.audio.prosody import loudness_lufs
+
+    def digests():
+        return {sid: hashlib.sha256((out_dir / r["audio_path"]).read_bytes()).hexdigest() for sid, r in rows.items()}
+
+    before = digests()
+    summary = run_export(out_dir, tmp_path / "lst", "list", "loudness=-23")
+    assert summary["loudness_lufs"] == -23.0 and digests() == before
+    for ln in (tmp_path / "lst" / "list.txt").read_text().splitlines():
+        path = Path(ln.split("|")[0])
+        assert path.is_relative_to((tmp_path / "lst" / "audio").resolve())
+        audio, rate = sf.read(path, dtype="float32")
+        assert loudness_lufs(audio, rate) == pytest.approx(-23.0, abs=0.3) and np.abs(audio).max() <= 10 ** (-1 / 20) + 1e-3
+    run_export(out_dir, tmp_path / "hf", "hf")  # embedded: the copies are inside the Arrow files, not beside them
+    assert not (tmp_path / "hf" / "audio").exists()
 
 
 def test_hf_split_is_a_dataset_dict_with_disjoint_speakers(out_dir, tmp_path):
@@ -142,3 +211,18 @@ def test_user_errors_are_one_line(out_dir, tmp_path, capsys):
     assert main(["export", f"input={out_dir}", "format=csv", f"output={tmp_path / 'x'}"]) == 2
     with pytest.raises(UserError, match="no segment"):
         export(ExportArgs(input=str(out_dir), format="list", output=str(tmp_path / "y"), min_dnsmos=5.0))
+
+
+def test_normalising_never_clips_and_leaves_silence_alone():
+    from mikupal.audio.prosody import loudness_lufs
+    from mikupal.dataset.loudness import normalise
+
+    sr = 44100
+    t = np.arange(sr * 2) / sr
+    quiet = (0.01 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    quiet[sr // 2] = 0.5  # one loud click: reaching -23 LUFS would push it past full scale
+    out, gain = normalise(quiet, sr, -23.0)
+    assert 20 * np.log10(np.abs(out).max()) == pytest.approx(-1.0, abs=1e-3)  # held at the -1 dBFS ceiling
+    assert loudness_lufs(out, sr) < -23.0 and gain == pytest.approx(20 * np.log10(10 ** (-1 / 20) / 0.5), abs=0.01)
+    silent = np.zeros(sr, np.float32)
+    assert normalise(silent, sr, -23.0)[1] is None
