@@ -83,14 +83,9 @@ def run(cfg: RunConfig, console=None) -> dict:
         raise UserError("no output given: pass output=DIR")
     if cfg.input and not Path(os.path.expanduser(cfg.input)).exists():
         raise UserError(f"input not found: {cfg.input}")  # before the key check: the first mistake first
-    _check_labeler_key(cfg)
-    from ..models_dir import preflight
+    from .stages import preflight
 
-    preflight(cfg)  # every model file the run needs (DNSMOS and the voice encoder too), before any worker starts
-    if cfg.quality.kind == "dnsmos":  # a missing DNSMOS model stops the run here, not as per-item rejects
-        from ..audio.quality import find_models
-
-        find_models(cfg.quality.model_dir)
+    preflight(cfg)  # each stage's model files (present and whole) and the labeler's key, before any worker starts
     lock = OutputLock(cfg.output, "run")
     # a stop request (SIGTERM, SIGINT) ends the run between two commits: what is committed stays,
     # the rest is redone by the next run
@@ -212,14 +207,6 @@ def _raise_user_error(item: WorkItem) -> None:
     for r in item.rejects:
         if r.reason == USER_ERROR_REASON:
             raise UserError(r.message)
-
-
-def _check_labeler_key(cfg: RunConfig) -> None:
-    """The labeler preflight (key present and accepted, model served, price known for max_usd):
-    a one-line error now, not a failure after the heavy stages ran."""
-    from ..labelers.preflight import preflight
-
-    preflight(cfg.labeler)
 
 
 def _open_limits(cfg: RunConfig):

@@ -106,6 +106,15 @@ class LabelStage(Stage):
 
     # ------------------------------------------------------------ lifecycle
 
+    @classmethod
+    def preflight(cls, cfg) -> None:
+        """The labeler's key present and accepted, its model served, a price known for max_usd
+        (`labelers/preflight.py`): one line now, not a failure after the heavy stages ran."""
+        super().preflight(cfg)
+        from ..labelers.preflight import preflight
+
+        preflight(cfg.labeler)
+
     def setup(self) -> None:
         if not self.active:
             return
@@ -125,6 +134,9 @@ class LabelStage(Stage):
         self._pool = LabelPool(self._labeler, self.cfg.labeler, stats=self.stats, limits=self._limits)
         log.info("labeling with %s (%s mode, prompt %s, taxonomy %s)", self.cfg.labeler.model,
                  self.cfg.labeler.mode, self.cfg.labeler.prompt_version, taxonomy.name)
+
+    def teardown(self) -> None:
+        self.close()
 
     def close(self) -> None:
         """Close connections and stop the loop thread (safe to call twice)."""
@@ -167,9 +179,7 @@ class LabelStage(Stage):
         live = [it for it in items if it.status == "segment" and it.data.segment is not None]
         if not self.active or not live:
             return items
-        if not self._ready:
-            self.setup()
-            self._ready = True
+        self.start()
         assert self._loop is not None and self._pool is not None
         requests = [self.request_for(it, ctx) for it, ctx in zip(live, self._contexts(live))]
         results = self._loop.run(self._pool.label_many(requests))
