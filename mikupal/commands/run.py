@@ -32,13 +32,14 @@ def run_command(args: Sequence[str]) -> int:
         else:
             rest.append(a)
     runs = expand_sweep(rest) if multirun else [rest]
+    code = 0
     for i, overrides in enumerate(runs):
         cfg = compose(overrides)
         if multirun and cfg.output:
             tag = "_".join(o.replace("/", "-").replace("=", "-") for o in overrides if o not in rest)
             cfg.output = os.path.join(cfg.output, f"sweep_{i}_{tag}" if tag else f"sweep_{i}")
         if cfg.dry_run:
-            print_models_and_plan(cfg)
+            code = max(code, print_models_and_plan(cfg))  # 1 when a needed model file is missing or broken
             continue
         if not cfg.input:
             raise UserError("no input given: pass input=PATH (a video, a folder, or a text file listing paths)")
@@ -48,7 +49,7 @@ def run_command(args: Sequence[str]) -> int:
 
         report = run(cfg)
         print(json.dumps({k: report[k] for k in SUMMARY_KEYS} | {"output": cfg.output}))
-    return 0
+    return code
 
 
 def expand_sweep(overrides: list[str]) -> list[list[str]]:
