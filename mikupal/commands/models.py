@@ -13,6 +13,19 @@ from typing import Sequence
 from ..config import RunConfig, compose
 from ..models_dir import ModelStatus, check, format_of, is_offline, present_files
 from ..model_check import problem
+from .help import CommandHelp
+
+HELP = CommandHelp(
+    usage="mikupal models [models_dir=DIR] [key=value ...] [--labeler]",
+    what="""The model files the configured run loads, each checked: present, MISSING, or broken (an HTML
+page, truncated, the wrong size or sha256, or one its runtime will not load); then the other model
+files of the folder and the stage plan. Exit 0 when every needed file is present and whole, 1 otherwise.""",
+    keys=[("models_dir", "the models folder ($MIKUPAL_MODELS_DIR)"), ("offline", "say where a missing file comes from, download nothing"),
+          ("asr.model", "the whisper model checked"), ("separation", "mdx | none"), ("faces", "yunet | s3fd"),
+          ("asd", "light_asd | lr_asd | talknet"), ("labeler", "with --labeler: the service asked")],
+    flags=[("--labeler", "list the model ids the configured labeler service serves to your key")],
+    examples=["mikupal models models_dir=~/models profile=cpu separation=none asr.model=tiny.en"],
+)
 
 
 def models_command(args: Sequence[str]) -> int:

@@ -98,6 +98,10 @@ def export(args: ExportArgs) -> dict[str, Any]:
     root, out = Path(args.input).expanduser(), Path(args.output).expanduser()
     if out.resolve() == root.resolve():
         raise UserError("output= must be a new folder, not the run's output dir")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output is a file, not a folder: {args.output} (pass output=DIR, a new folder)")
+    if not root.is_dir():
+        raise UserError(f"input is not a folder: {args.input} (pass input=OUT, a mikupal output dir)")
     rows = load_segments(root)
     selected = [r for r in rows if keep(r, args)]
     if not selected:

@@ -4,7 +4,6 @@ each video as it completes, and write the report. Safe to interrupt at any momen
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -25,9 +24,12 @@ from ..stages.faults import DISK_FULL_ERRNOS
 from .collector import Collector, DiskFull, Progress, RunHalted
 from .commit import OutputDir
 from ..speaker.identity import write_global_speakers
-from .inputs import expand_inputs, write_skipped
+from .inputs import check_paths, expand_inputs, write_skipped
 from .lock import OutputLock, mark_output
 from .run_log import RunLog
+from .progress import probe_durations
+from .terminal import Display, Terminal
+from ..stages.activity import clear_activity
 
 log = logging.getLogger("mikupal")
 
@@ -79,10 +81,10 @@ def _safe_config(cfg: RunConfig) -> dict:
 
 
 def run(cfg: RunConfig, console=None) -> dict:
+    """`console`: where the progress display goes (a text stream; default the terminal the run started on)."""
     if not cfg.output:
         raise UserError("no output given: pass output=DIR")
-    if cfg.input and not Path(os.path.expanduser(cfg.input)).exists():
-        raise UserError(f"input not found: {cfg.input}")  # before the key check: the first mistake first
+    check_paths(cfg.input, cfg.output)  # before the key check and before anything is created: the first mistake first
     from .stages import preflight
 
     preflight(cfg)  # each stage's model files (present and whole) and the labeler's key, before any worker starts
@@ -95,8 +97,16 @@ def run(cfg: RunConfig, console=None) -> dict:
         signal.signal(s, _on_signal)
     try:
         lock.acquire()  # one writer per output dir: a second run is refused in one line
-        with RunLog(cfg.output):  # library chatter to OUT/logs/, the terminal stays quiet
-            return _run(cfg, console)
+        # library chatter to OUT/logs/; native code's lines too (Ray's core workers print on fd 2)
+        with RunLog(cfg.output) as run_log, Terminal(run_log.path) as term:
+            ray_was_up = _ray_is_up()
+            try:
+                return _run(cfg, console or term.stream)
+            finally:
+                if cfg.engine.kind == "ray" and not ray_was_up and _ray_is_up():
+                    import ray
+
+                    ray.shutdown()  # a local Ray this run started: its last lines go to the log, not the terminal
     except _Stop as e:
         raise Stopped(f"stopped by {e}: re-run the same command to resume (committed videos are kept)", 128 + e.signum) from None
     finally:
@@ -105,16 +115,22 @@ def run(cfg: RunConfig, console=None) -> dict:
         lock.release()
 
 
-def _run(cfg: RunConfig, console=None) -> dict:
+def _ray_is_up() -> bool:
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
+
+
+def _run(cfg: RunConfig, stream) -> dict:
     t0 = time.perf_counter()
     out = OutputDir(cfg.output, cfg.dataset.sample_rate, cfg.speaker.cluster_similarity)
     mark_output(out.root)  # never read back as input, by this run or another
     out.sweep_partials()
+    clear_activity(out.root)
     inputs = expand_inputs(cfg.input, output=out.root)
     write_skipped(out.root, inputs.skipped)
 
     progress = Progress(videos_total=len(inputs.videos) + len(inputs.rejects))
-    printer = _Printer(console, progress, enabled=cfg.engine.progress)
+    printer = Display(stream, progress, out.root, enabled=cfg.engine.progress)
     collector = Collector(out, progress, on_commit=lambda s: printer.update())
 
     todo: list[WorkItem] = []
@@ -122,6 +138,10 @@ def _run(cfg: RunConfig, console=None) -> dict:
     peak = 0.0
     try:
         todo = _plan(out, inputs, collector, progress)
+        if progress.skipped_videos:
+            printer.say(f"resuming: {progress.skipped_videos} of {progress.videos_total} videos already committed "
+                        f"({progress.skipped_seconds:.1f} s of media) are skipped; {len(todo)} to run")
+        stop_probe = probe_durations(progress, [it.path or it.source for it in todo])
         if cfg.engine.kind == "ray" and todo:
             from .ray_pipeline import stream as engine_stream
         else:
@@ -137,7 +157,9 @@ def _run(cfg: RunConfig, console=None) -> dict:
                     collector.add(item)
                     peak = max(peak, _peak_rss_mb())
         finally:
+            stop_probe.set()
             printer.stop()
+            clear_activity(out.root, remove=True)
             if stream is not None:
                 stream.close()  # stops the engine (Ray Data's executor) when the loop ended early
             if limits is not None:
@@ -176,13 +198,13 @@ def _plan(out: OutputDir, inputs, collector: Collector, progress: Progress) -> l
             collector.record(out.commit_rejects(rej.item_id, [rej], rej.source, rej.video_id))
             collector.committed.add(rej.item_id)
         else:
-            progress.videos_done += 1
+            progress.skip(None)
     for src, path, vid in inputs.videos:
         stale = source_key(src)  # this source was missing or a duplicate in an earlier run
         if out.marker(stale).exists():
             out.clear_unfinished(stale)
         if out.is_done(vid):
-            progress.videos_done += 1
+            progress.skip(_summary(out, vid))
             continue
         out.clear_unfinished(vid)
         todo.append(WorkItem(source=src, path=path, video_id=vid))
@@ -233,35 +255,10 @@ def _close_limits(limits, root: Path) -> None:
         limits.close()
 
 
-class _Printer:
-    """A live status line (rich) on a terminal; one plain line per committed video otherwise."""
+def _summary(out: OutputDir, key: str):
+    try:
+        from ..committed import VideoSummary
 
-    def __init__(self, console, progress: Progress, enabled: bool = True):
-        from rich.console import Console
-
-        self.console = console or Console(stderr=True)
-        self.progress = progress
-        self.enabled = enabled
-        self.live = None
-
-    def start(self) -> None:
-        if not self.enabled:
-            return
-        if self.console.is_terminal:
-            from rich.live import Live
-
-            self.live = Live(self.progress.line(), console=self.console, refresh_per_second=4, transient=False)
-            self.live.start()
-
-    def update(self) -> None:
-        if not self.enabled:
-            return
-        if self.live is not None:
-            self.live.update(self.progress.line())
-        else:
-            print(self.progress.line(), file=sys.stderr, flush=True)
-
-    def stop(self) -> None:
-        if self.live is not None:
-            self.live.stop()
-            self.live = None
+        return VideoSummary.model_validate_json(out.marker(key).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -30,6 +30,7 @@ from ..config import Resources, RunConfig
 from ..errors import ModelLoadError, StageError, UserError
 from ..models_dir import ModelNeed, check, ensure
 from ..records import StageTime, WorkItem
+from .activity import ActivityFile
 from .faults import injected_fault, is_disk_full
 from .time_limit import TimeLimit, item_limit_s
 
@@ -47,6 +48,7 @@ class Stage(ABC):
         self.cfg = cfg
         self.output_dir = Path(output_dir)
         self._ready = False
+        self._activity: Optional[ActivityFile] = None  # made in the worker (its pid names the file)
         #: math-library threads this worker may use (decoders, torch, OpenCV, ONNX Runtime,
         #: CTranslate2); None = each library's default (all cores: one process running everything)
         self.threads = threads
@@ -164,6 +166,9 @@ class Stage(ABC):
             yield item
             return
         self.start()
+        if self._activity is None:
+            self._activity = ActivityFile(self.output_dir, self.name)
+        self._activity.started(item)
         t0 = time.perf_counter()
         held: Optional[WorkItem] = None  # the latest successor, passed on when the next one comes
         n = 0
@@ -181,6 +186,7 @@ class Stage(ABC):
                 if held is not None:
                     yield self._not_last(held)
                 held, n = out, n + 1
+                self._activity.advanced(out)
         except StageError as e:
             if is_disk_full(e, self.output_dir, heuristic=False):
                 failure = ("disk_full", f"no space left under {self.output_dir}: {e.message}")
@@ -209,6 +215,7 @@ class Stage(ABC):
         if self.fans_out:
             held.fanout_total = n
         held.times.append(StageTime(stage=self.name, seconds=time.perf_counter() - t0, gpus=os.environ.get("CUDA_VISIBLE_DEVICES", "")))
+        self._activity.finished(held)
         yield held
 
     def _time_limit_s(self, item: WorkItem) -> Optional[float]:
