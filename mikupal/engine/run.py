@@ -130,7 +130,9 @@ def _run(cfg: RunConfig, stream) -> dict:
     write_skipped(out.root, inputs.skipped)
 
     progress = Progress(videos_total=len(inputs.videos) + len(inputs.rejects))
-    printer = Display(stream, progress, out.root, enabled=cfg.engine.progress)
+    from .stages import stage_classes
+
+    printer = Display(stream, progress, out.root, enabled=cfg.engine.progress, stages=[c.name for c in stage_classes(cfg)])
     collector = Collector(out, progress, on_commit=lambda s: printer.update())
 
     todo: list[WorkItem] = []

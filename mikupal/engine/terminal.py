@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO, Optional, Sequence
 
 from ..stages.activity import StageActivity, read_activity
 from .progress import Progress, clock, seconds
@@ -92,8 +92,10 @@ class Terminal:
 class Display:
     """The live panel on a TTY, plain lines otherwise (see the module docstring)."""
 
-    def __init__(self, stream: IO[str], progress: Progress, output_dir: Path, enabled: bool = True):
+    def __init__(self, stream: IO[str], progress: Progress, output_dir: Path, enabled: bool = True,
+                 stages: Sequence[str] = ()):
         self.stream = stream
+        self.stages = list(stages)  # the pipeline's order, for the activity line
         self.progress = progress
         self.output_dir = Path(output_dir)
         self.enabled = enabled
@@ -208,13 +210,19 @@ class Display:
 
     def activity_text(self, plain: bool = False) -> str:
         acts = read_activity(self.output_dir, since=self.since)
-        return (", " if plain else "  ").join(_describe(a) for a in acts.values())
+        rank = {name: i for i, name in enumerate(self.stages)}
+        ordered = sorted(acts.values(), key=lambda a: (rank.get(a.stage, len(rank)), a.stage))
+        return (", " if plain else " | ").join(_describe(a) for a in ordered)
 
 
 def _describe(a: StageActivity) -> str:
-    where = f" @{a.at:.1f} s" if a.at is not None else (f" {a.source}" if a.busy and a.source else "")
-    state = f"{a.busy}/{a.workers} busy" if a.busy else "idle"
-    return f"{a.stage} {state}{where}"
+    """'asr 1/1 busy talk.mp4 @63.2 s', 'vision 2/2 busy ...', 'vad idle'."""
+    if not a.busy:
+        return f"{a.stage} idle"
+    where = f" {a.source}" if a.source else ""
+    if a.at is not None:
+        where += f" @{a.at:.1f} s"
+    return f"{a.stage} {a.busy}/{a.workers} busy{where}"
 
 
 def summary_line(report: dict, output: str, global_speakers: Optional[int] = None) -> str:

@@ -1,10 +1,10 @@
 """What each stage worker is on right now, for the terminal's stage activity line.
 
 Every worker (a Ray actor or task, or the sequential engine's one process) keeps one small JSON
-file under the output dir (`OUT/.work/activity/<stage>.<pid>`): the stage, the video, how far into
-the media its current item starts and ends, and whether it is busy. It is rewritten when an item
-starts and when it ends (at most a few times a second: `MIN_INTERVAL_S`), by rename, never
-fsynced: it is a hint for the display, read by the driver (`read_activity`) and gone with `.work/`.
+file under the output dir (`OUT/.work/activity/<stage>.<pid>`): the stage, the file it is on, how
+far into it its current utterance ends, and whether it is busy. It is rewritten when an item starts
+and when it ends, and as a fan-out passes utterances on (at most every `MIN_INTERVAL_S`), by
+rename, never fsynced: a hint for the display, read by the driver (`read_activity`), gone with `.work/`.
 The output dir is shared by every node of a cluster (commits need that), so this works there too.
 """
 
@@ -20,7 +20,7 @@ from typing import Optional
 from ..layout import OutputPaths
 from ..records import WorkItem
 
-#: a worker rewrites its file at most this often; an item's start is always written after an idle spell
+#: a fan-out's progress within one video is written at most this often
 MIN_INTERVAL_S = 0.25
 
 
@@ -31,21 +31,17 @@ class ActivityFile:
         self.path = OutputPaths(output_dir).activity / f"{stage}.{os.getpid()}"
         self.stage = stage
         self._last = 0.0
-        self._busy = False
         self._off = False
 
     def started(self, item: WorkItem) -> None:
-        """An item begins: always written after an idle spell, so a busy worker shows at once."""
-        self._write(item, busy=True, force=not self._busy)
-        self._busy = True
+        self._write(item, busy=True, force=True)
 
     def advanced(self, successor: WorkItem) -> None:
         """A fan-out passed an utterance on: how far into the video it has come."""
         self._write(successor, busy=True)
 
     def finished(self, item: WorkItem) -> None:
-        self._busy = False
-        self._write(item, busy=False)
+        self._write(item, busy=False, force=True)
 
     def _write(self, item: WorkItem, busy: bool, force: bool = False) -> None:
         now = time.monotonic()
@@ -66,13 +62,14 @@ class ActivityFile:
 
 @dataclass
 class StageActivity:
-    """One stage, summed over its workers: how many are busy, and the furthest media second reached."""
+    """One stage, summed over its workers: how many are busy, and where the latest busy one is."""
 
     stage: str
     busy: int = 0
     workers: int = 0
-    at: Optional[float] = None  # the furthest media second an utterance of it reached (None: video-level work)
-    source: str = ""  # the file a busy worker is on
+    source: str = ""  # the file the latest busy worker is on
+    at: Optional[float] = None  # how far into it (the end of its utterance; None: a whole video)
+    _t: float = 0.0
 
 
 def read_activity(output_dir: str | os.PathLike, since: float = 0.0) -> dict[str, StageActivity]:
@@ -94,10 +91,8 @@ def read_activity(output_dir: str | os.PathLike, since: float = 0.0) -> dict[str
         a.workers += 1
         if state.get("busy"):
             a.busy += 1
-            a.source = state.get("source", "")
-        at = state.get("at")
-        if at is not None and (a.at is None or at > a.at):
-            a.at = float(at)
+            if state["t"] >= a._t:
+                a.source, a.at, a._t = state.get("source", ""), state.get("at"), state["t"]
     return out
 
 
