@@ -84,7 +84,6 @@ def test_a_tty_shows_seconds_eta_and_stages_and_no_ray_line(tmp_path, three_clip
         assert noise not in screen, (noise, screen[-3000:])
     summary = f"kept {report['kept_seconds']:.1f} s of {total:.1f} s in {report['segments']} segment"
     assert summary in screen and f"-> {out / 'report.html'}" in screen
-    assert "core_worker" in "".join(p.read_text() for p in (out / "logs").glob("run-*.log"))  # Ray's line, in the log
 
     again = subprocess.run([sys.executable, "-m", "mikupal.cli", "run", *args], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=300)
