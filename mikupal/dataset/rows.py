@@ -115,6 +115,14 @@ def clip_file(root: Path, row: dict[str, Any]) -> Optional[Path]:
     return path if path is not None and path.is_file() else None
 
 
+def speaker_name(source: str, speaker_id: str) -> str:
+    """A name a person can read: the source file's stem and the speaker's number in it
+    ("interview S2"); the video stands for its speaker where there is no speaker id."""
+    stem = Path(source or speaker_id).stem or speaker_id
+    _, sep, k = (speaker_id or "").rpartition("_S")
+    return f"{stem} S{k}" if sep and k.isdigit() else stem
+
+
 def emotion_map(row: dict[str, Any]) -> dict[str, float]:
     return {e["name"]: float(e["intensity"]) for e in row.get("emotions") or []}
 
