@@ -232,6 +232,7 @@ class LabelerConfig(_Strict):
     video_transport: Optional[Literal["frames", "video_url"]] = None  # JPEG frames, or the MP4 as a video_url data URL (vLLM)
     frames_fps: Optional[float] = Field(None, gt=0)  # frames transport: frames sampled per second ...
     max_frames: Optional[int] = Field(None, ge=1)  # ... and at most this many per clip
+    use_audio_in_video: Optional[bool] = None  # video_url to vLLM: the model hears the clip's audio (null: omni models)
     prices: dict[str, Price]
     resources: Resources
 
