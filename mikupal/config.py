@@ -423,7 +423,7 @@ def parse_overrides(overrides: Sequence[str], model: type[A]) -> A:
         items.append(o.lstrip("+"))
     try:
         data = OmegaConf.to_container(OmegaConf.from_dotlist(items), resolve=True)
-    except Exception as e:  # omegaconf/yaml grammar errors
+    except Exception as e:  # noqa: BLE001 - omegaconf and yaml raise grammar errors of many types
         raise UserError(f"cannot parse overrides {list(overrides)}: {e}") from None
     try:
         return model.model_validate(data)

@@ -54,7 +54,7 @@ def emotion_map_command(overrides: Sequence[str]) -> int:
     emotion_map = plot_emotion_map(
         segments, taxonomy, out / "emotion_map.png", intensity_column=args.intensity_column,
         perplexity=args.perplexity, seed=args.seed, max_points=args.max_points,
-    )  # fmt: skip
+    )
     distribution = plot_label_distribution(
         segments, taxonomy, out / "label_distribution.png", args.label_column, args.intensity_column
     )

@@ -1,6 +1,3 @@
-import subprocess
-import sys
-
 import pytest
 
 from mikupal.config import compose

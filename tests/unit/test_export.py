@@ -15,12 +15,12 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mikupal.cli import main  # noqa: E402
-from mikupal.dataset.export import ExportArgs, export, split_by_speaker  # noqa: E402
-from mikupal.dataset.rows import speaker_of  # noqa: E402
-from tests.dataset_fixtures import GLOBAL  # noqa: E402
-from mikupal.errors import UserError  # noqa: E402
-from tests.dataset_fixtures import RATE, all_rows, make_output  # noqa: E402
+from mikupal.cli import main
+from mikupal.dataset.export import ExportArgs, export, split_by_speaker
+from mikupal.dataset.rows import speaker_of
+from tests.dataset_fixtures import GLOBAL
+from mikupal.errors import UserError
+from tests.dataset_fixtures import RATE, all_rows, make_output
 
 
 @pytest.fixture(scope="module")

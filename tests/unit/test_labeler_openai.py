@@ -13,12 +13,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mikupal.config import compose  # noqa: E402
-from mikupal.errors import UserError  # noqa: E402
-from mikupal.labelers import LabelRequest, make_labeler  # noqa: E402
-from mikupal.labelers.pool import LabelPool  # noqa: E402
-from mikupal.taxonomy import load_taxonomy  # noqa: E402
-from tests.fakes import FakeOpenAI, FaultPlan, make_audio, make_clip  # noqa: E402
+from mikupal.config import compose
+from mikupal.errors import UserError
+from mikupal.labelers import LabelRequest, make_labeler
+from mikupal.labelers.pool import LabelPool
+from mikupal.taxonomy import load_taxonomy
+from tests.fakes import FakeOpenAI, FaultPlan, make_audio, make_clip
 
 KEY = "sk-test-OPENAI-99"
 CK = load_taxonomy("cowen_keltner_26")

@@ -14,12 +14,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mikupal.engine.commit import OutputDir  # noqa: E402
-from mikupal.records import Reject  # noqa: E402
-from mikupal.report.html import write_html  # noqa: E402
-from mikupal.report.summary import build_report  # noqa: E402
-from tests.browser import chromium_path, inspect_page  # noqa: E402
-from tests.dataset_fixtures import VIDEOS, all_rows, make_output  # noqa: E402
+from mikupal.engine.commit import OutputDir
+from mikupal.records import Reject
+from mikupal.report.html import write_html
+from mikupal.report.summary import build_report
+from tests.browser import chromium_path, inspect_page
+from tests.dataset_fixtures import VIDEOS, all_rows, make_output
 
 ROOT = Path(__file__).resolve().parents[2]
 #: MIKUPAL_REPORT_SCREENSHOT=docs/report.png refreshes the screenshot kept in docs/
