@@ -55,6 +55,12 @@ def models_dir() -> Path:
     (d / "whisper").mkdir(exist_ok=True)
     if not (d / "whisper" / "tiny.en").exists():
         (d / "whisper" / "tiny.en").symlink_to(tiny)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from audio_fixtures import whisper_base_dir  # the multilingual base model: tiny.en's language check
+
+    base = whisper_base_dir()
+    if base is not None and not (d / "whisper" / "base").exists():
+        (d / "whisper" / "base").symlink_to(base)
     return d
 
 

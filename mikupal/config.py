@@ -117,6 +117,8 @@ class AsrConfig(_Strict):
     batch_size: int = Field(ge=1)
     beam_size: int = Field(ge=1)
     language: Optional[str]
+    language_id_model: Optional[str] = None  # multilingual whisper that checks the language for a *.en model
+    language_id_min_probability: float = Field(0.2, ge=0, le=1)  # below this p of the model's language: language_mismatch
     cpu_threads: int = Field(ge=0)
     resources: Resources
 

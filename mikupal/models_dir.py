@@ -102,10 +102,10 @@ def file_need(component: str, models_dir: str | os.PathLike, rel: str, fmt: Form
     return ModelNeed(component, rel, resolve(models_dir, rel), fmt, url or MANUAL_HINTS.get(rel, "user supplied"), url, PUBLISHED.get(rel))
 
 
-def whisper_need(models_dir: str | os.PathLike, name: str) -> ModelNeed:
+def whisper_need(models_dir: str | os.PathLike, name: str, component: str = "asr") -> ModelNeed:
     as_path = Path(os.path.expanduser(name))
     local = as_path if as_path.is_dir() else Path(models_dir) / "whisper" / name
-    return ModelNeed("asr", name, local, "ctranslate2", f"Hugging Face hub (Systran/faster-whisper-{name})")
+    return ModelNeed(component, name, local, "ctranslate2", f"Hugging Face hub (Systran/faster-whisper-{name})")
 
 
 def mdx_need(models_dir: str | os.PathLike, model: str) -> ModelNeed:
@@ -141,7 +141,7 @@ def ensure(need: ModelNeed, models_dir: str | os.PathLike, offline: bool = False
         raise broken_error(st)
     if st.present:
         return need.path
-    if need.component == "asr":
+    if need.fmt == "ctranslate2":  # a whisper (ASR, language ID)
         whisper_model(models_dir, need.name, offline=offline)  # offline: the one-line UserError
         _download_whisper(need.name, models_dir)
     elif need.component == "separation":
@@ -245,6 +245,20 @@ def format_of(path: Path) -> Format:
     if path.is_dir():
         return "ctranslate2"
     return "onnx" if path.suffix == ".onnx" else "torch"
+
+
+def english_only(name: str) -> bool:
+    """Whisper's English-only models are named `*.en` (tiny.en, distil-small.en ...)."""
+    return Path(os.path.expanduser(name)).name.endswith(".en")
+
+
+def whisper_models(cfg) -> list[tuple[str, str]]:
+    """(component, name) of each whisper the run loads: the ASR model, and the multilingual one
+    that checks the spoken language for an English-only model (audio/language_id.py)."""
+    out = [("asr", cfg.asr.model)]
+    if english_only(cfg.asr.model) and cfg.asr.language_id_model:
+        out.append(("language_id", cfg.asr.language_id_model))
+    return out
 
 
 def _download_whisper(name: str, models_dir: str | os.PathLike) -> None:

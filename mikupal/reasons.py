@@ -49,6 +49,7 @@ _ALL = [
     Reason("music", "whisper heard music, not words"),
     Reason("low_confidence", "whisper's confidence, or the speaker's ASD evidence, is too low"),
     Reason("language_not_allowed", "a language outside segment.languages"),
+    Reason("language_mismatch", "speech in another language than the ASR model transcribes (e.g. Mandarin for a *.en model)"),
     Reason("unsplittable", "one word longer than segment.max_seconds"),
     Reason("no_transcript", "transcribed speech that no word covers"),
     # speakers

@@ -256,6 +256,7 @@ class DatasetSegment(Record):
     text: str
     language: str
     language_probability: float = 0.0
+    avg_logprob: Optional[float] = None  # whisper's mean token log-probability: how sure the transcript is (export filter)
     words: list[Word]
     audio_path: str  # relative to the output dir
     clip_path: str  # relative to the output dir

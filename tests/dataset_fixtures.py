@@ -59,7 +59,8 @@ def _segment_row(root: Path, vid: str, spec: tuple, i: int, names: list[str], rn
              for k, t in enumerate(tokens)]
     row = DatasetSegment(
         segment_id=sid, video_id=vid, source=f"/videos/{vid}.mp4", start=start, end=end, duration=end - start,
-        text=text, language=lang, words=words, audio_path=audio, clip_path=clip, snr_db=20.0 + i,
+        text=text, language=lang, avg_logprob=round(-0.2 - 0.15 * i, 3), words=words, audio_path=audio, clip_path=clip,
+        snr_db=20.0 + i,
         sample_rate=RATE, speaker_boxes=[], asd_score=1.5, dnsmos_sig=ovrl + 0.4, dnsmos_bak=ovrl + 0.6,
         dnsmos_ovrl=ovrl, dnsmos_p808=ovrl + 0.3, emotions=emotions,
         primary_emotion=max(emotions, key=lambda e: e.intensity).name,

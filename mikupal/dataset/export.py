@@ -1,7 +1,7 @@
 """A finished output dir -> the format a training toolkit reads (`mikupal export`, commands/export.py).
 
     mikupal export input=OUT format=hf|lhotse|webdataset|list output=DIR
-        [min_dnsmos=3.0] [emotions=[joy,amusement]] [speakers=[...]] [languages=[en]]
+        [min_dnsmos=3.0] [min_avg_logprob=-0.8] [emotions=[joy,amusement]] [speakers=[...]] [languages=[en]]
         [test_fraction=0.1 seed=0] [shard_size=1000]
 
 Filters keep a segment when all given ones hold (DNSMOS OVRL at least `min_dnsmos`, primary emotion
@@ -46,6 +46,7 @@ class ExportArgs(BaseModel):
     format: Literal["hf", "lhotse", "webdataset", "list"]
     output: str
     min_dnsmos: Optional[float] = Field(None, ge=1, le=5)  # on dnsmos_ovrl; a segment without a score fails it
+    min_avg_logprob: Optional[float] = Field(None, le=0)  # whisper's transcript confidence (e.g. -0.8 for TTS text)
     emotions: Optional[list[str]] = None  # primary emotions kept
     speakers: Optional[list[str]] = None  # speaker ids kept (video ids for outputs without speaker_id)
     languages: Optional[list[str]] = None
@@ -59,6 +60,8 @@ class ExportArgs(BaseModel):
 
 def keep(row: dict[str, Any], args: ExportArgs) -> bool:
     if args.min_dnsmos is not None and (row.get("dnsmos_ovrl") is None or row["dnsmos_ovrl"] < args.min_dnsmos):
+        return False
+    if args.min_avg_logprob is not None and (row.get("avg_logprob") is None or row["avg_logprob"] < args.min_avg_logprob):
         return False
     if args.emotions is not None and (row.get("primary_emotion") or "").lower() not in {e.lower() for e in args.emotions}:
         return False
@@ -144,7 +147,7 @@ def export(args: ExportArgs) -> dict[str, Any]:
     written = _writer(args.format)(root, out, splits, args)
     summary = {
         "format": args.format, "input": str(root), "output": str(out),
-        "filters": args.model_dump(include={"min_dnsmos", "emotions", "speakers", "languages", "test_fraction", "seed"}),
+        "filters": args.model_dump(include={"min_dnsmos", "min_avg_logprob", "emotions", "speakers", "languages", "test_fraction", "seed"}),
         "clips": args.clips,
         "segments_before_filters": len(rows),
         "splits": {name: {"segments": len(rs), "speakers": sorted({person_of(r) for r in rs}),

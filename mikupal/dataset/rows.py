@@ -79,7 +79,7 @@ def person_of(row: dict[str, Any]) -> str:
 
 
 #: measured columns an export carries as they are (None where the run did not measure them)
-MEASURED = ("snr_db", "asd_score", "speaking_fraction", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808",
+MEASURED = ("snr_db", "avg_logprob", "asd_score", "speaking_fraction", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808",
             "language_probability", "emotion_agreement")
 #: the labeler's columns an export carries
 LABELS = ("primary_emotion", "rationale", "labeler_model", "prompt_version")

@@ -57,6 +57,7 @@ def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
         text=seg.text,
         language=seg.language,
         language_probability=seg.language_probability,
+        avg_logprob=seg.avg_logprob,
         words=seg.words,
         audio_path=item.data.audio_path or "",
         clip_path=item.data.clip_path or "",

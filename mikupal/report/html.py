@@ -121,6 +121,10 @@ def tts_section(report: dict) -> str:
             f"<div class='hist'>{cols}</div></div>")
 
 
+def _threshold_name(t) -> str:
+    return "all" if t is None else f"OVRL ≥ {t:.1f}"
+
+
 def dnsmos_section(report: dict) -> str:
     d = report.get("dnsmos")
     if not d:
@@ -131,8 +135,12 @@ def dnsmos_section(report: dict) -> str:
         f"<div class='colbar' style='height:{100.0 * b['count'] / top:.1f}%'></div><small>{b['low']:.2f}</small></div>"
         for b in d["bins"])
     means = ", ".join(f"{k.replace('dnsmos_', '').upper()} {_score(v)}" for k, v in d["means"].items())
+    rows = [f"<tr><td>{_threshold_name(t['min_dnsmos'])}</td><td>{t['segments']}</td><td>{t['seconds'] / 60:.1f}</td></tr>"
+            for t in d.get("thresholds") or []]
+    table = ("<p>What an export threshold would keep (<code>mikupal export ... min_dnsmos=3.0</code>):</p>"
+             + _table(["threshold", "segments", "minutes"], rows)) if rows else ""
     return (f"<h2>Speech quality (DNSMOS)</h2><p>{d['scored']} segments scored; means: {html.escape(means)}. "
-            f"Histogram of OVRL (bins of 0.25):</p>\n<div class='hist'>{cols}</div>")
+            f"Histogram of OVRL (bins of 0.25):</p>\n<div class='hist'>{cols}</div>{table}")
 
 
 def emotion_heatmap_section(report: dict) -> str:

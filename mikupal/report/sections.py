@@ -142,8 +142,22 @@ def dnsmos(segments: Rows) -> Optional[dict[str, Any]]:
     for col in DNSMOS_COLUMNS:
         vals = [float(r[col]) for r in segments if r.get(col) is not None]
         means[col] = round(sum(vals) / len(vals), 3) if vals else None
-    return {"scored": len(ovrl), "bins": [{"low": round(1.0 + i * DNSMOS_BIN, 2), "high": round(1.0 + (i + 1) * DNSMOS_BIN, 2),
+    return {"scored": len(ovrl), "thresholds": thresholds(segments), "bins": [{"low": round(1.0 + i * DNSMOS_BIN, 2), "high": round(1.0 + (i + 1) * DNSMOS_BIN, 2),
                                            "count": c} for i, c in enumerate(counts)], "means": means}
+
+
+#: the export thresholds (`mikupal export min_dnsmos=...`) the report prices in kept seconds
+OVRL_THRESHOLDS = (None, 2.0, 2.5, 3.0, 3.5)
+
+
+def thresholds(segments: Rows) -> list[dict[str, Any]]:
+    """What each export threshold on OVRL would leave (segments and seconds): the run keeps
+    everything above the floor (`quality.min_ovrl`), and strict selection happens at export."""
+    out = []
+    for t in OVRL_THRESHOLDS:
+        rs = [r for r in segments if t is None or (r.get("dnsmos_ovrl") is not None and float(r["dnsmos_ovrl"]) >= t)]
+        out.append({"min_dnsmos": t, "segments": len(rs), "seconds": round(sum(float(r["duration"] or 0.0) for r in rs), 3)})
+    return out
 
 
 def emotion_heatmap(segments: Rows) -> Optional[dict[str, Any]]:

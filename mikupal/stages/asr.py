@@ -14,7 +14,7 @@ from .. import media
 from ..audio.segmentation import cut_utterances, video_reject_reason
 from ..audio.transcribe import Transcriber
 from ..config import Resources, RunConfig
-from ..models_dir import ModelNeed, whisper_need
+from ..models_dir import ModelNeed, whisper_models, whisper_need
 from ..records import Reject, SpeechSegment
 from ..records import WorkItem
 from .base import Stage
@@ -34,7 +34,7 @@ class AsrStage(Stage):
 
     @classmethod
     def models(cls, cfg: RunConfig) -> list[ModelNeed]:
-        return [whisper_need(cfg.models_dir, cfg.asr.model)]
+        return [whisper_need(cfg.models_dir, name, component) for component, name in whisper_models(cfg)]
 
     def setup(self) -> None:
         self.transcriber = Transcriber(self.cfg.asr, self.cfg.models_dir, offline=self.cfg.offline, threads=self.threads)

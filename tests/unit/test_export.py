@@ -152,6 +152,8 @@ def test_list_file_filters_and_split(out_dir, rows, tmp_path):
     summary = run_export(out_dir, tmp_path / "f", "list", "min_dnsmos=3.0", "languages=[en]")
     kept = {sid for sid, r in rows.items() if r["dnsmos_ovrl"] >= 3.0 and r["language"] == "en"}
     assert summary["splits"]["all"]["segments"] == len(kept) == len((tmp_path / "f" / "list.txt").read_text().splitlines())
+    summary = run_export(out_dir, tmp_path / "c", "list", "min_avg_logprob=-0.6")
+    assert summary["splits"]["all"]["segments"] == sum(r["avg_logprob"] >= -0.6 for r in rows.values()) < len(rows)
     summary = run_export(out_dir, tmp_path / "s", "list", "speakers=[vida_S1,vidc]")
     assert summary["splits"]["all"]["speakers"] == ["G1", "vidc"]
     summary = run_export(out_dir, tmp_path / "g", "list", "speakers=[G2]")  # a global id: the person in every video

@@ -79,7 +79,8 @@ def _break(path: Path, how: str) -> None:
 
 
 def _cfg(root: Path, extra: list[str]):
-    base = [f"models_dir={root}", "offline=true", "profile=cpu", "labeler=none", "asr.model=tiny.en"]
+    base = [f"models_dir={root}", "offline=true", "profile=cpu", "labeler=none", "asr.model=tiny.en",
+            "asr.language_id_model=null"]
     if not any(o.startswith("separation=") for o in extra):
         base.append("separation=none")
     return compose([*base, *extra])
@@ -147,7 +148,8 @@ def test_a_broken_file_of_each_kind_fails_setup_as_the_runs_error(kind, how, com
 def test_models_lists_broken_present_and_other_files_and_exits_1(complete, models_dir, capsys):
     from mikupal.commands.models import models_command
 
-    base = [f"models_dir={complete}", "offline=true", "profile=cpu", "separation=none", "labeler=none", "asr.model=tiny.en"]
+    base = [f"models_dir={complete}", "offline=true", "profile=cpu", "separation=none", "labeler=none", "asr.model=tiny.en",
+            "asr.language_id_model=null"]
     assert models_command(base) == 0
     out = capsys.readouterr().out
     states = [line.split()[0] for line in out.splitlines()[1:] if not line.startswith("{")]
@@ -175,7 +177,7 @@ def test_models_loads_what_it_checks(complete, capsys):
     with zipfile.ZipFile(target, "w") as z:
         z.writestr("notes.txt", "not a model")
     base = [f"models_dir={complete}", "offline=true", "profile=cpu", "separation=none", "labeler=none", "asr.model=tiny.en",
-            f"asd.model={target}"]
+            "asr.language_id_model=null", f"asd.model={target}"]
     assert models_command(base) == 1
     assert f"broken   asd         {target}: will not load" in capsys.readouterr().out
 

@@ -58,6 +58,10 @@ def test_sections_are_built_from_the_tables(report_dir):
     hist = report["dnsmos"]
     assert sum(b["count"] for b in hist["bins"]) == len(rows) == hist["scored"]
     assert hist["means"]["dnsmos_ovrl"] == pytest.approx(sum(r["dnsmos_ovrl"] for r in rows) / len(rows), abs=1e-3)
+    for t in hist["thresholds"]:  # what each export threshold would keep
+        mine = [r for r in rows if t["min_dnsmos"] is None or r["dnsmos_ovrl"] >= t["min_dnsmos"]]
+        assert t["segments"] == len(mine) and t["seconds"] == pytest.approx(sum(r["duration"] for r in mine), abs=1e-3)
+    assert hist["thresholds"][0]["segments"] == len(rows) and "min_dnsmos=3.0" in (root / "report.html").read_text()
     heat = report["emotion_heatmap"]
     assert len(heat["categories"]) == 26 and heat["rows"][0]["count"] == len(rows)
     groups = {"all segments": rows} | {p: [r for r in rows if r["primary_emotion"] == p] for p in {r["primary_emotion"] for r in rows}}
