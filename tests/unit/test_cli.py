@@ -26,7 +26,10 @@ def test_each_command_has_its_own_help_with_keys_defaults_and_an_example():
         pages[cmd] = r.stdout
     assert len(set(pages.values())) == len(pages)  # no two commands print the same page
     run_keys = {line.split()[0]: line.split()[1] for line in pages["run"].splitlines() if line.startswith("  ") and "  " in line[2:]}
-    assert run_keys["input"] == "null" and run_keys["labeler"] == "gemini" and run_keys["segment.min_seconds"] == "2.0"
+    from mikupal.config import yaml_defaults
+
+    assert run_keys["input"] == "null" and run_keys["labeler"] == "gemini"
+    assert run_keys["segment.min_seconds"] == str(yaml_defaults()["segment"]["min_seconds"])  # read from conf/, not typed
     assert "  min_dnsmos " in pages["export"] and "  test_fraction  0.0 " in pages["export"]
     assert mikupal("help", "export").stdout == pages["export"]
 
