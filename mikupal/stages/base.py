@@ -120,8 +120,11 @@ class Stage(ABC):
     def _load_error(self, e: Exception) -> ModelLoadError:
         """Which file will not load, and why: the check's own words when it finds the file broken,
         else the loader's error (a whole file of the wrong model, say)."""
-        needs = self.models(self.cfg)
-        broken = [st for st in (check(n, load=True) for n in needs) if st.state != "present"]
+        try:
+            needs = self.models(self.cfg)
+            broken = [st for st in (check(n, load=True) for n in needs) if st.state != "present"]
+        except Exception:  # noqa: BLE001 - naming the file is a courtesy: the load error itself must come out
+            needs, broken = [], []
         if broken:
             why = "; ".join(f"{st.need.path}: {st.problem or st.state}" for st in broken)
         else:
