@@ -80,7 +80,7 @@ def test_the_evaluation_recipes_run_as_written(tmp_path, meld):
         labeled = [e for e in srv.log if e.get("outcome") == "ok"]
     assert (work / "eval" / "metrics.json").is_file()
     assert (work / "runs" / "agreement" / "agreement.json").is_file()
-    assert len(labeled) == 3 * 6  # 3 clips: the limit=50 run and the five seeded runs
+    assert len(labeled) == 3 * 6  # 3 clips: the limit=50 trial and the five seeded runs
 
 
 #: flags each command takes
