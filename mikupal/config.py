@@ -148,6 +148,8 @@ class SpeakerConfig(_Strict):
     min_side_windows: int = Field(ge=1)
     overlap_similarity: float = Field(ge=-1, le=1)
     cluster_similarity: float = Field(ge=-1, le=1)
+    attach_similarity: float = Field(ge=-1, le=1)
+    min_support_seconds: float = Field(ge=0)
     global_similarity: float = Field(ge=-1, le=1)
     resources: Resources
 

@@ -305,6 +305,18 @@ class GlobalSpeaker(Record):
     global_speaker_id: str
 
 
+class RegistryVoice(Record):
+    """One row of the global speaker registry (`global_speakers/voices.<generation>.parquet`): a
+    per-video speaker, the global id it was given (never changed after), and its mean voice."""
+
+    label: int  # its key in the nearest-neighbour index (-1: no voice, not indexed)
+    key: str  # the video's commit key: which speakers/<key>.parquet it came from
+    speaker_id: str
+    video_id: str
+    global_speaker_id: str  # "G<k>"; "" for a speaker without a voice
+    embedding: list[Float32]
+
+
 # ---------------------------------------------------------------- the item that flows between stages
 
 
@@ -332,6 +344,7 @@ class Payload(Record):
     dnsmos_ovrl: Optional[float] = None
     dnsmos_p808: Optional[float] = None
     speaker_track: Optional[int] = None  # vision
+    speaker_face: str = ""  # vision: "<decoded utterance>#<track>": pieces of one decode with the same speaking face share it
     speaker_boxes: list[list[float]] = Field(default_factory=list)
     asd_score: Optional[float] = None
     speaking_fraction: Optional[float] = None
@@ -413,6 +426,7 @@ ALL_RECORDS: tuple[type[Record], ...] = (
     VoiceWindows,
     Speaker,
     GlobalSpeaker,
+    RegistryVoice,
 )
 
 

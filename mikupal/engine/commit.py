@@ -4,7 +4,7 @@ Layout (all relative to the output dir):
   segments/<video_id>.parquet   kept utterances (DatasetSegment rows)
   rejects/<key>.parquet         dropped videos and segments (Reject rows)
   speakers/<key>.parquet        the video's speakers (Speaker rows); speakers/<key>/<speaker_id>.jpg their faces
-  global_speakers.parquet       per-video speakers linked across videos by voice (written at the end of a run)
+  global_speakers.parquet       per-video speakers linked across videos by voice (at the end of a run; global_speakers/ holds the registry)
   audio/<video_id>/<segment_id>.flac, clips/<video_id>/<segment_id>.mp4
   labeler/pending/<key>.parquet rows of the segments the labeler rejected (unlabeled), kept so that
                                 `mikupal label` can label them again (see commands/label.py)
@@ -32,7 +32,7 @@ from ..ids import check_key
 from ..layout import OutputPaths
 from ..reasons import RETRY_REASONS  # which rejects are redone on resume
 from ..records import DatasetSegment, Reject, Speaker, StageTime, WorkItem
-from ..speaker.identity import SegmentVoice, mean_embedding, speaker_ids
+from ..speaker.identity import IdentityRules, SegmentVoice, mean_embedding, speaker_ids
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
@@ -78,14 +78,15 @@ def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
 def _voice(item: WorkItem) -> SegmentVoice:
     b = np.asarray(item.data.speaker_boxes, dtype=np.float64)
     box = [float(x) for x in np.median(b, axis=0)] if len(b) else []
-    return SegmentVoice(item.data.segment.start, item.data.segment.end, list(item.data.speaker_embedding), box, list(item.data.other_faces))
+    return SegmentVoice(item.data.segment.start, item.data.segment.end, list(item.data.speaker_embedding), box,
+                        list(item.data.other_faces), item.data.speaker_face)
 
 
-def identify(video_id: str, kept: list[WorkItem], rows: list[DatasetSegment], similarity: float,
+def identify(video_id: str, kept: list[WorkItem], rows: list[DatasetSegment], rules: IdentityRules,
              pending: tuple[list[WorkItem], list[DatasetSegment]] = ([], [])) -> list[Speaker]:
     """Give each kept row its speaker id (`speaker/identity.py`) and describe the video's speakers.
     Rows the labeler rejected (`pending`, labeled later by `mikupal label`) get their ids too."""
-    ids = speaker_ids(video_id, [_voice(it) for it in kept + pending[0]], similarity)
+    ids = speaker_ids(video_id, [_voice(it) for it in kept + pending[0]], rules)
     for row, sid in zip(pending[1], ids[len(kept):]):
         row.speaker_id = sid
     speakers: dict[str, list[DatasetSegment]] = {}
@@ -109,7 +110,7 @@ def relabel_rows(items: list[WorkItem], sample_rate: int) -> list[DatasetSegment
     return [dataset_row(it, sample_rate) for it in label_rejected(items)]
 
 
-def summarize(key: str, items: list[WorkItem], speaker_similarity: float = 0.75,
+def summarize(key: str, items: list[WorkItem], identity: IdentityRules = IdentityRules(),
               pending: Optional[list[DatasetSegment]] = None) -> tuple[list[DatasetSegment], list[Reject], VideoSummary]:
     """Split a finished video's items into kept rows and rejects, and count its funnel."""
     first = items[0]
@@ -151,7 +152,7 @@ def summarize(key: str, items: list[WorkItem], speaker_similarity: float = 0.75,
         FunnelCounts(stage="vision", count=len(after_vision), seconds=seconds(after_vision)),
         FunnelCounts(stage="label", count=len(after_label), seconds=seconds(after_label)),
     ]
-    summary.speakers = identify(first.video_id, kept, rows, speaker_similarity, (label_rejected(items), pending or []))
+    summary.speakers = identify(first.video_id, kept, rows, identity, (label_rejected(items), pending or []))
     summary.kept = len(rows)
     summary.kept_seconds = sum(r.duration for r in rows)
     summary.rejects = len(rejects)
@@ -171,10 +172,10 @@ def summarize(key: str, items: list[WorkItem], speaker_similarity: float = 0.75,
 class OutputDir(CommittedOutput):
     """The writer: creates the output's folders and commits videos (the reading is `CommittedOutput`'s)."""
 
-    def __init__(self, root: str | os.PathLike, sample_rate: int = 44100, speaker_similarity: float = 0.75):
+    def __init__(self, root: str | os.PathLike, sample_rate: int = 44100, identity: IdentityRules = IdentityRules()):
         super().__init__(root)
         self.sample_rate = sample_rate
-        self.speaker_similarity = speaker_similarity
+        self.identity = identity
         for sub in (layout.SEGMENTS, layout.REJECTS, layout.DONE):
             self.paths.dir(sub).mkdir(parents=True, exist_ok=True)
 
@@ -202,7 +203,7 @@ class OutputDir(CommittedOutput):
 
     def commit_video(self, key: str, items: list[WorkItem]) -> VideoSummary:
         pending = relabel_rows(items, self.sample_rate)
-        rows, rejects, summary = summarize(key, items, self.speaker_similarity, pending)
+        rows, rejects, summary = summarize(key, items, self.identity, pending)
         for r in rows:
             r.sample_rate = self.sample_rate
         self._face_crops(key, rows, summary.speakers)

@@ -23,7 +23,8 @@ from ..records import WorkItem
 from ..stages.faults import DISK_FULL_ERRNOS
 from .collector import Collector, DiskFull, Progress, RunHalted
 from .commit import OutputDir
-from ..speaker.identity import write_global_speakers
+from ..speaker.identity import IdentityRules
+from ..speaker.global_ids import write_global_speakers
 from .inputs import check_paths, expand_inputs, write_skipped
 from .lock import OutputLock, mark_output
 from .run_log import RunLog
@@ -122,7 +123,8 @@ def _ray_is_up() -> bool:
 
 def _run(cfg: RunConfig, stream) -> dict:
     t0 = time.perf_counter()
-    out = OutputDir(cfg.output, cfg.dataset.sample_rate, cfg.speaker.cluster_similarity)
+    sc = cfg.speaker
+    out = OutputDir(cfg.output, cfg.dataset.sample_rate, IdentityRules(sc.cluster_similarity, sc.attach_similarity, sc.min_support_seconds))
     mark_output(out.root)  # never read back as input, by this run or another
     out.sweep_partials()
     clear_activity(out.root)

@@ -89,8 +89,12 @@ class VisionStage(Stage):
                              self.detector, self.cfg.faces, self.cfg.asd, self.steps, self.threads)
         self.search.score(u)
         self.last_tracks = u.tracks
-        return [it if it.status == "dropped" else self.attribute_and_export(it, u, f0, f1)
-                for it, f0, f1 in self.cut_at_face_changes(item, u)]
+        out = [it if it.status == "dropped" else self.attribute_and_export(it, u, f0, f1)
+               for it, f0, f1 in self.cut_at_face_changes(item, u)]
+        for it in out:  # track ids mean something within this decode only: speaker identity's must-link
+            if it.status != "dropped" and it.data.speaker_track is not None:
+                it.data.speaker_face = f"{seg.segment_id}#{it.data.speaker_track}"
+        return out
 
     def cut_at_face_changes(self, item: WorkItem, u: Utterance) -> list[tuple[WorkItem, int, int]]:
         """(piece, first frame, end frame) for each piece of the utterance once it is cut where the
