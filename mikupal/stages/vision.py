@@ -55,9 +55,8 @@ class VisionStage(Stage):
 
     @classmethod
     def models(cls, cfg: RunConfig) -> list[ModelNeed]:
-        fc, ac = cfg.faces, cfg.asd
-        return [file_need("faces", cfg.models_dir, fc.model, "onnx" if fc.kind == "yunet" else "torch"),
-                file_need("asd", cfg.models_dir, ac.model, "torch")]
+        det = "onnx" if cfg.faces.kind == "yunet" else "torch"
+        return [file_need("faces", cfg.models_dir, cfg.faces.model, det), file_need("asd", cfg.models_dir, cfg.asd.model, "torch")]
 
     def setup(self) -> None:
         from ..vision.asd import ActiveSpeakerModel
