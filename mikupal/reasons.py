@@ -85,6 +85,8 @@ _ALL = [
     Reason("labeler_auth_error", "the key is missing or refused", retried=True, run_level=True),
     Reason("labeler_model_not_found", "the model is not (or no longer) served", retried=True, run_level=True),
     Reason("labeler_quota_exhausted", "the daily quota is used up", retried=True, run_level=True),
+    Reason("labeler_unsupported_input", "the model refuses what labeler.mode sends (a modality, structured output)",
+           retried=True, run_level=True),
     # evaluation (benchmark predictions tables)
     Reason("missing_clip", "a benchmark utterance whose clip is not there"),
     # engine

@@ -33,6 +33,19 @@ from ..labelers.preflight import check_price, preflight
 from ..labelers.pricing import RunCost
 from ..labelers.relabel import LabelDataset, relabel_tag
 from ..taxonomy import TaxonomyError, load_taxonomy
+from .help import CommandHelp
+
+HELP = CommandHelp(
+    usage="mikupal label input=DIR [labeler=...] [key=value ...] [--relabel]",
+    what="""Label what an output dir still needs: kept segments never labeled (a labeler=none run) and
+segments whose labeling failed. Resumable; exit 0 when every segment is labeled, 1 when some remain.""",
+    keys=[("input", "a mikupal output dir"), ("labeler", "gemini | openai"), ("labeler.model", "the model id"),
+          ("labeler.mode", "video | audio | text"), ("labeler.base_url", "an OpenAI-compatible server (openai kind)"),
+          ("labeler.max_usd", "stop at this spend (null: no limit)"), ("labeler.batch", "Gemini Batch API files instead of requests"),
+          ("labeler.prompt_version", "the prompt set under labelers/prompts/")],
+    flags=[("--relabel", "label every segment again into labels/<model>__<prompt>/ (segments/ untouched)")],
+    examples=["mikupal label input=out/ labeler=gemini", "mikupal label input=out/ --relabel labeler.model=gemini-3-flash-preview"],
+)
 
 
 def _say(msg: str) -> None:

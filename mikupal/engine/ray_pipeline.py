@@ -65,10 +65,14 @@ def _one_row_blocks(items: Iterator[WorkItem]) -> Iterator[pa.Table]:
 
 
 def _run_task(batch: pa.Table, cls: type[Stage], cfg: RunConfig, out_dir: str) -> Iterator[pa.Table]:
+    stage = cls(cfg, out_dir)
     try:
-        yield from _one_row_blocks(cls(cfg, out_dir).iter_batch(batch))
+        yield from _one_row_blocks(stage.iter_batch(batch))
     except UserError as e:
         yield from _one_row_blocks(_user_error_items(batch, cls.name, e))
+    finally:
+        if stage._ready:
+            stage.teardown()
 
 
 class _Secrets(dict):
@@ -92,18 +96,29 @@ class _StageActor:
         stage.threads = stage.resources.worker_threads  # pools share the cores: no thread oversubscription
         self.stage = stage
         # load the models now: actors start with the run, so this overlaps the stages before them
-        # instead of delaying the first item. A failure is left to the first item, which records it.
+        # instead of delaying the first item. A model that will not load (`Stage.start`: a
+        # UserError naming the file) goes back with the first batch; the actor stays up, so Ray
+        # never restarts it in a loop
+        self.error: Optional[UserError] = None
         try:
-            stage.setup()
-            stage._ready = True
-        except Exception:  # noqa: BLE001
-            log.debug("%s setup failed in the actor's constructor; retried on the first item", stage.name, exc_info=True)
+            stage.start()
+        except UserError as e:
+            self.error = e
 
     def __call__(self, batch: pa.Table) -> Iterator[pa.Table]:
+        if self.error is not None:
+            yield from _one_row_blocks(_user_error_items(batch, self.stage.name, self.error))
+            return
         try:
             yield from _one_row_blocks(self.stage.iter_batch(batch))
         except UserError as e:  # a run condition (a model that will not load): the driver stops the run
             yield from _one_row_blocks(_user_error_items(batch, self.stage.name, e))
+
+    def __del__(self):
+        """Ray Data deletes the callable when the actor exits gracefully: the stage lets go of its models."""
+        stage = getattr(self, "stage", None)
+        if stage is not None and stage._ready:
+            stage.teardown()
 
 
 def _user_error_items(batch: pa.Table, stage: str, error: UserError) -> Iterator[WorkItem]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config import RunConfig
+from ..models_dir import ModelNeed
 from ..stages.base import Stage
 
 
@@ -28,3 +29,15 @@ def stage_classes(cfg: RunConfig) -> list[type[Stage]]:
     if cfg.labeler.kind != "none":
         classes.append(LabelStage)
     return classes
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Every stage's run-level checks (model files, a service's key), in stage order, before any
+    worker starts: the first problem is the run's one-line UserError."""
+    for cls in stage_classes(cfg):
+        cls.preflight(cfg)
+
+
+def model_needs(cfg: RunConfig) -> list[ModelNeed]:
+    """The model files the configured run loads, stage by stage (`mikupal models`)."""
+    return [need for cls in stage_classes(cfg) for need in cls.models(cfg)]

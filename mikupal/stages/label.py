@@ -78,6 +78,15 @@ class LabelStage(Stage):
 
     # ------------------------------------------------------------ lifecycle
 
+    @classmethod
+    def preflight(cls, cfg) -> None:
+        """The labeler's key present and accepted, its model served, a price known for max_usd
+        (`labelers/preflight.py`): one line now, not a failure after the heavy stages ran."""
+        super().preflight(cfg)
+        from ..labelers.preflight import preflight
+
+        preflight(cfg.labeler)
+
     def setup(self) -> None:
         if not self.active:
             return
@@ -85,6 +94,9 @@ class LabelStage(Stage):
 
         self.session = LabelSession.open(self.cfg.labeler, load_run_taxonomy(self.cfg.taxonomy), stats=self.stats,
                                          shared=True)
+
+    def teardown(self) -> None:
+        self.close()
 
     def close(self) -> None:
         """Close connections and stop the loop thread (safe to call twice)."""
@@ -122,9 +134,7 @@ class LabelStage(Stage):
         live = [it for it in items if it.status == "segment" and it.data.segment is not None]
         if not self.active or not live:
             return items
-        if not self._ready:
-            self.setup()
-            self._ready = True
+        self.start()
         assert self.session is not None
         try:
             requests = [self.request_for(it, ctx) for it, ctx in zip(live, self._contexts(live))]

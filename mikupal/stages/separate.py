@@ -7,7 +7,8 @@ from typing import Optional
 
 from .. import media
 from ..audio.separation import VocalSeparator
-from ..config import Resources
+from ..config import Resources, RunConfig
+from ..models_dir import ModelNeed, mdx_need
 from ..records import WorkItem
 from .base import Stage
 
@@ -27,6 +28,10 @@ class SeparateStage(Stage):
     def resources(self) -> Resources:
         return self.cfg.separation.resources
 
+    @classmethod
+    def models(cls, cfg: RunConfig) -> list[ModelNeed]:
+        return [mdx_need(cfg.models_dir, cfg.separation.model)] if cfg.separation.kind == "mdx" else []
+
     def setup(self) -> None:
         self.separator = VocalSeparator(
             self.cfg.separation,
@@ -36,12 +41,18 @@ class SeparateStage(Stage):
         )
         self.separator.load()
 
+    def teardown(self) -> None:
+        if self.separator is not None:
+            self.separator.close()
+            self.separator = None
+        self._ready = False
+
     def video_dir(self, item: WorkItem) -> Path:
         return self.work_dir / item.video_id
 
     def process(self, item: WorkItem) -> list[WorkItem]:
         if self.separator is None:
-            self.setup()
+            self.start()
         assert self.separator is not None
         src = item.data.video.path if item.data.video else item.source
         if not item.video_id:

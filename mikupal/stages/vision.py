@@ -17,9 +17,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..config import Resources
+from ..config import Resources, RunConfig
 from ..errors import StageError
-from ..models_dir import ensure_file
+from ..models_dir import ModelNeed, ensure_file, file_need
 from ..speaker.embed import VoiceEncoder, mean_voice, slice_windows
 from ..speaker.turns import TurnRules, question_then_reply, stretch_similarity
 from ..audio.word_cuts import OVERLAPPING_SPEECH, Removal, split_utterance
@@ -53,6 +53,11 @@ class VisionStage(Stage):
     def resources(self) -> Resources:
         return self.cfg.faces.resources.widest(self.cfg.asd.resources)
 
+    @classmethod
+    def models(cls, cfg: RunConfig) -> list[ModelNeed]:
+        det = "onnx" if cfg.faces.kind == "yunet" else "torch"
+        return [file_need("faces", cfg.models_dir, cfg.faces.model, det), file_need("asd", cfg.models_dir, cfg.asd.model, "torch")]
+
     def setup(self) -> None:
         from ..vision.asd import ActiveSpeakerModel
         from ..vision.faces import load_face_detector
@@ -80,7 +85,7 @@ class VisionStage(Stage):
         if seg is None:
             raise StageError("no_segment", "the vision stage needs an utterance (segment-level item)")
         if self.search is None:
-            self.setup()
+            self.start()
         path = d.video.path if d.video else item.source
         u = decode_utterance(path, d.analysis_path or path, seg.start, seg.end, d.video.width if d.video else None,
                              self.detector, self.cfg.faces, self.cfg.asd, self.steps, self.threads)
