@@ -45,8 +45,6 @@ class VisionStage(Stage):
         self.bf16 = False
         self.last_tracks: list[FaceTrack] = []  # the last utterance's scored tracks, for tests: they never travel
 
-    timings = property(lambda self: self.steps.timings)
-    counts = property(lambda self: self.steps.counts)
     last_offset = property(lambda self: self.search.last_offset if self.search else 0)  # frames, last item
 
     @property
@@ -56,26 +54,24 @@ class VisionStage(Stage):
     @classmethod
     def models(cls, cfg: RunConfig) -> list[ModelNeed]:
         det = "onnx" if cfg.faces.kind == "yunet" else "torch"
-        return [file_need("faces", cfg.models_dir, cfg.faces.model, det), file_need("asd", cfg.models_dir, cfg.asd.model, "torch")]
+        voice = [file_need("speaker", cfg.models_dir, cfg.speaker.model, "torch")] if cfg.speaker.kind != "none" else []
+        return [file_need("faces", cfg.models_dir, cfg.faces.model, det), file_need("asd", cfg.models_dir, cfg.asd.model, "torch")] + voice
 
     def setup(self) -> None:
         from ..vision.asd import ActiveSpeakerModel
         from ..vision.faces import load_face_detector
 
-        fc, ac = self.cfg.faces, self.cfg.asd
-        det_path = ensure_file(self.cfg.models_dir, fc.model, self.cfg.offline)
-        asd_path = ensure_file(self.cfg.models_dir, ac.model, self.cfg.offline)
-        device = self.device()
-        self.limit_threads()
+        fc, ac, sc = self.cfg.faces, self.cfg.asd, self.cfg.speaker
+        det_path, asd_path = (ensure_file(self.cfg.models_dir, m, self.cfg.offline) for m in (fc.model, ac.model))
+        device, _ = self.device(), self.limit_threads()
         if fc.kind == "yunet":
             self.detector = load_face_detector("yunet", det_path, score_threshold=fc.score_threshold, input_width=fc.input_width)
         else:
-            scale = min(1.0, fc.input_width / float(fc.work_width))
-            self.detector = load_face_detector(fc.kind, det_path, device=device, scale=scale, score_threshold=fc.score_threshold)
+            self.detector = load_face_detector(fc.kind, det_path, device=device, scale=min(1.0, fc.input_width / float(fc.work_width)),
+                                               score_threshold=fc.score_threshold)
         self.bf16 = use_bf16(ac.precision, device)  # bf16: the torch encoders (faster than ONNX Runtime's fp32): no ONNX export
         model = ActiveSpeakerModel.load(ac.kind, asd_path, device=device, runtime="torch" if self.bf16 else "auto", threads=self.threads)
         self.search = SpeakerSearch(model, fc, ac, self.bf16, self.steps)
-        sc = self.cfg.speaker
         self.doubt = lambda seconds, rules=TurnRules(sc.turn_thresholds): rules.limits(seconds)[0]
         if sc.kind != "none":
             self.voice = VoiceEncoder.load(ensure_file(self.cfg.models_dir, sc.model, self.cfg.offline), device, use_bf16(sc.precision, device))
