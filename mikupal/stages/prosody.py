@@ -3,8 +3,9 @@ SNR; `audio/prosody.py`), read from the dataset audio the vision stage wrote, so
 describe exactly what the dataset holds.
 
 It runs after vision (the last stage that cuts an utterance into pieces) and costs about 0.007 CPU
-s per media second (`benchmarks/prosody.md`), so one worker with a small CPU share keeps up. It is a
-long-lived worker (`holds_model`) although it holds no model: run as Ray tasks, each of the many
+s per media second (`benchmarks/prosody.md`), so one worker keeps up, and it reserves no CPU (its
+share would crowd the CPU profile's pools, which already fill 2 cores). It is a long-lived worker
+(`holds_model`) although it holds no model: run as Ray tasks, each of the many
 small task workers Ray started imported Praat, scipy and pyloudnorm on its own, which cost ~0.2 s per
 segment on the 5-minute speed benchmark (27 CPU s in task workers against 4). A measurement never
 rejects a segment: a figure the audio cannot give (no voiced frame for pitch) stays null.
