@@ -12,7 +12,9 @@ and which frames are voiced) and asks `SpeakerSearch`:
   sample (`asd.first_pass_seconds`, the full `asd.max_scored_seconds` only when the first pass
   leaves the speaker in doubt).
 * `turns(u)` reads the scores as a timeline (`timeline.py`): changes of speaker and overlaps;
-  `short_turns(...)`, after dense scoring, a voice off screen and the voice suspects (`turn_check.py`).
+  `short_turns(...)`, where the faces were scored for it, a voice off screen and the voice suspects
+  (`turn_check.py`): with one face, a voice suspect gets every frame around it and at both ends
+  of the utterance scored, a question and its reply every frame.
 * `find_speaker(tracks, n, voiced)` picks the speaker of a (piece of an) utterance (`attribution.py`).
 
 The offset search is a property of the file, not of a face: one offset for the whole utterance,
@@ -37,16 +39,19 @@ from . import timeline
 from .asd import MFCC_PER_FRAME, VIDEO_FPS, audio_mfcc
 from .steps import Steps
 from .track import detect_and_track
-from .turn_check import TurnVerdicts, check_turns
+from .turn_check import TurnVerdicts, check_turns, sure_suspects
 
 OFFSET_PENALTY = 0.01  # speaking fraction an audio/video offset must gain per frame of shift
 FOCUS_MARGIN = 0.5  # seconds scored on each side of a voice suspect (the face before and after it) ...
 FOCUS_SECONDS = 2.0  # ... and at least this much in all (ASD needs context)
+FOCUS_EDGE_SECONDS = 1.5  # ... and the utterance's first and last seconds (where another turn's tail hides)
 
 
 def focus_frames(suspects: Sequence[VoiceSuspect], t0: float, n: int) -> list[tuple[int, int]]:
-    """[a, b) utterance frames around each suspect (source seconds; the utterance starts at `t0`)."""
-    out = []
+    """[a, b) utterance frames around each suspect (source seconds; the utterance starts at `t0`)
+    and at both ends of the utterance."""
+    edge = int(round(FOCUS_EDGE_SECONDS * VIDEO_FPS))
+    out = [(0, min(n, edge)), (max(0, n - edge), n)]
     for s in suspects:
         a, b = s.start - t0 - FOCUS_MARGIN, s.end - t0 + FOCUS_MARGIN
         grow = max(0.0, FOCUS_SECONDS - (b - a)) / 2.0
@@ -244,12 +249,12 @@ class SpeakerSearch:
         return timeline.face_turns(u.tracks, u.n, self.ac.threshold, u.voiced, VIDEO_FPS, self.min_turn_frames)
 
     def short_turns(self, u: Utterance, words, suspects, t0: float, doubt, voice_sim) -> TurnVerdicts:
-        """Cuts for an unseen voice (every frame scored) and confirmed voice suspects (their frames
-        scored) (`turn_check.py`)."""
+        """Cuts for an unseen voice and confirmed voice suspects, where the faces were scored for them
+        (`turn_check.py`); else the voice's sure suspects alone."""
         if not u.dense and not u.focus:
-            return TurnVerdicts()
+            return sure_suspects(suspects, t0, u.n / VIDEO_FPS)
         out = check_turns(u.tracks, u.n, u.voiced, words, suspects, t0, self.ac.threshold, self.min_turn_frames, doubt,
-                          voice_sim, VIDEO_FPS, unseen=u.dense)
+                          voice_sim, VIDEO_FPS)
         self.steps.counts["short_turns_cut"] += len(out.notes)
         self.steps.counts["short_turns_kept"] += len(out.kept)
         return out

@@ -66,13 +66,12 @@ def check_turns(
     doubt: Callable[[float], float],
     voice_sim: Callable[[float, float], Optional[float]],
     fps: float = 25.0,
-    unseen: bool = True,
 ) -> TurnVerdicts:
     """Cuts (seconds from the utterance's start `t0`, source seconds for words and suspects) for
     the short turns of one utterance (see the module docstring). `doubt(seconds)` is the voice's
     doubt threshold for a stretch that long; `voice_sim(a, b)` the similarity of the audio of
-    [a, b) (seconds from the start) to the speaker's voice, None when unknown. `unseen`: look for
-    an unseen voice (only where every frame was scored)."""
+    [a, b) (seconds from the start) to the speaker's voice, None when unknown. An unseen voice is
+    looked for where the speaker's face was scored."""
     n = int(n_frames)
     v = np.zeros(n, dtype=bool)
     v[: min(n, len(voiced))] = np.asarray(voiced, dtype=bool)[:n]
@@ -85,7 +84,12 @@ def check_turns(
         return out  # nobody is seen speaking: the faces cannot tell anything
     shown = _on_screen(next(t for t in tracks if t.track_id == main), n)
     anyone = np.any(np.stack(list(speaking.values())), axis=0)
-    for a, b in _runs(v & shown & ~anyone) if unseen else []:
+    scored = np.zeros(n, dtype=bool)
+    main_track = next(t for t in tracks if t.track_id == main)
+    fr, sc = np.asarray(main_track.frames, dtype=int), np.asarray(main_track.asd_scores, dtype=np.float64)
+    ok = (fr >= 0) & (fr < n)
+    scored[fr[ok]] = np.isfinite(sc[: len(fr)][ok]) if len(sc) >= len(fr) else False
+    for a, b in _runs(v & shown & scored & ~anyone):
         if b - a < min_run_frames:
             continue
         s0, s1 = a / fps, b / fps
@@ -101,6 +105,20 @@ def check_turns(
             out.notes.append(f"{what}, the speaker's face silent" + (f", voice similarity {sim:.2f}" if sim is not None else ""))
     for s in suspects:
         _suspect(s, t0, n, v, speaking, tracks, fps, out)
+    out.changes = sorted(set(round(t, 3) for t in out.changes))
+    return out
+
+
+def sure_suspects(suspects: Sequence[VoiceSuspect], t0: float, duration: float) -> TurnVerdicts:
+    """Where no face was scored for them: the voice's sure suspects are cut, the others kept."""
+    out = TurnVerdicts()
+    for s in suspects:
+        what = f"voice unlike the rest in [{s.start:.2f}, {s.end:.2f}) s (similarity {s.similarity:.2f} < {s.doubt:.2f})"
+        if s.sure:
+            out.changes += [t for t in (s.start - t0, s.end - t0) if 0.0 < t < duration]
+            out.notes.append(f"{what}, the voice is sure (faces not scored for it)")
+        else:
+            out.kept.append(f"{what}: faces not scored for it")
     out.changes = sorted(set(round(t, 3) for t in out.changes))
     return out
 

@@ -8,7 +8,7 @@ and absolute. The layers, lowest first:
                them acyclic) and nothing else of mikupal
   nets         pure torch networks
   algorithms   audio/ speaker/ vision/ labelers/: each on the foundation and nets alone; they do
-               not import one another (the vision stage, not vision/, cuts at words with speaker/)
+               not import one another (the vision stage, not vision/, embeds voices with speaker/)
   readers      dataset/ report/ evaluate/: what reads a finished output dir, and scores labels;
                the report reads the dataset's rows (`SIDEWAYS`)
   stages       thin adapters over the algorithms
