@@ -116,6 +116,7 @@ class AsrConfig(_Strict):
     batched: bool
     batch_size: int = Field(ge=1)
     beam_size: int = Field(ge=1)
+    temperature: list[float] = Field(min_length=1)  # [0.0]: no sampling fallback, the same text every run
     language: Optional[str]
     language_id_model: Optional[str] = None  # multilingual whisper that checks the language for a *.en model
     language_id_min_probability: float = Field(0.2, ge=0, le=1)  # below this p of the model's language: language_mismatch
