@@ -13,36 +13,16 @@ from typing import Iterator, Optional
 
 import pyarrow as pa
 
-from ..config import EngineConfig, RunConfig
+from ..config import RunConfig
 from ..errors import USER_ERROR_REASON, UserError
 from ..records import WorkItem
 from ..stages.base import Stage
 from ..stages.faults import FAULT_ENV
 from .run_log import quiet_consoles
+from .cluster import init_ray
 from .stages import stage_classes
 
 log = logging.getLogger(__name__)
-
-
-def init_ray(engine: EngineConfig) -> None:
-    """Join a cluster when one is named (engine.address, RAY_ADDRESS, `ray job submit`), else start
-    a local Ray with a bounded object store."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    address = engine.address or os.environ.get("RAY_ADDRESS")
-    kwargs = dict(ignore_reinit_error=True, logging_level=logging.WARNING, log_to_driver=True)
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(
-            num_cpus=engine.num_cpus,
-            include_dashboard=False,
-            object_store_memory=int(engine.object_store_memory_gb * (1 << 30)),
-            **kwargs,
-        )
 
 
 @contextlib.contextmanager
