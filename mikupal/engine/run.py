@@ -90,6 +90,12 @@ def run(cfg: RunConfig, console=None) -> dict:
     from .stages import preflight
 
     preflight(cfg)  # each stage's model files (present and whole) and the labeler's key, before any worker starts
+    if cfg.engine.kind == "ray" and not _ray_is_up():  # a cluster address that cannot work: one line, before any display
+        from .cluster import check_address, cluster_address
+
+        address, origin = cluster_address(cfg.engine)
+        if address:
+            check_address(address, origin)
     lock = OutputLock(cfg.output, "run")
     # a stop request (SIGTERM, SIGINT) ends the run between two commits: what is committed stays,
     # the rest is redone by the next run
