@@ -1,10 +1,10 @@
 """The run's terminal: what it shows while the run works, and nothing else.
 
-- `Terminal`: for the length of a run, file descriptors 1 and 2 go to the run's log file, so what
-  native code prints there (Ray's core workers and raylet, `core_worker.cc ... max_restarts` lines,
-  GCS lines forwarded to the driver, OpenCV) lands in `OUT/logs/`, not on the user's screen.
-  mikupal's own lines (the progress display, its warnings) go to `stream`: the terminal the run
-  started on.
+- `Terminal`: for the length of a run, file descriptors 1 and 2 and Python's `sys.stdout` and
+  `sys.stderr` go to the run's log file, so what native code and libraries print (Ray's core
+  workers, `core_worker.cc ... max_restarts` lines, lines Ray forwards from its workers and GCS,
+  OpenCV) lands in `OUT/logs/`, not on the user's screen. mikupal's own lines (the progress
+  display, its warnings) go to `stream`: the terminal the run started on.
 - `Display`: on a TTY a live panel (rich): media seconds done of the total with a bar, elapsed
   time and ETA, kept seconds and segments, and what each stage is doing now (busy workers, how
   far into the media it has come; `stages/activity.py`). Elsewhere (a pipe, a CI log) plain
@@ -30,42 +30,43 @@ HEARTBEAT_S = 30.0
 
 
 class Terminal:
-    """`with Terminal(log_path) as term:` sends fds 1 and 2 to `log_path` and `term.stream` to the
-    user's terminal; restored on exit. When stderr is not a real file (a test captured it), nothing
-    is redirected and `stream` is that stderr."""
+    """`with Terminal(log_path) as term:` sends fds 1 and 2, and Python's `sys.stdout` and
+    `sys.stderr`, to `log_path`, and `term.stream` to the user's terminal (wherever `sys.stderr`
+    pointed: fd 2, or the terminal `native_log.NativeStderr` keeps it on); restored on exit. When
+    stderr is not a real file (a test captured it into memory), nothing is redirected and
+    `stream` is that stderr."""
 
     def __init__(self, log_path: Path):
         self.log_path = Path(log_path)
         self.stream: IO[str] = sys.stderr
         self._saved: dict[int, int] = {}
+        self._objects: Optional[tuple[IO[str], IO[str]]] = None
         self._handlers: list[tuple[logging.StreamHandler, IO]] = []
 
     def __enter__(self) -> "Terminal":
         try:
-            fd = sys.stderr.fileno()
+            terminal_fd = sys.stderr.fileno()
+            log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) \
+                if self.log_path.parent.is_dir() else None
         except (AttributeError, OSError, ValueError):
+            return self  # in memory, or a full or read-only disk: the run reports that where it matters
+        if log_fd is None:
             return self
-        if fd != 2:
-            return self
-        try:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        except OSError:
-            return self  # a full or read-only disk: the run reports it where it matters
-        old_stderr = sys.stderr
-        for f in (sys.stdout, sys.stderr):
-            try:
-                f.flush()
-            except (OSError, ValueError):
-                pass
-        self.stream = os.fdopen(os.dup(2), "w", buffering=1, encoding=getattr(old_stderr, "encoding", None) or "utf-8",
-                                errors="replace")
+        old = (sys.stdout, sys.stderr)
+        for f in old:
+            _flush(f)
+        encoding = getattr(old[1], "encoding", None) or "utf-8"
+        self.stream = os.fdopen(os.dup(terminal_fd), "w", buffering=1, encoding=encoding, errors="replace")
         for target in (1, 2):
             self._saved[target] = os.dup(target)
             os.dup2(log_fd, target)
+        to_log = os.fdopen(os.dup(log_fd), "w", buffering=1, encoding="utf-8", errors="replace")
         os.close(log_fd)
+        self._objects = old
+        sys.stdout = sys.stderr = to_log  # what libraries print from Python (Ray's lines from its workers)
         for h in logging.getLogger().handlers:  # mikupal's terminal handler keeps writing to the terminal
-            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) and h.stream is old_stderr:
+            to_terminal = h.stream in old or h.stream is sys.__stderr__  # basicConfig's, before NativeStderr
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) and to_terminal:
                 self._handlers.append((h, h.stream))
                 h.setStream(self.stream)
         return self
@@ -74,19 +75,26 @@ class Terminal:
         for h, stream in self._handlers:
             h.setStream(stream)
         self._handlers = []
-        if not self._saved:
+        if self._objects is None:
             return
-        for f in (sys.stdout, sys.stderr):
-            try:
-                f.flush()
-            except (OSError, ValueError):
-                pass
+        to_log = sys.stderr
+        _flush(to_log)
+        sys.stdout, sys.stderr = self._objects
+        self._objects = None
         for target, saved in self._saved.items():
             os.dup2(saved, target)
             os.close(saved)
         self._saved = {}
+        to_log.close()
         self.stream.close()
         self.stream = sys.stderr
+
+
+def _flush(f) -> None:
+    try:
+        f.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 class Display:

@@ -40,6 +40,30 @@ def test_native_lines_go_to_the_log_and_ours_to_the_terminal(tmp_path):
     assert "core_worker.cc" in log and "worker stdout" in log and "printed by a library" in log
 
 
+def test_inside_the_run_log_ray_lines_from_python_go_to_the_log_too(tmp_path):
+    """As a run nests them: RunLog (whose NativeStderr filters fd 2) and then Terminal. What Ray
+    prints through Python's sys.stderr (its workers' forwarded lines) stays off the terminal."""
+    script = textwrap.dedent(f"""
+        import logging, os, sys
+        from mikupal.engine.run_log import RunLog
+        from mikupal.engine.terminal import Terminal
+        logging.basicConfig(level="WARNING")
+        with RunLog({str(tmp_path)!r}) as rl, Terminal(rl.path) as t:
+            print("(MapWorker(MapBatches(AsrStage)) pid=7) forwarded by Ray", file=sys.stderr, flush=True)
+            os.write(2, b"[2026-12-06 18:04:03,075 E 1 1] core_worker.cc:2465: native\\n")
+            os.write(2, b"an unknown native line\\n")
+            logging.getLogger("mikupal").warning("our own warning")
+            print("progress line", file=t.stream, flush=True)
+        print("after", file=sys.stderr)
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == ["WARNING:mikupal:our own warning", "progress line", "after"], r.stderr
+    log = "".join(p.read_text() for p in (tmp_path / "logs").glob("run-*.log"))
+    assert "forwarded by Ray" in log and "core_worker.cc" in log and "an unknown native line" in log
+
+
 def _utterance(video: str, start: float, end: float) -> WorkItem:
     seg = SpeechSegment(segment_id=f"{video}_{int(start * 1000):09d}", video_id=video, source=f"/in/{video}.mp4", start=start, end=end, text="x",
                         language="en", words=[])
