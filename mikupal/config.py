@@ -51,27 +51,13 @@ class _Strict(BaseModel):
 
 
 class Resources(_Strict):
-    """What one worker of a stage asks of Ray, and how many workers the stage gets."""
+    """What one worker of a stage asks of Ray, and how many workers the stage gets (placed by
+    `engine/plan.py`)."""
 
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     workers: Union[int, Literal["auto"]] = 1  # copies of the stage (the pool size); "auto" = one per GPU, or one per CPU core without GPUs
     items_per_call: Optional[int] = None  # items the executor hands one call of the stage (None: the stage's own choice)
-
-    def pool_size(self, cluster_gpus: float, cluster_cpus: float) -> int:
-        if self.workers != "auto":
-            return max(1, int(self.workers))
-        if self.num_gpus > 0 and cluster_gpus > 0:
-            return max(1, int(cluster_gpus))
-        # CPU workers are single-threaded (models run on one thread each): one per core, within
-        # the CPUs each asks for
-        return max(1, min(int(cluster_cpus), int(cluster_cpus / max(self.num_cpus, 1e-9))))
-
-    @property
-    def worker_threads(self) -> int:
-        """Math-library threads for one worker of a pool: the whole CPUs it asks for, at least one.
-        Workers that each ran one thread per core would fight over the same cores."""
-        return max(1, int(self.num_cpus))
 
     def widest(self, other: "Resources") -> "Resources":
         """Field-wise max of two requests ("auto" wins over a number): one worker doing two jobs."""

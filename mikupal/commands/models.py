@@ -27,12 +27,12 @@ def models_command(args: Sequence[str]) -> int:
 def print_models_and_plan(cfg: RunConfig) -> None:
     """One line per model file (present or MISSING, path, source), then the stage plan as JSON:
     also what `mikupal run --dry-run` shows."""
-    from ..engine.ray_pipeline import placement_plan
+    from ..engine.plan import Cluster, make_plan
 
     for r in status(cfg):
         print(f"{'present' if r.present else 'MISSING':8s} {r.component:11s} {r.path}  ({r.source})")
     try:
-        plan = placement_plan(cfg, cluster_gpus=0, cluster_cpus=os.cpu_count() or 1)
-        print(json.dumps({"stages": plan}))
+        plan = make_plan(cfg, Cluster(cpus=os.cpu_count() or 1))
+        print(json.dumps({"stages": plan.to_dict()["stages"]}))
     except ImportError as e:
         print(f"stage plan unavailable: {e}")
