@@ -24,6 +24,8 @@ commands:
   report     map=DIR [output=DIR]                emotion map (t-SNE) and label distribution plots
   export     input=OUT format=hf|lhotse|webdataset|list output=DIR [min_dnsmos=3 emotions=[..] speakers=[..]
              languages=[..] test_fraction=0.1 seed=0 shard_size=1000]   the dataset in a training toolkit's format
+  plan       [overrides] [--cpus N --gpus N]     where each stage would run (workers, CPUs, GPUs, batch, provider)
+             on the cluster the run would join, then exit (also: mikupal run ... --plan)
   models     [models_dir=DIR] [overrides]        which model files are present, which are missing
              (--labeler: the model ids the configured labeler service serves)
 
@@ -33,7 +35,7 @@ configuration: conf/ (groups: separation vad asr faces asd labeler engine profil
 
 
 #: each command's module under mikupal/commands/, holding `<name>_command(args) -> exit code`
-COMMANDS = ("run", "label", "evaluate", "agreement", "report", "models", "export")
+COMMANDS = ("run", "label", "evaluate", "agreement", "report", "models", "export", "plan")
 
 
 def command(name: str) -> Callable[[list[str]], int]:

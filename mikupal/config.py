@@ -58,6 +58,9 @@ class Resources(_Strict):
     num_gpus: float = 0.0
     workers: Union[int, Literal["auto"]] = 1  # copies of the stage (the pool size); "auto" = one per GPU, or one per CPU core without GPUs
     items_per_call: Optional[int] = None  # items the executor hands one call of the stage (None: the stage's own choice)
+    # with workers "auto" on a GPU cluster: workers per GPU; "auto" = as many as the CPUs left per GPU
+    # feed (engine/plan.py), num_gpus then being the pool's share of each GPU, split among them
+    workers_per_gpu: Union[int, Literal["auto"]] = 1
 
     def widest(self, other: "Resources") -> "Resources":
         """Field-wise max of two requests ("auto" wins over a number): one worker doing two jobs."""
@@ -66,8 +69,12 @@ class Resources(_Strict):
         else:
             workers = max(int(self.workers), int(other.workers))
         sizes = [x for x in (self.items_per_call, other.items_per_call) if x is not None]
+        if self.workers_per_gpu == "auto" or other.workers_per_gpu == "auto":
+            per_gpu = "auto"
+        else:
+            per_gpu = max(int(self.workers_per_gpu), int(other.workers_per_gpu))
         return Resources(num_cpus=max(self.num_cpus, other.num_cpus), num_gpus=max(self.num_gpus, other.num_gpus),
-                         workers=workers, items_per_call=max(sizes) if sizes else None)
+                         workers=workers, items_per_call=max(sizes) if sizes else None, workers_per_gpu=per_gpu)
 
 
 class SeparationConfig(_Strict):
@@ -150,6 +157,7 @@ class FacesConfig(_Strict):
     shot_cut_threshold: float = Field(ge=0, le=2)
     min_track_frames: int = Field(ge=1)
     work_width: int = Field(ge=64)  # frames of an utterance are decoded once at this width
+    batch_size: int = Field(ge=1)  # frames per detector forward pass (S3FD; YuNet runs one frame at a time)
     resources: Resources
 
 
@@ -243,6 +251,8 @@ class EngineConfig(_Strict):
     item_timeout_s: float = Field(ge=0)
     item_timeout_per_media_s: float = Field(ge=0)
     progress: bool
+    require_gpu: bool  # a model whose stage holds a GPU but runs on the CPU stops the run (profile=gpu)
+    max_workers_per_gpu: int = Field(ge=1)  # cap on a "workers_per_gpu: auto" pool's workers per GPU
 
 
 class QualityConfig(_Strict):

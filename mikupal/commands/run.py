@@ -2,7 +2,8 @@
 
 `-m`/`--multirun` sweeps Hydra's sweep grammar (`a=1,2`, ranges, choices) over the cartesian
 product, each run into `output/sweep_<i>_<overrides>`; `--dry-run` (`dry_run=true`) shows the model
-files present and missing and the stage plan, then stops. Each run prints one JSON line of totals.
+files present and missing and the stage plan, then stops; `--plan` prints where each stage would
+run on the cluster the run would join (`mikupal plan`), then stops. Each run prints one JSON line of totals.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ SUMMARY_KEYS = ("videos", "segments", "rejects", "input_seconds", "kept_seconds"
 
 
 def run_command(args: Sequence[str]) -> int:
+    if "--plan" in args:  # where each stage would run, then exit (`mikupal plan`)
+        from .plan import plan_command
+
+        return plan_command(args)
     multirun = False
     rest = []
     for a in args:

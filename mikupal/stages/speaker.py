@@ -33,11 +33,14 @@ class SpeakerStage(Stage):
     def resources(self) -> Resources:
         return self.cfg.speaker.resources
 
+    def execution(self) -> str:
+        return f"GE2E: torch {'cuda' if self.holds_gpu else 'cpu'}"
+
     def setup(self) -> None:
         sc = self.cfg.speaker
         path = ensure_file(self.cfg.models_dir, sc.model, self.cfg.offline)
         self.limit_threads()
-        self.encoder = VoiceEncoder.load(path, self.device())
+        self.encoder = VoiceEncoder.load(path, self.device("speaker (GE2E)"))
 
     def process(self, item: WorkItem) -> list[WorkItem]:
         seg = item.data.segment

@@ -23,7 +23,8 @@ from ..speaker.embed import mean_voice, slice_windows
 from ..speaker.split import OVERLAPPING_SPEECH, Removal, split_utterance
 from ..vision import clip as clipmod
 from ..vision import timeline
-from ..vision.asd import VIDEO_FPS, use_bf16
+from ..vision import runtime
+from ..vision.asd import VIDEO_FPS
 from ..vision.speaker import SpeakerSearch, Utterance, decode_utterance
 from ..vision.steps import Steps
 from ..records import FaceTrack, WorkItem
@@ -34,6 +35,7 @@ class VisionStage(Stage):
     name = "vision"
     holds_model = True
     level = "segment"
+    cpu_cost = 0.174  # decode 720p30 at 25 fps + detection, tracks, crops, MFCC, export (benchmarks/README.md)
 
     def __init__(self, cfg, output_dir, threads=None):
         super().__init__(cfg, output_dir, threads)
@@ -41,6 +43,7 @@ class VisionStage(Stage):
         self.search: Optional[SpeakerSearch] = None
         self.steps = Steps()  # seconds per step and counts over this worker's items (benchmarks)
         self.bf16 = False
+        self.batching = None  # merges the model calls of a call's utterances (items_per_call > 1)
         #: the face tracks (with ASD scores) of the last utterance this worker saw: for tests and
         #: benchmarks in the same process; they never travel with the item
         self.last_tracks: list[FaceTrack] = []
@@ -53,24 +56,25 @@ class VisionStage(Stage):
     def resources(self) -> Resources:
         return self.cfg.faces.resources.widest(self.cfg.asd.resources)
 
-    def setup(self) -> None:
-        from ..vision.asd import ActiveSpeakerModel
-        from ..vision.faces import load_face_detector
+    @property
+    def model_batch(self) -> Optional[int]:
+        return self.cfg.faces.batch_size if self.cfg.faces.kind == "s3fd" else 1
 
+    def execution(self) -> str:
+        return runtime.describe(self.cfg.faces.kind, self.cfg.asd.kind, self.holds_gpu)
+
+    def setup(self) -> None:
         fc, ac = self.cfg.faces, self.cfg.asd
         det_path = ensure_file(self.cfg.models_dir, fc.model, self.cfg.offline)
         asd_path = ensure_file(self.cfg.models_dir, ac.model, self.cfg.offline)
-        device = self.device()
+        device = self.device("vision (S3FD, ASD)")
         self.limit_threads()
-        if fc.kind == "yunet":
-            self.detector = load_face_detector("yunet", det_path, score_threshold=fc.score_threshold, input_width=fc.input_width)
-        else:
-            scale = min(1.0, fc.input_width / float(fc.work_width))
-            self.detector = load_face_detector(fc.kind, det_path, device=device, scale=scale, score_threshold=fc.score_threshold)
-        self.bf16 = use_bf16(ac.precision, device)
-        # bf16 runs the torch encoders (faster than ONNX Runtime's fp32 there): skip the ONNX export
-        model = ActiveSpeakerModel.load(ac.kind, asd_path, device=device, runtime="torch" if self.bf16 else "auto", threads=self.threads)
+        self.detector, model, self.bf16, self.batching = runtime.load_models(fc, ac, det_path, asd_path, device, self.threads,
+                                                                           batched=self.items_per_call > 1)
         self.search = SpeakerSearch(model, fc, ac, self.bf16, self.steps)
+
+    def side_by_side(self):
+        return self.batching  # a call's utterances share their detector and ASD passes (vision/batching.py)
 
     def process(self, item: WorkItem) -> list[WorkItem]:
         d, seg = item.data, item.data.segment

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: (layer, the top-level modules and packages of mikupal in it), lowest first
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"__init__", "errors", "ids", "atomic", "layout", "reasons", "taxonomy", "records", "committed",
-                    "config", "media", "models_dir", "paths"}),
+                    "config", "media", "models_dir", "paths", "devices"}),
     ("nets", {"nets"}),
     ("algorithms", {"audio", "speaker", "vision", "labelers"}),
     ("readers", {"dataset", "report", "evaluate"}),
