@@ -17,6 +17,7 @@ commands:
   label       input=DIR [labeler=...] [--relabel]  label what an output still needs
   export      input=DIR format=hf|parler|lhotse|webdataset|list output=DIR [filters]   the dataset for a toolkit
   report      input=DIR                           rebuild report.json and report.html
+  plan        [overrides] [--cpus N --gpus N]   where each stage would run (workers, CPUs, GPUs, batch, provider), then exit
   models      [models_dir=DIR] [overrides]        the model files a run needs: present, missing or broken
   evaluate    predictions=... gold=... | dataset=meld ...   accuracy against a benchmark's labels
   agreement   runs=[A,B,...]                      how far repeated labeling runs agree
@@ -32,7 +33,8 @@ example (offline, CPU, no labeler):
 
 #: command name -> its module under mikupal/commands/, holding `<module>_command(args) -> exit code` and `HELP`
 COMMANDS = {"run": "run", "label": "label", "export": "export", "report": "report", "models": "models",
-            "evaluate": "evaluate", "agreement": "agreement", "emotion-map": "emotion_map", "audio": "audio_frontend"}
+            "evaluate": "evaluate", "agreement": "agreement", "emotion-map": "emotion_map", "audio": "audio_frontend",
+            "plan": "plan"}
 
 
 def _module(name: str):

@@ -51,27 +51,16 @@ class _Strict(BaseModel):
 
 
 class Resources(_Strict):
-    """What one worker of a stage asks of Ray, and how many workers the stage gets."""
+    """What one worker of a stage asks of Ray, and how many workers the stage gets (placed by
+    `engine/plan.py`)."""
 
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     workers: Union[int, Literal["auto"]] = 1  # copies of the stage (the pool size); "auto" = one per GPU, or one per CPU core without GPUs
     items_per_call: Optional[int] = None  # items the executor hands one call of the stage (None: the stage's own choice)
-
-    def pool_size(self, cluster_gpus: float, cluster_cpus: float) -> int:
-        if self.workers != "auto":
-            return max(1, int(self.workers))
-        if self.num_gpus > 0 and cluster_gpus > 0:
-            return max(1, int(cluster_gpus))
-        # CPU workers are single-threaded (models run on one thread each): one per core, within
-        # the CPUs each asks for
-        return max(1, min(int(cluster_cpus), int(cluster_cpus / max(self.num_cpus, 1e-9))))
-
-    @property
-    def worker_threads(self) -> int:
-        """Math-library threads for one worker of a pool: the whole CPUs it asks for, at least one.
-        Workers that each ran one thread per core would fight over the same cores."""
-        return max(1, int(self.num_cpus))
+    # with workers "auto" on a GPU cluster: workers per GPU; "auto" = as many as the CPUs left per GPU
+    # feed (engine/plan.py), num_gpus then being the pool's share of each GPU, split among them
+    workers_per_gpu: Union[int, Literal["auto"]] = 1
 
     def widest(self, other: "Resources") -> "Resources":
         """Field-wise max of two requests ("auto" wins over a number): one worker doing two jobs."""
@@ -80,8 +69,12 @@ class Resources(_Strict):
         else:
             workers = max(int(self.workers), int(other.workers))
         sizes = [x for x in (self.items_per_call, other.items_per_call) if x is not None]
+        if self.workers_per_gpu == "auto" or other.workers_per_gpu == "auto":
+            per_gpu = "auto"
+        else:
+            per_gpu = max(int(self.workers_per_gpu), int(other.workers_per_gpu))
         return Resources(num_cpus=max(self.num_cpus, other.num_cpus), num_gpus=max(self.num_gpus, other.num_gpus),
-                         workers=workers, items_per_call=max(sizes) if sizes else None)
+                         workers=workers, items_per_call=max(sizes) if sizes else None, workers_per_gpu=per_gpu)
 
 
 class SeparationConfig(_Strict):
@@ -175,6 +168,7 @@ class FacesConfig(_Strict):
     shot_cut_threshold: float = Field(ge=0, le=2)
     min_track_frames: int = Field(ge=1)
     work_width: int = Field(ge=64)  # frames of an utterance are decoded once at this width
+    batch_size: int = Field(ge=1)  # frames per detector forward pass (S3FD; YuNet runs one frame at a time)
     resources: Resources
 
 
@@ -270,6 +264,8 @@ class EngineConfig(_Strict):
     item_timeout_s: float = Field(ge=0)
     item_timeout_per_media_s: float = Field(ge=0)
     progress: bool
+    require_gpu: bool  # a model whose stage holds a GPU but runs on the CPU stops the run (profile=gpu)
+    max_workers_per_gpu: int = Field(ge=1)  # cap on a "workers_per_gpu: auto" pool's workers per GPU
 
 
 class QualityConfig(_Strict):

@@ -74,11 +74,11 @@ def print_models(cfg: RunConfig, rows: list[ModelStatus]) -> None:
 
 
 def print_plan(cfg: RunConfig) -> None:
-    from ..engine.ray_pipeline import placement_plan
+    from ..engine.plan import Cluster, make_plan
 
     try:
-        plan = placement_plan(cfg, cluster_gpus=0, cluster_cpus=os.cpu_count() or 1)
-        print(json.dumps({"stages": plan}))
+        plan = make_plan(cfg, Cluster(cpus=os.cpu_count() or 1))
+        print(json.dumps({"stages": plan.to_dict()["stages"]}))
     except ImportError as e:
         print(f"stage plan unavailable: {e}")
 

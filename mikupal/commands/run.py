@@ -2,7 +2,8 @@
 
 `-m`/`--multirun` sweeps Hydra's sweep grammar (`a=1,2`, ranges, choices) over the cartesian
 product, each run into `output/sweep_<i>_<overrides>`; `--dry-run` (`dry_run=true`) shows the model
-files present, missing or broken and the stage plan, then stops (exit 1 when one is missing or broken).
+files present, missing or broken and the stage plan, then stops (exit 1 when one is missing or broken); `--plan` prints where each stage would
+run on the cluster the run would join (`mikupal plan`), then stops.
 Each run ends with its result in words ("kept 2.7 s of 6.1 s in 1 segment, 1 speaker ->
 out/report.html"); `--json` prints one JSON line of totals instead.
 """
@@ -59,6 +60,10 @@ SUMMARY_KEYS = ("videos", "segments", "rejects", "input_seconds", "kept_seconds"
 
 
 def run_command(args: Sequence[str]) -> int:
+    if "--plan" in args:  # where each stage would run, then exit (`mikupal plan`)
+        from .plan import plan_command
+
+        return plan_command(args)
     multirun = as_json = False
     rest = []
     for a in args:

@@ -36,9 +36,19 @@ class AsrStage(Stage):
     def models(cls, cfg: RunConfig) -> list[ModelNeed]:
         return [whisper_need(cfg.models_dir, name, component) for component, name in whisper_models(cfg)]
 
+    @property
+    def model_batch(self) -> Optional[int]:
+        return self.cfg.asr.batch_size if self.cfg.asr.batched else 1
+
+    def execution(self) -> str:
+        a = self.cfg.asr
+        device = a.device if a.device != "auto" else ("cuda" if self.holds_gpu else "cpu")
+        return f"faster-whisper {a.model}: ctranslate2 {device} {a.compute_type}"
+
     def setup(self) -> None:
         self.transcriber = Transcriber(self.cfg.asr, self.cfg.models_dir, offline=self.cfg.offline, threads=self.threads)
         self.transcriber.load()
+        self.transcriber.check_device(self.holds_gpu, self.cfg.engine.require_gpu)
 
     def _too_short(self, item: WorkItem) -> list[Reject]:
         min_s = self.cfg.segment.min_seconds

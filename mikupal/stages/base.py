@@ -43,6 +43,9 @@ class Stage(ABC):
     level: ClassVar[Literal["video", "segment"]] = "segment"
     #: the fan-out stage (one video in, its utterances out, streamed)
     fans_out: ClassVar[bool] = False
+    #: CPU-seconds per media second of the stage's CPU-side work (measured), where the plan should
+    #: estimate how fast a pool of it can feed its GPU
+    cpu_cost: ClassVar[Optional[float]] = None
 
     def __init__(self, cfg: RunConfig, output_dir: str | Path, threads: Optional[int] = None):
         self.cfg = cfg
@@ -68,6 +71,20 @@ class Stage(ABC):
         """Items the executor hands one call: `resources.items_per_call`, else 1 (one utterance at a time)."""
         return self.resources.items_per_call or 1
 
+    @property
+    def model_batch(self) -> Optional[int]:
+        """The model's own forward batch (segments, chunks, frames per pass), where it has one."""
+        return None
+
+    @property
+    def holds_gpu(self) -> bool:
+        return self.resources.num_gpus > 0
+
+    def execution(self) -> str:
+        """What runs the stage's models, as asked for (device / execution provider): shown by the
+        plan; each model logs what it really got (`devices.py`)."""
+        return ""
+
     def secret_env(self) -> list[str]:
         """Environment variables (names) the stage's workers need that must never be written to
         config, rows, files or Ray's logged runtime_env: they travel with the worker's constructor."""
@@ -78,14 +95,12 @@ class Stage(ABC):
         """Scratch space for intermediate media (separated vocals ...), removed after commit."""
         return self.output_dir / layout.WORK
 
-    def device(self) -> str:
-        """"cuda" when the stage asks for a GPU and one is there, else "cpu"."""
-        if self.resources.num_gpus > 0:
-            import torch
+    def device(self, what: Optional[str] = None) -> str:
+        """"cuda" when the stage asks for a GPU and torch sees one, else "cpu"; a stage holding a GPU
+        whose model would run on the CPU says so, or stops the run under `engine.require_gpu`."""
+        from ..devices import torch_device
 
-            if torch.cuda.is_available():
-                return "cuda"
-        return "cpu"
+        return torch_device(what or f"{self.name} ({type(self).__name__})", self.holds_gpu, self.cfg.engine.require_gpu)
 
     @classmethod
     def models(cls, cfg: RunConfig) -> list[ModelNeed]:
@@ -234,10 +249,34 @@ class Stage(ABC):
             item.fanout_total = 0  # more of this video's items are coming
         return item
 
+    def side_by_side(self):
+        """What merges the model calls of one call's items when they run side by side (a `Gather`:
+        `begin(n)`, `done()`), or None: one item after another. Asked after `setup`."""
+        return None
+
     def iter_batch(self, batch: pa.Table) -> Iterator[WorkItem]:
-        """Every item of an Arrow batch through `iter_item` (the labeler overrides it to batch requests)."""
-        for it in WorkItem.from_table(batch):
+        """Every item of an Arrow batch through `iter_item` (the labeler overrides it to batch
+        requests); side by side in threads when the stage merges their model calls."""
+        items = WorkItem.from_table(batch)
+        if len(items) > 1 and self.items_per_call > 1:
+            if not self._ready:
+                self.setup()  # a UserError (a model that will not load) stops the run, here
+                self._ready = True
+            gather = self.side_by_side()
+            if gather is not None:
+                yield from self._side_by_side(items, gather)
+                return
+        for it in items:
             yield from self.iter_item(it)
+
+    def _side_by_side(self, items: list[WorkItem], gather) -> Iterator[WorkItem]:
+        from .side_by_side import side_by_side
+
+        limits = [self._time_limit_s(it) for it in items]
+        timeout = None if None in limits else max(limits)
+        for i, out in side_by_side(self.run_item, items, gather, timeout):
+            yield from ([items[i].reject(self.name, "timeout", f"{self.name} on {items[i].item_id}: {out}")]
+                        if isinstance(out, TimeoutError) else out)
 
     def run_batch(self, batch: pa.Table) -> pa.Table:
         return WorkItem.to_table(list(self.iter_batch(batch)))

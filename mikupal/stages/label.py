@@ -66,6 +66,9 @@ class LabelStage(Stage):
     def resources(self) -> Resources:
         return self.cfg.labeler.resources
 
+    def execution(self) -> str:
+        return f"{self.cfg.labeler.kind} API: {self.cfg.labeler.model}" if self.active else ""
+
     @property
     def active(self) -> bool:
         lc = self.cfg.labeler

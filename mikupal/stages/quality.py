@@ -16,6 +16,7 @@ from .. import media
 from ..audio.quality import SAMPLE_RATE, Dnsmos, DnsmosScores
 from ..config import Resources, RunConfig
 from ..models_dir import ModelNeed, dnsmos_needs
+from ..devices import onnx_providers
 from ..errors import StageError
 from ..records import WorkItem
 from .base import Stage
@@ -40,8 +41,12 @@ class QualityStage(Stage):
     def models(cls, cfg: RunConfig) -> list[ModelNeed]:
         return dnsmos_needs(cfg.quality.model_dir)
 
+    def execution(self) -> str:
+        return f"DNSMOS: onnxruntime {onnx_providers(self.holds_gpu)[0]}"
+
     def setup(self) -> None:
-        self.scorer = Dnsmos(self.cfg.quality.model_dir, threads=self.threads)
+        self.scorer = Dnsmos(self.cfg.quality.model_dir, threads=self.threads, gpu=self.holds_gpu,
+                             require_gpu=self.cfg.engine.require_gpu)
 
     def below_minimum(self, scores: DnsmosScores) -> list[str]:
         """'dnsmos_ovrl 2.41 < 3.00' for each score under its configured minimum."""

@@ -9,6 +9,7 @@ from .. import media
 from ..audio.separation import VocalSeparator
 from ..config import Resources, RunConfig
 from ..models_dir import ModelNeed, mdx_need
+from ..devices import onnx_providers
 from ..records import WorkItem
 from .base import Stage
 
@@ -32,12 +33,21 @@ class SeparateStage(Stage):
     def models(cls, cfg: RunConfig) -> list[ModelNeed]:
         return [mdx_need(cfg.models_dir, cfg.separation.model)] if cfg.separation.kind == "mdx" else []
 
+    @property
+    def model_batch(self) -> Optional[int]:
+        return self.cfg.separation.batch_size if self.holds_model else None
+
+    def execution(self) -> str:
+        return f"MDX-Net: onnxruntime {onnx_providers(self.holds_gpu)[0]}" if self.holds_model else ""
+
     def setup(self) -> None:
         self.separator = VocalSeparator(
             self.cfg.separation,
             self.cfg.models_dir,
             dataset_rate=self.cfg.dataset.sample_rate,
             offline=self.cfg.offline,
+            gpu=self.holds_gpu,
+            require_gpu=self.cfg.engine.require_gpu,
         )
         self.separator.load()
 

@@ -40,11 +40,15 @@ class SpeakerStage(Stage):
     def models(cls, cfg: RunConfig) -> list[ModelNeed]:
         return [file_need("speaker", cfg.models_dir, cfg.speaker.model, "torch")]
 
+    def execution(self) -> str:
+        return f"GE2E: torch {'cuda' if self.holds_gpu else 'cpu'}"
+
     def setup(self) -> None:
         sc = self.cfg.speaker
         path = ensure_file(self.cfg.models_dir, sc.model, self.cfg.offline)
         self.limit_threads()
-        self.encoder = VoiceEncoder.load(path, self.device(), use_bf16(sc.precision, self.device()))
+        device = self.device("speaker (GE2E)")
+        self.encoder = VoiceEncoder.load(path, device, use_bf16(sc.precision, device))
 
     def process(self, item: WorkItem) -> list[WorkItem]:
         seg = item.data.segment

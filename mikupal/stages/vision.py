@@ -23,7 +23,7 @@ from ..models_dir import ModelNeed, ensure_file, file_need
 from ..speaker.embed import VoiceEncoder, mean_voice, slice_windows
 from ..speaker.turns import TurnRules, question_then_reply, stretch_similarity
 from ..audio.word_cuts import OVERLAPPING_SPEECH, Removal, split_utterance
-from ..vision import clip as clipmod, timeline
+from ..vision import clip as clipmod, runtime, timeline
 from ..vision.asd import VIDEO_FPS, use_bf16
 from ..vision.search import SpeakerSearch, Utterance, decode_utterance
 from ..vision.steps import Steps
@@ -35,6 +35,7 @@ class VisionStage(Stage):
     name = "vision"
     holds_model = True
     level = "segment"
+    cpu_cost = 0.174  # decode 720p30 at 25 fps + detection, tracks, crops, MFCC, export (benchmarks/README.md)
 
     def __init__(self, cfg, output_dir, threads=None):
         super().__init__(cfg, output_dir, threads)
@@ -42,7 +43,7 @@ class VisionStage(Stage):
         self.search: Optional[SpeakerSearch] = None
         self.voice: Optional[VoiceEncoder] = None  # GE2E, for the voice of what the faces show as a short turn
         self.steps = Steps()  # seconds per step and counts over this worker's items (benchmarks)
-        self.bf16 = False
+        self.bf16, self.batching = False, None  # batching: merges the model calls of a call's utterances
         self.last_tracks: list[FaceTrack] = []  # the last utterance's scored tracks, for tests: they never travel
 
     last_offset = property(lambda self: self.search.last_offset if self.search else 0)  # frames, last item
@@ -57,24 +58,23 @@ class VisionStage(Stage):
         voice = [file_need("speaker", cfg.models_dir, cfg.speaker.model, "torch")] if cfg.speaker.kind != "none" else []
         return [file_need("faces", cfg.models_dir, cfg.faces.model, det), file_need("asd", cfg.models_dir, cfg.asd.model, "torch")] + voice
 
-    def setup(self) -> None:
-        from ..vision.asd import ActiveSpeakerModel
-        from ..vision.faces import load_face_detector
+    model_batch = property(lambda self: self.cfg.faces.batch_size if self.cfg.faces.kind == "s3fd" else 1)  # S3FD frames per pass
 
+    def execution(self) -> str:
+        return runtime.describe(self.cfg.faces.kind, self.cfg.asd.kind, self.holds_gpu)
+
+    def setup(self) -> None:
         fc, ac, sc = self.cfg.faces, self.cfg.asd, self.cfg.speaker
         det_path, asd_path = (ensure_file(self.cfg.models_dir, m, self.cfg.offline) for m in (fc.model, ac.model))
-        device, _ = self.device(), self.limit_threads()
-        if fc.kind == "yunet":
-            self.detector = load_face_detector("yunet", det_path, score_threshold=fc.score_threshold, input_width=fc.input_width)
-        else:
-            self.detector = load_face_detector(fc.kind, det_path, device=device, scale=min(1.0, fc.input_width / float(fc.work_width)),
-                                               score_threshold=fc.score_threshold)
-        self.bf16 = use_bf16(ac.precision, device)  # bf16: the torch encoders (faster than ONNX Runtime's fp32): no ONNX export
-        model = ActiveSpeakerModel.load(ac.kind, asd_path, device=device, runtime="torch" if self.bf16 else "auto", threads=self.threads)
+        device, _ = self.device("vision (S3FD, ASD)"), self.limit_threads()
+        self.detector, model, self.bf16, self.batching = runtime.load_models(fc, ac, det_path, asd_path, device, self.threads,
+                                                                           batched=self.items_per_call > 1)
         self.search = SpeakerSearch(model, fc, ac, self.bf16, self.steps)
         self.doubt = lambda seconds, rules=TurnRules(sc.turn_thresholds): rules.limits(seconds)[0]
         if sc.kind != "none":
             self.voice = VoiceEncoder.load(ensure_file(self.cfg.models_dir, sc.model, self.cfg.offline), device, use_bf16(sc.precision, device))
+
+    side_by_side = lambda self: self.batching  # noqa: E731 - a call's utterances share detector and ASD passes (vision/batching.py)
 
     def process(self, item: WorkItem) -> list[WorkItem]:
         d, seg = item.data, item.data.segment

@@ -14,7 +14,9 @@ def test_profile_gpu_scales_resources():
     cfg = compose(["profile=gpu"])
     assert cfg.asr.model == "large-v3" and cfg.asr.batched
     assert cfg.asr.resources.num_gpus > 0 and cfg.asr.resources.workers == "auto"
-    assert cfg.asr.resources.pool_size(cluster_gpus=8, cluster_cpus=64) == 8
+    from mikupal.engine.plan import Cluster, pool_size
+
+    assert pool_size(cfg.asr.resources, Cluster(cpus=64, gpus=8)) == 8
 
 
 def test_none_choices_are_valid():
