@@ -11,6 +11,12 @@ packed into windows of up to 30 s of speech (consecutive clips, in time order) a
 together: a monologue's 250 s of speech costs about 9 windows, not one per clip. A window whose
 guess is not confident (`CONFIDENT`) may mix languages (a video switching language inside it): its
 clips are then identified one by one.
+
+Once `SETTLED_AFTER` windows in a row are confidently the model's language, `LanguageSchedule` skips
+identification for most later windows (every `RECHECK_EVERY`th is still identified first), and a
+skipped window is identified after all when its transcript looks invented (mean avg_logprob under
+`SUSPECT_LOGPROB`: tiny.en's English for Mandarin scored -0.98, real English -0.2 to -0.5). A long
+English video then pays for a few windows instead of all of them.
 """
 
 from __future__ import annotations
@@ -31,6 +37,12 @@ SAMPLE_RATE = 16000
 WINDOW_SECONDS = 30.0  # whisper's window: the most speech one identification reads
 #: a packed window's guess at least this probable holds for all its clips; below it, each clip is identified alone
 CONFIDENT = 0.9
+#: windows in a row confidently in the model's language before identification is skipped
+SETTLED_AFTER = 2
+#: a settled video still has every this-many-th window identified before it is transcribed
+RECHECK_EVERY = 4
+#: a skipped window whose transcript's mean avg_logprob is under this is identified after all
+SUSPECT_LOGPROB = -0.6
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,31 @@ def is_mismatch(guess: LanguageGuess, min_target_probability: float) -> bool:
     """Not the ASR model's language: another language is the most likely one, and the model's own
     language is less likely than `min_target_probability` (accented speech keeps some of it)."""
     return guess.target_probability < min_target_probability and guess.probability > guess.target_probability
+
+
+class LanguageSchedule:
+    """Which windows of one file to identify before transcribing (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.settled_run = 0  # confident windows in a row
+        self.index = -1
+        self.settled_probability = 0.0  # the model's language's probability in the last identified window
+
+    def next_window(self) -> bool:
+        """Move to the next window: True when it must be identified before it is transcribed."""
+        self.index += 1
+        return self.settled_run < SETTLED_AFTER or self.index % RECHECK_EVERY == 0
+
+    def record(self, guesses: Sequence[LanguageGuess], target: str) -> None:
+        confident = bool(guesses) and all(g.language == target and g.probability >= CONFIDENT for g in guesses)
+        self.settled_run = self.settled_run + 1 if confident else 0
+        if guesses:
+            self.settled_probability = min(g.target_probability for g in guesses)
+
+    @staticmethod
+    def suspect(avg_logprobs: Sequence[float]) -> bool:
+        """A skipped window's transcript that may be invented: identify it after all."""
+        return bool(avg_logprobs) and sum(avg_logprobs) / len(avg_logprobs) < SUSPECT_LOGPROB
 
 
 class LanguageIdentifier:
@@ -106,4 +143,4 @@ class LanguageIdentifier:
         return guesses
 
 
-__all__ = ["LanguageIdentifier", "LanguageGuess", "pack_windows", "is_mismatch"]
+__all__ = ["LanguageIdentifier", "LanguageGuess", "LanguageSchedule", "pack_windows", "is_mismatch"]

@@ -19,10 +19,11 @@ import numpy as np
 
 from .. import media
 from ..config import AsrConfig
+from ..devices import expose_pip_cuda_libs, fallback
 from ..errors import UserError
 from ..models_dir import is_offline, whisper_model
 from ..records import SpeechRegion, Word
-from .language_id import LanguageGuess, LanguageIdentifier, is_mismatch
+from .language_id import LanguageGuess, LanguageIdentifier, LanguageSchedule, is_mismatch
 
 SAMPLE_RATE = 16000
 MAX_CLIP_SECONDS = 30.0  # whisper's window
@@ -155,6 +156,8 @@ class Transcriber:
 
         ref = whisper_model(self.models_dir, self.cfg.model, self.offline)
         self.model_ref = ref
+        if self.cfg.device != "cpu":
+            expose_pip_cuda_libs()  # CTranslate2's CUDA 12 cuBLAS from the `gpu` extra (nvidia-cublas-cu12)
         kwargs = dict(
             device=self.cfg.device,
             compute_type=self.cfg.compute_type,
@@ -188,6 +191,16 @@ class Transcriber:
         ident.load()
         return ident
 
+    def check_device(self, gpu: bool, require: bool) -> str:
+        """The device CTranslate2 really runs whisper on, logged; a worker holding a GPU whose model
+        runs on the CPU (`device: auto` without CUDA) is a `devices.fallback`."""
+        device = str(getattr(self.model.model, "device", self.cfg.device)) if self.model is not None else "cpu"
+        if gpu and device != "cuda":
+            fallback(f"asr (whisper {self.cfg.model})", "cuda", device,
+                     "CTranslate2 found no CUDA device (asr.device=auto fell back to the CPU)", require)
+        log.info("asr (whisper %s) runs on ctranslate2 %s", self.cfg.model, device)
+        return device
+
     @property
     def multilingual(self) -> bool:
         return bool(self.model is not None and self.model.model.is_multilingual)
@@ -216,17 +229,30 @@ class Transcriber:
             for c in clips:
                 yield [self._transcribe_clip(audio, c)]
             return
+        schedule = LanguageSchedule()
         for window in _windows(clips):
-            foreign = self._foreign(audio, window)
-            for c, f in zip(window, foreign):
-                yield [f if f is not None else self._transcribe_clip(audio, c)]
+            if schedule.next_window():
+                foreign = self._foreign(audio, window, schedule)
+                for c, f in zip(window, foreign):
+                    yield [f if f is not None else self._transcribe_clip(audio, c)]
+                continue
+            done = [self._transcribe_clip(audio, c) for c in window]
+            for t in done:  # a settled video: the language its identified windows were heard in
+                t.language, t.language_probability = self.identifier.target, round(schedule.settled_probability, 4)
+            if schedule.suspect([s.avg_logprob for t in done for s in t.segments]):
+                foreign = self._foreign(audio, window, schedule)
+                done = [f if f is not None else self._relabelled(c, t) for c, f, t in zip(window, foreign, done)]
+            for t in done:
+                yield [t]
 
-    def _foreign(self, audio: _Audio, clips: list[_Clip]) -> list[Optional[RegionTranscript]]:
+    def _foreign(self, audio: _Audio, clips: list[_Clip], schedule: Optional[LanguageSchedule] = None) -> list[Optional[RegionTranscript]]:
         """For each clip: None when it is to be transcribed, else its `mismatch` transcript (no
         words: its language is not the one the model transcribes in)."""
         if self.identifier is None:
             return [None] * len(clips)
         guesses = self.identifier.identify_clips([audio.read(c.start, c.end) for c in clips])
+        if schedule is not None:
+            schedule.record(guesses, self.identifier.target)
         self._guesses = {(c.start, c.end): g for c, g in zip(clips, guesses)}
         out: list[Optional[RegionTranscript]] = []
         for c, g in zip(clips, guesses):
@@ -237,6 +263,11 @@ class Transcriber:
                    f"p={g.target_probability:.2f}): model {self.cfg.model} transcribes {self.identifier.target} only")
             out.append(RegionTranscript(region_index=c.region_index, start=c.start, end=c.end, language=g.language,
                                         language_probability=round(g.probability, 4), mismatch=why))
+        return out
+
+    def _relabelled(self, clip: _Clip, out: RegionTranscript) -> RegionTranscript:
+        """A transcript made before its window was identified, with the identified language."""
+        self._identified(clip, out)
         return out
 
     def _identified(self, clip: _Clip, out: RegionTranscript) -> None:
@@ -252,6 +283,7 @@ class Transcriber:
         return dict(
             language=self.cfg.language,
             beam_size=int(self.cfg.beam_size),
+            temperature=[float(t) for t in self.cfg.temperature],
             word_timestamps=True,
             vad_filter=False,
             condition_on_previous_text=False,
@@ -292,6 +324,7 @@ class Transcriber:
             joined,
             language=self.cfg.language,
             beam_size=int(self.cfg.beam_size),
+            temperature=[float(t) for t in self.cfg.temperature],
             word_timestamps=True,
             vad_filter=False,
             clip_timestamps=[stamps[i] for i in keep],

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Optional
 
 from .. import media
-from ..config import Resources
+from ..config import Resources, RunConfig
 from ..errors import StageError
-from ..models_dir import ensure_file
+from ..models_dir import ModelNeed, ensure_file, file_need
 from ..speaker.change import find_changes
 from ..speaker.embed import VoiceEncoder, mean_voice, slice_windows, windows_record
 from ..speaker.turns import TurnRules, short_turns
@@ -36,18 +36,26 @@ class SpeakerStage(Stage):
     def resources(self) -> Resources:
         return self.cfg.speaker.resources
 
+    @classmethod
+    def models(cls, cfg: RunConfig) -> list[ModelNeed]:
+        return [file_need("speaker", cfg.models_dir, cfg.speaker.model, "torch")]
+
+    def execution(self) -> str:
+        return f"GE2E: torch {'cuda' if self.holds_gpu else 'cpu'}"
+
     def setup(self) -> None:
         sc = self.cfg.speaker
         path = ensure_file(self.cfg.models_dir, sc.model, self.cfg.offline)
         self.limit_threads()
-        self.encoder = VoiceEncoder.load(path, self.device(), use_bf16(sc.precision, self.device()))
+        device = self.device("speaker (GE2E)")
+        self.encoder = VoiceEncoder.load(path, device, use_bf16(sc.precision, device))
 
     def process(self, item: WorkItem) -> list[WorkItem]:
         seg = item.data.segment
         if seg is None:
             raise StageError("no_segment", "the speaker stage needs an utterance (segment-level item)")
         if self.encoder is None:
-            self.setup()
+            self.start()
         sc = self.cfg.speaker
         audio = media.decode_audio(item.data.analysis_path or item.path or item.source, seg.start, seg.end, media.ANALYSIS_RATE)
         frames = self.encoder.analyse(audio)

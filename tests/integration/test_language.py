@@ -79,3 +79,26 @@ def test_a_forced_language_is_checked_by_the_multilingual_model_itself(speech, m
     assert t.identifier is not None and t.identifier.model is t.model  # no second model loaded
     assert spanish.mismatch and spanish.language == "es"
     assert not english.mismatch and english.segments
+
+
+def test_a_settled_english_video_identifies_few_windows_and_still_drops_spanish(speech, models_dir):
+    """Three 25 s windows of English settle the video; the Spanish after them is never kept."""
+    sr = 16000
+    en = speech[-11 * sr:]
+    es = speech[: len(speech) - 12 * sr]
+    block = np.concatenate([en, en, np.zeros(3 * sr, np.float32)])
+    audio = np.concatenate([block, block, block, block, es]).astype(np.float32)
+    b = len(block) / sr
+    regions = [SpeechRegion(start=round(i * b, 3), end=round(i * b + 22.0, 3)) for i in range(4)]
+    regions.append(SpeechRegion(start=round(4 * b, 3), end=round(len(audio) / sr, 3)))
+    cfg = audio_cfg(models_dir)
+    t = Transcriber(cfg.asr, models_dir, offline=True)
+    t.load()
+    calls = []
+    identify = t.identifier.identify
+    t.identifier.identify = lambda a: calls.append(len(a)) or identify(a)
+    out = t.transcribe(audio, regions)
+    assert len(calls) < len(regions)  # settled after two windows: not every window identified
+    assert all(r.language == "en" and r.language_probability > 0.5 for r in out[:4])
+    segs, _ = cut_utterances("vid", "v.mp4", out, cfg.segment, regions)
+    assert segs and all(s.end <= regions[4].start + 1e-6 for s in segs)  # nothing kept of the Spanish

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mikupal.audio.language_id import LanguageGuess, LanguageIdentifier, is_mismatch, pack_windows
+from mikupal.audio.language_id import LanguageGuess, LanguageIdentifier, LanguageSchedule, is_mismatch, pack_windows
 
 
 def test_short_clips_share_a_window_and_a_long_one_stands_alone():
@@ -40,3 +40,17 @@ def test_an_unsure_window_is_identified_clip_by_clip():
     guesses = ident.identify_clips([en, en, zh, en])
     assert [g.language for g in guesses] == ["en", "en", "zh", "en"]
     assert [g.language for g in ident.identify_clips([en, en])] == ["en", "en"]
+
+
+def test_a_settled_video_skips_most_windows_and_a_doubt_resets_it():
+    sched = LanguageSchedule()
+    en = [LanguageGuess("en", 0.97, 0.97)]
+    checked = []
+    for i in range(12):
+        due = sched.next_window()
+        checked.append(due)
+        if due:
+            sched.record([LanguageGuess("zh", 0.95, 0.01)] if i == 8 else en, "en")
+    # the first two settle it; then every 4th window is checked; window 8 is not English: all checked again
+    assert checked == [True, True, False, False, True, False, False, False, True, True, True, False]
+    assert LanguageSchedule.suspect([-0.98, -0.9]) and not LanguageSchedule.suspect([-0.3, -0.45]) and not LanguageSchedule.suspect([])
