@@ -13,6 +13,7 @@
     report.json, report.html       rebuilt from the files above after each run
     .state/done/<key>.json         commit markers (written last)
     .work/                         scratch media, removed after each commit
+    .work/activity/<stage>.<pid>   what each worker is on now (the terminal's stage activity)
     .lock, .mikupal-output         the one-writer lock and the marker that keeps the folder out of inputs
 """
 
@@ -47,6 +48,7 @@ WRITTEN_FILES = frozenset({GLOBAL_SPEAKERS, REPORT_JSON, REPORT_HTML, LOCK, MARK
 #: where `mikupal label` keeps segments whose labeling failed, to label again later
 PENDING = f"{LABELER}/pending"
 DONE = f"{STATE}/done"
+ACTIVITY = f"{WORK}/activity"
 
 
 class OutputPaths:
@@ -117,6 +119,11 @@ class OutputPaths:
     @property
     def work(self) -> Path:
         return self.root / WORK
+
+    @property
+    def activity(self) -> Path:
+        """One small JSON file per stage worker: the item it is on (`stages/activity.py`)."""
+        return self.root / ACTIVITY
 
     @property
     def global_speakers(self) -> Path:

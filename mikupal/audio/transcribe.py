@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import media
 from ..config import AsrConfig
+from ..devices import expose_pip_cuda_libs, fallback
 from ..errors import UserError
 from ..models_dir import is_offline, whisper_model
 from ..records import SpeechRegion, Word
@@ -155,6 +156,8 @@ class Transcriber:
 
         ref = whisper_model(self.models_dir, self.cfg.model, self.offline)
         self.model_ref = ref
+        if self.cfg.device != "cpu":
+            expose_pip_cuda_libs()  # CTranslate2's CUDA 12 cuBLAS from the `gpu` extra (nvidia-cublas-cu12)
         kwargs = dict(
             device=self.cfg.device,
             compute_type=self.cfg.compute_type,
@@ -187,6 +190,16 @@ class Transcriber:
                                    compute_type=self.cfg.compute_type, threads=int(self.cfg.cpu_threads or self.threads or 0))
         ident.load()
         return ident
+
+    def check_device(self, gpu: bool, require: bool) -> str:
+        """The device CTranslate2 really runs whisper on, logged; a worker holding a GPU whose model
+        runs on the CPU (`device: auto` without CUDA) is a `devices.fallback`."""
+        device = str(getattr(self.model.model, "device", self.cfg.device)) if self.model is not None else "cpu"
+        if gpu and device != "cuda":
+            fallback(f"asr (whisper {self.cfg.model})", "cuda", device,
+                     "CTranslate2 found no CUDA device (asr.device=auto fell back to the CPU)", require)
+        log.info("asr (whisper %s) runs on ctranslate2 %s", self.cfg.model, device)
+        return device
 
     @property
     def multilingual(self) -> bool:
@@ -270,6 +283,7 @@ class Transcriber:
         return dict(
             language=self.cfg.language,
             beam_size=int(self.cfg.beam_size),
+            temperature=[float(t) for t in self.cfg.temperature],
             word_timestamps=True,
             vad_filter=False,
             condition_on_previous_text=False,
@@ -310,6 +324,7 @@ class Transcriber:
             joined,
             language=self.cfg.language,
             beam_size=int(self.cfg.beam_size),
+            temperature=[float(t) for t in self.cfg.temperature],
             word_timestamps=True,
             vad_filter=False,
             clip_timestamps=[stamps[i] for i in keep],

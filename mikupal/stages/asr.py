@@ -13,7 +13,8 @@ from typing import Iterator, Optional
 from .. import media
 from ..audio.segmentation import cut_utterances, video_reject_reason
 from ..audio.transcribe import Transcriber
-from ..config import Resources
+from ..config import Resources, RunConfig
+from ..models_dir import ModelNeed, whisper_models, whisper_need
 from ..records import Reject, SpeechSegment
 from ..records import WorkItem
 from .base import Stage
@@ -31,9 +32,23 @@ class AsrStage(Stage):
     def resources(self) -> Resources:
         return self.cfg.asr.resources
 
+    @classmethod
+    def models(cls, cfg: RunConfig) -> list[ModelNeed]:
+        return [whisper_need(cfg.models_dir, name, component) for component, name in whisper_models(cfg)]
+
+    @property
+    def model_batch(self) -> Optional[int]:
+        return self.cfg.asr.batch_size if self.cfg.asr.batched else 1
+
+    def execution(self) -> str:
+        a = self.cfg.asr
+        device = a.device if a.device != "auto" else ("cuda" if self.holds_gpu else "cpu")
+        return f"faster-whisper {a.model}: ctranslate2 {device} {a.compute_type}"
+
     def setup(self) -> None:
         self.transcriber = Transcriber(self.cfg.asr, self.cfg.models_dir, offline=self.cfg.offline, threads=self.threads)
         self.transcriber.load()
+        self.transcriber.check_device(self.holds_gpu, self.cfg.engine.require_gpu)
 
     def _too_short(self, item: WorkItem) -> list[Reject]:
         min_s = self.cfg.segment.min_seconds
@@ -45,7 +60,7 @@ class AsrStage(Stage):
 
     def process(self, item: WorkItem) -> Iterator[WorkItem]:
         if self.transcriber is None:
-            self.setup()
+            self.start()
         assert self.transcriber is not None
         if not item.data.regions:
             yield item.reject(self.name, "no_speech", "no speech regions to transcribe")

@@ -218,6 +218,8 @@ def test_the_default_floor_drops_only_what_holds_no_speech_signal(tmp_path, jfk)
 def test_stage_order_and_config():
     names = [c.name for c in stage_classes(compose(["labeler=openai"]))]
     assert names.index("speaker") < names.index("quality") < names.index("vision") < names.index("label")
+    assert names.index("vision") < names.index("prosody") < names.index("label")  # on the audio vision wrote
+    assert "prosody" not in [c.name for c in stage_classes(compose(["prosody.kind=none"]))]
     assert next(c for c in stage_classes(compose([])) if c.name == "quality").holds_model  # its ONNX sessions stay loaded
     assert compose([]).quality.min_ovrl is None and compose([]).quality.min_sig == 1.3  # a floor; strict at export
     assert "quality" not in [c.name for c in stage_classes(compose(["quality.kind=none"]))]

@@ -18,7 +18,7 @@ from mikupal.records import FaceTrack, SpeechSegment, VoiceWindows, Word, join_w
 from mikupal.speaker.change import find_changes
 from mikupal.speaker.global_ids import link_across_videos
 from mikupal.speaker.identity import SegmentVoice, cluster, speaker_ids
-from mikupal.speaker.split import OVERLAPPING_SPEECH, SPEAKER_CHANGE, Removal, snap_to_boundary, split_utterance
+from mikupal.audio.word_cuts import OVERLAPPING_SPEECH, SPEAKER_CHANGE, Removal, snap_to_boundary, split_utterance
 from mikupal.records import Payload, WorkItem
 from mikupal.vision.timeline import face_turns, slice_track
 
