@@ -126,6 +126,10 @@ def main(argv=None) -> None:
                          "results": rows}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(old, indent=1) + "\n")
+    from .identity_scale import RESULTS, write_readme
+
+    if a.out == RESULTS / "identity_scale.json" and "link" in old:
+        write_readme(old)
 
 
 if __name__ == "__main__":
