@@ -26,17 +26,20 @@ import numpy as np
 
 from .inputs import ROOT
 
-LIBRARIES = ("usearch", "faiss", "hnswlib")
+#: usearch with 32-bit floats, and with 8-bit integers (what speaker/voice_index.py stores: the exact
+#: similarity is computed afterwards from the float voices, the index only finds candidates)
+LIBRARIES = ("usearch", "usearch-i8", "faiss", "hnswlib")
 M, EF_ADD, EF_SEARCH, K = 16, 128, 96, 32
 
 
 def _build_and_search(lib: str, x: np.ndarray, threads: int, ef_add: int = EF_ADD, ef_search: int = EF_SEARCH):
     d = x.shape[1]
     keys = np.arange(len(x))
-    if lib == "usearch":
+    if lib.startswith("usearch"):
         from usearch.index import Index
 
-        idx = Index(ndim=d, metric="ip", dtype="f32", connectivity=M, expansion_add=ef_add, expansion_search=ef_search)
+        dtype = lib.split("-")[1] if "-" in lib else "f32"
+        idx = Index(ndim=d, metric="ip", dtype=dtype, connectivity=M, expansion_add=ef_add, expansion_search=ef_search)
         idx.add(keys, x, threads=threads)
         yield "built"
         yield np.asarray(idx.search(x, K, threads=threads).keys, dtype=np.int64)
@@ -123,6 +126,10 @@ def main(argv=None) -> None:
                          "results": rows}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(old, indent=1) + "\n")
+    from .identity_scale import RESULTS, write_readme
+
+    if a.out == RESULTS / "identity_scale.json" and "link" in old:
+        write_readme(old)
 
 
 if __name__ == "__main__":
