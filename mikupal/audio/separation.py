@@ -210,7 +210,7 @@ class VocalSeparator:
         except UserError:
             raise
         except Exception as e:  # noqa: BLE001 - a bad model is a user problem, said in one line
-            raise UserError(f"separation model {self.cfg.model} could not be loaded: {type(e).__name__}: {e}") from None
+            raise UserError(f"separation model {self.cfg.model} could not be loaded ({self.model_path}): {type(e).__name__}: {e}") from None
         inst = sep.model_instance
         stems = [s for s in (getattr(inst, "primary_stem_name", None), getattr(inst, "secondary_stem_name", None)) if s]
         vocal = [s for s in stems if s.lower() == "vocals"]

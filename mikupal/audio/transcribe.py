@@ -23,6 +23,7 @@ from ..devices import expose_pip_cuda_libs, fallback
 from ..errors import UserError
 from ..models_dir import is_offline, whisper_model
 from ..records import SpeechRegion, Word
+from .language_id import LanguageGuess, LanguageIdentifier, LanguageSchedule, is_mismatch
 
 SAMPLE_RATE = 16000
 MAX_CLIP_SECONDS = 30.0  # whisper's window
@@ -55,6 +56,7 @@ class RegionTranscript:
     language: str = ""
     language_probability: float = 0.0
     segments: list[WhisperSegment] = field(default_factory=list)
+    mismatch: str = ""  # why the clip was not transcribed: its language is not the ASR model's (language ID)
 
     @property
     def words(self) -> list[Word]:
@@ -144,6 +146,8 @@ class Transcriber:
         self.model = None
         self.pipeline = None
         self.model_ref: Optional[str] = None
+        self.identifier: Optional[LanguageIdentifier] = None
+        self._guesses: dict[tuple[float, float], LanguageGuess] = {}  # (clip start, end) -> its language
 
     def load(self) -> None:
         if self.model is not None:
@@ -167,6 +171,25 @@ class Transcriber:
             raise UserError(f"whisper model {self.cfg.model} could not be loaded ({ref}): {type(e).__name__}: {e}") from None
         if self.cfg.batched:
             self.pipeline = BatchedInferencePipeline(model=self.model)
+        self.identifier = self._identifier()
+
+    def _identifier(self) -> Optional[LanguageIdentifier]:
+        """Who checks the spoken language against the one the model transcribes in: a multilingual
+        whisper for an English-only model, the model itself when a language is forced; nobody when
+        the model detects the language itself (or `asr.language_id_model` is null)."""
+        if self.multilingual and not self.cfg.language:
+            return None
+        if not self.multilingual and not self.cfg.language_id_model:
+            return None
+        target = (self.cfg.language or "en") if self.multilingual else "en"
+        if self.multilingual:
+            ident = LanguageIdentifier(self.cfg.model, self.models_dir, target, self.offline)
+            ident.model = self.model
+            return ident
+        ident = LanguageIdentifier(self.cfg.language_id_model, self.models_dir, target, self.offline,
+                                   compute_type=self.cfg.compute_type, threads=int(self.cfg.cpu_threads or self.threads or 0))
+        ident.load()
+        return ident
 
     def check_device(self, gpu: bool, require: bool) -> str:
         """The device CTranslate2 really runs whisper on, logged; a worker holding a GPU whose model
@@ -197,10 +220,62 @@ class Transcriber:
         if self.pipeline is not None:
             per_call = max(1, int(self.cfg.batch_size) * GROUP_CLIPS_PER_BATCH)
             for g in range(0, len(clips), per_call):
-                yield self._batch_group(audio, clips[g : g + per_call])
+                group = clips[g : g + per_call]
+                foreign = self._foreign(audio, group)
+                done = self._batch_group(audio, [c for c, f in zip(group, foreign) if f is None])
+                yield _merge_in_order(group, foreign, done)
             return
-        for c in clips:
-            yield [self._transcribe_clip(audio, c)]
+        if self.identifier is None:
+            for c in clips:
+                yield [self._transcribe_clip(audio, c)]
+            return
+        schedule = LanguageSchedule()
+        for window in _windows(clips):
+            if schedule.next_window():
+                foreign = self._foreign(audio, window, schedule)
+                for c, f in zip(window, foreign):
+                    yield [f if f is not None else self._transcribe_clip(audio, c)]
+                continue
+            done = [self._transcribe_clip(audio, c) for c in window]
+            for t in done:  # a settled video: the language its identified windows were heard in
+                t.language, t.language_probability = self.identifier.target, round(schedule.settled_probability, 4)
+            if schedule.suspect([s.avg_logprob for t in done for s in t.segments]):
+                foreign = self._foreign(audio, window, schedule)
+                done = [f if f is not None else self._relabelled(c, t) for c, f, t in zip(window, foreign, done)]
+            for t in done:
+                yield [t]
+
+    def _foreign(self, audio: _Audio, clips: list[_Clip], schedule: Optional[LanguageSchedule] = None) -> list[Optional[RegionTranscript]]:
+        """For each clip: None when it is to be transcribed, else its `mismatch` transcript (no
+        words: its language is not the one the model transcribes in)."""
+        if self.identifier is None:
+            return [None] * len(clips)
+        guesses = self.identifier.identify_clips([audio.read(c.start, c.end) for c in clips])
+        if schedule is not None:
+            schedule.record(guesses, self.identifier.target)
+        self._guesses = {(c.start, c.end): g for c, g in zip(clips, guesses)}
+        out: list[Optional[RegionTranscript]] = []
+        for c, g in zip(clips, guesses):
+            if not g.language or not is_mismatch(g, self.cfg.language_id_min_probability):
+                out.append(None)
+                continue
+            why = (f"{self.identifier.name} hears {g.language} (p={g.probability:.2f}; {self.identifier.target} "
+                   f"p={g.target_probability:.2f}): model {self.cfg.model} transcribes {self.identifier.target} only")
+            out.append(RegionTranscript(region_index=c.region_index, start=c.start, end=c.end, language=g.language,
+                                        language_probability=round(g.probability, 4), mismatch=why))
+        return out
+
+    def _relabelled(self, clip: _Clip, out: RegionTranscript) -> RegionTranscript:
+        """A transcript made before its window was identified, with the identified language."""
+        self._identified(clip, out)
+        return out
+
+    def _identified(self, clip: _Clip, out: RegionTranscript) -> None:
+        """The language a checked clip was identified in replaces the model's own claim (an
+        English-only model always says en, p=1)."""
+        g = self._guesses.get((clip.start, clip.end))
+        if g is not None and g.language:
+            out.language, out.language_probability = self.identifier.target, g.target_probability
 
     # ------------------------------------------------------------ plain
 
@@ -208,6 +283,7 @@ class Transcriber:
         return dict(
             language=self.cfg.language,
             beam_size=int(self.cfg.beam_size),
+            temperature=[float(t) for t in self.cfg.temperature],
             word_timestamps=True,
             vad_filter=False,
             condition_on_previous_text=False,
@@ -221,6 +297,7 @@ class Transcriber:
         segments, info = self.model.transcribe(x, **self._options())
         out.language = info.language or ""
         out.language_probability = float(info.language_probability or 0.0)
+        self._identified(clip, out)
         out.segments = [_segment(s, clip.start, clip) for s in segments]
         _monotonic(out)
         return out
@@ -247,6 +324,7 @@ class Transcriber:
             joined,
             language=self.cfg.language,
             beam_size=int(self.cfg.beam_size),
+            temperature=[float(t) for t in self.cfg.temperature],
             word_timestamps=True,
             vad_filter=False,
             clip_timestamps=[stamps[i] for i in keep],
@@ -257,14 +335,28 @@ class Transcriber:
             k = keep[max(0, int(np.searchsorted(starts, float(s.start) + 1e-3, side="right")) - 1)]
             c = group[k]
             results[k].segments.append(_segment(s, c.start - offsets[k], c))
-        for r in results:
+        for c, r in zip(group, results):
             r.language = info.language or ""
             r.language_probability = float(info.language_probability or 0.0)
+            self._identified(c, r)
             _monotonic(r)
         return results
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _windows(clips: list[_Clip]) -> list[list[_Clip]]:
+    """Clips in the 30 s windows language ID packs them into (see audio/language_id.py)."""
+    from .language_id import pack_windows
+
+    return [[clips[i] for i in w] for w in pack_windows([c.end - c.start for c in clips])]
+
+
+def _merge_in_order(group: list[_Clip], foreign: list[Optional[RegionTranscript]], done: list[RegionTranscript]) -> list[RegionTranscript]:
+    """The group's transcripts in clip order: the foreign clips' and the transcribed ones'."""
+    it = iter(done)
+    return [f if f is not None else next(it) for f in foreign]
 
 
 def _clamp(t: float, lo: float, hi: float) -> float:

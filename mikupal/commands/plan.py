@@ -14,6 +14,18 @@ from typing import Sequence
 
 from ..config import compose
 from ..errors import UserError
+from .help import CommandHelp
+
+HELP = CommandHelp(
+    usage="mikupal plan [key=value ...] [--cpus N --gpus N] [--json]",
+    what="""Print where each stage would run on the cluster the run would join (engine.address,
+RAY_ADDRESS, or the local Ray it would start): workers, CPUs and GPUs per worker, threads, items
+per call, model batch and execution provider. `--cpus`/`--gpus` plan for a cluster given by hand,
+without starting Ray. `mikupal run ... --plan` is the same.""",
+    keys=[("profile", "cpu or gpu: the pools and devices planned"), ("engine.address", "the cluster to plan for")],
+    flags=[("--cpus N", "plan for N CPUs"), ("--gpus N", "plan for N GPUs"), ("--json", "the plan as one JSON object")],
+    examples=["mikupal plan profile=gpu --cpus 64 --gpus 8"],
+)
 
 
 def _flags(args: Sequence[str]) -> tuple[dict[str, str], list[str]]:

@@ -14,37 +14,17 @@ from typing import Iterator, Optional
 
 import pyarrow as pa
 
-from ..config import EngineConfig, RunConfig
+from ..config import RunConfig
 from ..errors import USER_ERROR_REASON, UserError
 from ..records import WorkItem
 from ..stages.base import Stage
 from ..stages.faults import FAULT_ENV
 from .plan import Cluster, make_plan
 from .run_log import quiet_consoles
+from .cluster import init_ray
 from .stages import stage_classes
 
 log = logging.getLogger(__name__)
-
-
-def init_ray(engine: EngineConfig) -> None:
-    """Join a cluster when one is named (engine.address, RAY_ADDRESS, `ray job submit`), else start
-    a local Ray with a bounded object store."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    address = engine.address or os.environ.get("RAY_ADDRESS")
-    kwargs = dict(ignore_reinit_error=True, logging_level=logging.WARNING, log_to_driver=True)
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(
-            num_cpus=engine.num_cpus,
-            include_dashboard=False,
-            object_store_memory=int(engine.object_store_memory_gb * (1 << 30)),
-            **kwargs,
-        )
 
 
 @contextlib.contextmanager
@@ -67,10 +47,14 @@ def _one_row_blocks(items: Iterator[WorkItem]) -> Iterator[pa.Table]:
 
 
 def _run_task(batch: pa.Table, cls: type[Stage], cfg: RunConfig, out_dir: str) -> Iterator[pa.Table]:
+    stage = cls(cfg, out_dir)
     try:
-        yield from _one_row_blocks(cls(cfg, out_dir).iter_batch(batch))
+        yield from _one_row_blocks(stage.iter_batch(batch))
     except UserError as e:
         yield from _one_row_blocks(_user_error_items(batch, cls.name, e))
+    finally:
+        if stage._ready:
+            stage.teardown()
 
 
 class _Secrets(dict):
@@ -94,18 +78,29 @@ class _StageActor:
         stage.threads = threads  # the plan's: pools share the cores, no thread oversubscription
         self.stage = stage
         # load the models now: actors start with the run, so this overlaps the stages before them
-        # instead of delaying the first item. A failure is left to the first item, which records it.
+        # instead of delaying the first item. A model that will not load (`Stage.start`: a
+        # UserError naming the file) goes back with the first batch; the actor stays up, so Ray
+        # never restarts it in a loop
+        self.error: Optional[UserError] = None
         try:
-            stage.setup()
-            stage._ready = True
-        except Exception:  # noqa: BLE001
-            log.debug("%s setup failed in the actor's constructor; retried on the first item", stage.name, exc_info=True)
+            stage.start()
+        except UserError as e:
+            self.error = e
 
     def __call__(self, batch: pa.Table) -> Iterator[pa.Table]:
+        if self.error is not None:
+            yield from _one_row_blocks(_user_error_items(batch, self.stage.name, self.error))
+            return
         try:
             yield from _one_row_blocks(self.stage.iter_batch(batch))
         except UserError as e:  # a run condition (a model that will not load): the driver stops the run
             yield from _one_row_blocks(_user_error_items(batch, self.stage.name, e))
+
+    def __del__(self):
+        """Ray Data deletes the callable when the actor exits gracefully: the stage lets go of its models."""
+        stage = getattr(self, "stage", None)
+        if stage is not None and stage._ready:
+            stage.teardown()
 
 
 def _user_error_items(batch: pa.Table, stage: str, error: UserError) -> Iterator[WorkItem]:

@@ -4,7 +4,6 @@ each video as it completes, and write the report. Safe to interrupt at any momen
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -24,10 +23,15 @@ from ..records import WorkItem
 from ..stages.faults import DISK_FULL_ERRNOS
 from .collector import Collector, DiskFull, Progress, RunHalted
 from .commit import OutputDir
-from ..speaker.identity import write_global_speakers
-from .inputs import expand_inputs, write_skipped
+from .duplicates import rules_of
+from ..speaker.identity import IdentityRules
+from ..speaker.global_ids import write_global_speakers
+from .inputs import check_paths, expand_inputs, write_skipped
 from .lock import OutputLock, mark_output
 from .run_log import RunLog
+from .progress import probe_durations
+from .terminal import Display, Terminal
+from ..stages.activity import clear_activity
 
 log = logging.getLogger("mikupal")
 
@@ -79,18 +83,19 @@ def _safe_config(cfg: RunConfig) -> dict:
 
 
 def run(cfg: RunConfig, console=None) -> dict:
+    """`console`: where the progress display goes (a text stream; default the terminal the run started on)."""
     if not cfg.output:
         raise UserError("no output given: pass output=DIR")
-    if cfg.input and not Path(os.path.expanduser(cfg.input)).exists():
-        raise UserError(f"input not found: {cfg.input}")  # before the key check: the first mistake first
-    _check_labeler_key(cfg)
-    from ..models_dir import preflight
+    check_paths(cfg.input, cfg.output)  # before the key check and before anything is created: the first mistake first
+    from .stages import preflight
 
-    preflight(cfg)  # every model file the run needs (DNSMOS and the voice encoder too), before any worker starts
-    if cfg.quality.kind == "dnsmos":  # a missing DNSMOS model stops the run here, not as per-item rejects
-        from ..audio.quality import find_models
+    preflight(cfg)  # each stage's model files (present and whole) and the labeler's key, before any worker starts
+    if cfg.engine.kind == "ray" and not _ray_is_up():  # a cluster address that cannot work: one line, before any display
+        from .cluster import check_address, cluster_address
 
-        find_models(cfg.quality.model_dir)
+        address, origin = cluster_address(cfg.engine)
+        if address:
+            check_address(address, origin)
     lock = OutputLock(cfg.output, "run")
     # a stop request (SIGTERM, SIGINT) ends the run between two commits: what is committed stays,
     # the rest is redone by the next run
@@ -100,8 +105,16 @@ def run(cfg: RunConfig, console=None) -> dict:
         signal.signal(s, _on_signal)
     try:
         lock.acquire()  # one writer per output dir: a second run is refused in one line
-        with RunLog(cfg.output):  # library chatter to OUT/logs/, the terminal stays quiet
-            return _run(cfg, console)
+        # library chatter to OUT/logs/; native code's lines too (Ray's core workers print on fd 2)
+        with RunLog(cfg.output) as run_log, Terminal(run_log.path) as term:
+            ray_was_up = _ray_is_up()
+            try:
+                return _run(cfg, console or term.stream)
+            finally:
+                if cfg.engine.kind == "ray" and not ray_was_up and _ray_is_up():
+                    import ray
+
+                    ray.shutdown()  # a local Ray this run started: its last lines go to the log, not the terminal
     except _Stop as e:
         raise Stopped(f"stopped by {e}: re-run the same command to resume (committed videos are kept)", 128 + e.signum) from None
     finally:
@@ -110,16 +123,26 @@ def run(cfg: RunConfig, console=None) -> dict:
         lock.release()
 
 
-def _run(cfg: RunConfig, console=None) -> dict:
+def _ray_is_up() -> bool:
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
+
+
+def _run(cfg: RunConfig, stream) -> dict:
     t0 = time.perf_counter()
-    out = OutputDir(cfg.output, cfg.dataset.sample_rate, cfg.speaker.cluster_similarity)
+    sc = cfg.speaker
+    out = OutputDir(cfg.output, cfg.dataset.sample_rate, IdentityRules(sc.cluster_similarity, sc.attach_similarity, sc.min_support_seconds),
+                    rules_of(cfg.duplicates))
     mark_output(out.root)  # never read back as input, by this run or another
     out.sweep_partials()
+    clear_activity(out.root)
     inputs = expand_inputs(cfg.input, output=out.root)
     write_skipped(out.root, inputs.skipped)
 
     progress = Progress(videos_total=len(inputs.videos) + len(inputs.rejects))
-    printer = _Printer(console, progress, enabled=cfg.engine.progress)
+    from .stages import stage_classes
+
+    printer = Display(stream, progress, out.root, enabled=cfg.engine.progress, stages=[c.name for c in stage_classes(cfg)])
     collector = Collector(out, progress, on_commit=lambda s: printer.update())
 
     todo: list[WorkItem] = []
@@ -127,6 +150,10 @@ def _run(cfg: RunConfig, console=None) -> dict:
     peak = 0.0
     try:
         todo = _plan(out, inputs, collector, progress)
+        if progress.skipped_videos:
+            printer.say(f"resuming: {progress.skipped_videos} of {progress.videos_total} videos already committed "
+                        f"({progress.skipped_seconds:.1f} s of media) are skipped; {len(todo)} to run")
+        stop_probe = probe_durations(progress, [it.path or it.source for it in todo])
         if cfg.engine.kind == "ray" and todo:
             from .ray_pipeline import stream as engine_stream
         else:
@@ -142,7 +169,9 @@ def _run(cfg: RunConfig, console=None) -> dict:
                     collector.add(item)
                     peak = max(peak, _peak_rss_mb())
         finally:
+            stop_probe.set()
             printer.stop()
+            clear_activity(out.root, remove=True)
             if stream is not None:
                 stream.close()  # stops the engine (Ray Data's executor) when the loop ended early
             if limits is not None:
@@ -181,13 +210,13 @@ def _plan(out: OutputDir, inputs, collector: Collector, progress: Progress) -> l
             collector.record(out.commit_rejects(rej.item_id, [rej], rej.source, rej.video_id))
             collector.committed.add(rej.item_id)
         else:
-            progress.videos_done += 1
+            progress.skip(None)
     for src, path, vid in inputs.videos:
         stale = source_key(src)  # this source was missing or a duplicate in an earlier run
         if out.marker(stale).exists():
             out.clear_unfinished(stale)
         if out.is_done(vid):
-            progress.videos_done += 1
+            progress.skip(_summary(out, vid))
             continue
         out.clear_unfinished(vid)
         todo.append(WorkItem(source=src, path=path, video_id=vid))
@@ -214,14 +243,6 @@ def _raise_user_error(item: WorkItem) -> None:
             raise UserError(r.message)
 
 
-def _check_labeler_key(cfg: RunConfig) -> None:
-    """The labeler preflight (key present and accepted, model served, price known for max_usd):
-    a one-line error now, not a failure after the heavy stages ran."""
-    from ..labelers.preflight import preflight
-
-    preflight(cfg.labeler)
-
-
 def _open_limits(cfg: RunConfig):
     """The run's one budget and rate limit for all label workers (labelers/budget.py), or None."""
     if cfg.labeler.kind == "none" or cfg.labeler.batch:
@@ -246,35 +267,10 @@ def _close_limits(limits, root: Path) -> None:
         limits.close()
 
 
-class _Printer:
-    """A live status line (rich) on a terminal; one plain line per committed video otherwise."""
+def _summary(out: OutputDir, key: str):
+    try:
+        from ..committed import VideoSummary
 
-    def __init__(self, console, progress: Progress, enabled: bool = True):
-        from rich.console import Console
-
-        self.console = console or Console(stderr=True)
-        self.progress = progress
-        self.enabled = enabled
-        self.live = None
-
-    def start(self) -> None:
-        if not self.enabled:
-            return
-        if self.console.is_terminal:
-            from rich.live import Live
-
-            self.live = Live(self.progress.line(), console=self.console, refresh_per_second=4, transient=False)
-            self.live.start()
-
-    def update(self) -> None:
-        if not self.enabled:
-            return
-        if self.live is not None:
-            self.live.update(self.progress.line())
-        else:
-            print(self.progress.line(), file=sys.stderr, flush=True)
-
-    def stop(self) -> None:
-        if self.live is not None:
-            self.live.stop()
-            self.live = None
+        return VideoSummary.model_validate_json(out.marker(key).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

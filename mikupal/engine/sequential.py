@@ -12,9 +12,16 @@ from .stages import stage_classes
 
 
 def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[WorkItem]:
+    """Each item through every stage. A stage's `setup()` failure (`Stage.start`) leaves as the
+    run's UserError before its video is passed on; every stage that set up is torn down at the end."""
     stages = [cls(cfg, out_dir, threads=cfg.engine.threads) for cls in stage_classes(cfg)]
-    for item in items:
-        current = [item]
+    try:
+        for item in items:
+            current = [item]
+            for stage in stages:
+                current = [out for it in current for out in stage.iter_item(it)]
+            yield from current
+    finally:
         for stage in stages:
-            current = [out for it in current for out in stage.iter_item(it)]
-        yield from current
+            if stage._ready:
+                stage.teardown()

@@ -13,7 +13,8 @@ from typing import Iterator, Optional
 from .. import media
 from ..audio.segmentation import cut_utterances, video_reject_reason
 from ..audio.transcribe import Transcriber
-from ..config import Resources
+from ..config import Resources, RunConfig
+from ..models_dir import ModelNeed, whisper_models, whisper_need
 from ..records import Reject, SpeechSegment
 from ..records import WorkItem
 from .base import Stage
@@ -30,6 +31,10 @@ class AsrStage(Stage):
     @property
     def resources(self) -> Resources:
         return self.cfg.asr.resources
+
+    @classmethod
+    def models(cls, cfg: RunConfig) -> list[ModelNeed]:
+        return [whisper_need(cfg.models_dir, name, component) for component, name in whisper_models(cfg)]
 
     @property
     def model_batch(self) -> Optional[int]:
@@ -55,7 +60,7 @@ class AsrStage(Stage):
 
     def process(self, item: WorkItem) -> Iterator[WorkItem]:
         if self.transcriber is None:
-            self.setup()
+            self.start()
         assert self.transcriber is not None
         if not item.data.regions:
             yield item.reject(self.name, "no_speech", "no speech regions to transcribe")

@@ -1,8 +1,14 @@
 """The one shape every stage has.
 
-A stage declares its resources, loads its models once in `setup()` (once per Ray actor), and
-maps one `WorkItem` to zero or more `WorkItem`s in `process()`. Executors (Ray Data, the
-sequential engine) adapt any stage through `run_batch` without knowing what it does.
+A stage declares its resources and the model files it loads (`models`), checks what it needs of
+the run in the driver before any worker starts (`preflight`), loads its models once in `setup()`
+(once per Ray actor), maps one `WorkItem` to zero or more `WorkItem`s in `process()`, and lets
+go of what it holds in `teardown()`. Executors (Ray Data, the sequential engine) adapt any stage
+through `start`, `run_batch` and `teardown` without knowing what it does.
+
+A model that will not load is a condition of the run, not of an item: `start()` turns any
+failure of `setup()` into a `ModelLoadError` (a `UserError` naming the file), the one place both
+engines meet it. The engines stop the run with its line (exit 2); the video is not committed.
 
 The item itself (`WorkItem`: the engine's protocol, and the stages' payload in `item.data`) is
 a record, in `records.py`. A dropped item passes through every later stage untouched.
@@ -21,8 +27,10 @@ import pyarrow as pa
 
 from .. import layout
 from ..config import Resources, RunConfig
-from ..errors import StageError
+from ..errors import ModelLoadError, StageError, UserError
+from ..models_dir import ModelNeed, check, ensure
 from ..records import StageTime, WorkItem
+from .activity import ActivityFile
 from .faults import injected_fault, is_disk_full
 from .time_limit import TimeLimit, item_limit_s
 
@@ -43,6 +51,7 @@ class Stage(ABC):
         self.cfg = cfg
         self.output_dir = Path(output_dir)
         self._ready = False
+        self._activity: Optional[ActivityFile] = None  # made in the worker (its pid names the file)
         #: math-library threads this worker may use (decoders, torch, OpenCV, ONNX Runtime,
         #: CTranslate2); None = each library's default (all cores: one process running everything)
         self.threads = threads
@@ -93,8 +102,54 @@ class Stage(ABC):
 
         return torch_device(what or f"{self.name} ({type(self).__name__})", self.holds_gpu, self.cfg.engine.require_gpu)
 
+    @classmethod
+    def models(cls, cfg: RunConfig) -> list[ModelNeed]:
+        """The model files this stage loads under `cfg` (built with `models_dir`'s helpers):
+        `preflight` resolves them, `mikupal models` lists and checks them."""
+        return []
+
+    @classmethod
+    def preflight(cls, cfg: RunConfig) -> None:
+        """Run-level checks, in the driver, before any worker starts: each model file present and
+        whole (downloaded now when it may be). A problem is a one-line UserError. Stages that need
+        more of the run (a service's key) extend it."""
+        for need in cls.models(cfg):
+            ensure(need, cfg.models_dir, cfg.offline)
+
     def setup(self) -> None:
-        """Load models. Called once per worker, before the first item."""
+        """Load models. Called once per worker, before the first item (through `start`)."""
+
+    def start(self) -> None:
+        """`setup()` once. Its failure is the run's, not an item's: a `ModelLoadError` naming the
+        file that will not load (each model is loaded again, as its runtime loads it, to find which)."""
+        if self._ready:
+            return
+        try:
+            self.setup()
+        except UserError:
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever a loader raises, the run cannot go on without it
+            raise self._load_error(e) from None
+        self._ready = True
+
+    def _load_error(self, e: Exception) -> ModelLoadError:
+        """Which file will not load, and why: the check's own words when it finds the file broken,
+        else the loader's error (a whole file of the wrong model, say)."""
+        try:
+            needs = self.models(self.cfg)
+            broken = [st for st in (check(n, load=True) for n in needs) if st.state != "present"]
+        except Exception:  # noqa: BLE001 - naming the file is a courtesy: the load error itself must come out
+            needs, broken = [], []
+        if broken:
+            why = "; ".join(f"{st.need.path}: {st.problem or st.state}" for st in broken)
+        else:
+            where = ", ".join(str(n.path) for n in needs) or "its model"
+            why = f"{where}: {type(e).__name__}: {' '.join(str(e).split())[:160]}"
+        return ModelLoadError(f"{self.name} stage could not load {why}; replace the file (`mikupal models` checks each one)")
+
+    def teardown(self) -> None:
+        """Let go of what `setup()` holds (connections, threads, sessions). Called once when a
+        worker ends: by the Ray actor's shutdown, and by the sequential engine at the end."""
 
     def limit_threads(self) -> None:
         """Cap this process's torch and OpenCV thread pools at `threads` (no-op when None)."""
@@ -128,9 +183,10 @@ class Stage(ABC):
         if item.status == "dropped":
             yield item
             return
-        if not self._ready:
-            self.setup()
-            self._ready = True
+        self.start()
+        if self._activity is None:
+            self._activity = ActivityFile(self.output_dir, self.name)
+        self._activity.started(item)
         t0 = time.perf_counter()
         held: Optional[WorkItem] = None  # the latest successor, passed on when the next one comes
         n = 0
@@ -148,6 +204,7 @@ class Stage(ABC):
                 if held is not None:
                     yield self._not_last(held)
                 held, n = out, n + 1
+                self._activity.advanced(out)
         except StageError as e:
             if is_disk_full(e, self.output_dir, heuristic=False):
                 failure = ("disk_full", f"no space left under {self.output_dir}: {e.message}")
@@ -176,6 +233,7 @@ class Stage(ABC):
         if self.fans_out:
             held.fanout_total = n
         held.times.append(StageTime(stage=self.name, seconds=time.perf_counter() - t0, gpus=os.environ.get("CUDA_VISIBLE_DEVICES", "")))
+        self._activity.finished(held)
         yield held
 
     def _time_limit_s(self, item: WorkItem) -> Optional[float]:
