@@ -65,8 +65,8 @@ class Terminal:
         self._objects = old
         sys.stdout = sys.stderr = to_log  # what libraries print from Python (Ray's lines from its workers)
         for h in logging.getLogger().handlers:  # mikupal's terminal handler keeps writing to the terminal
-            stream = getattr(h, "stream", None)  # not every handler has one (pytest's live-logging handler)
-            to_terminal = stream is not None and (stream in old or stream is sys.__stderr__)  # basicConfig's too
+            stream = getattr(h, "stream", None)  # pytest's and other handlers may have none
+            to_terminal = stream is not None and (stream in old or stream is sys.__stderr__)  # basicConfig's, before NativeStderr
             if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) and to_terminal:
                 self._handlers.append((h, h.stream))
                 h.setStream(self.stream)

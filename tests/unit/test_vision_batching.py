@@ -110,7 +110,7 @@ def stages(tmp_path_factory, models_dir):
     root = tmp_path_factory.mktemp("vision_batching")
     models = root / "models"
     models.mkdir()
-    for k in ("yunet", "light-asd"):
+    for k in ("yunet", "light-asd", "ge2e"):  # ge2e: the stage's voice check of short turns
         if not (models_dir / k).exists():
             pytest.skip(f"{k} weights absent")
         os.symlink((models_dir / k).resolve(), models / k)
