@@ -83,15 +83,18 @@ def test_the_evaluation_recipes_run_as_written(tmp_path, meld):
     assert len(labeled) == 3 * 6  # 3 clips: the limit=50 trial and the five seeded runs
 
 
-#: flags each command takes
-FLAGS = {"run": {"-m", "--multirun", "--dry-run", "--json"}, "label": {"--relabel"}, "models": {"--labeler"}}
+def flags(module) -> set[str]:
+    """The flags a command's help page lists ("-m, --multirun" is two)."""
+    return {f.strip() for names, _ in module.HELP.flags for f in names.split(",")} | {"--help", "-h"}
+
+
 PLACEHOLDER = re.compile(r"^(\.\.\.|[A-Z_]+|\$\w+)$")
 
 
 def inline_commands() -> list[tuple[str, str]]:
     out = []
     for path in DOCS:
-        for span in re.findall(r"`(mikupal [a-z-]+[^`]*)`", path.read_text()):
+        for span in re.findall(r"`(mikupal [a-z-]+(?:\s[^`]*)?)`", path.read_text()):  # not "mikupal run: <error>"
             out.append((path.name, span))
     return out
 
@@ -106,12 +109,13 @@ def _problems(span: str) -> list[str]:
         return [] if cmd in ("--help", "-h", "--version") else [f"no option {cmd!r}"]
     if cmd not in COMMANDS:
         return [f"no command {cmd!r}"]
-    model = _module(cmd).HELP.model
+    module = _module(cmd)
+    model = module.HELP.model
     keys = set(model.model_fields) if model is not None else set(known_keys())
     problems = []
     for w in words[2:]:
         if w.startswith("-"):
-            if w not in FLAGS.get(cmd, set()) | {"--help", "-h"}:
+            if w not in flags(module):
                 problems.append(f"unknown flag {w}")
             continue
         if "=" not in w:
