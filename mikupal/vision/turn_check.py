@@ -105,7 +105,9 @@ def check_turns(
             out.notes.append(f"{what}, the speaker's face silent" + (f", voice similarity {sim:.2f}" if sim is not None else ""))
     for s in suspects:
         _suspect(s, t0, n, v, speaking, tracks, fps, out)
-    out.changes = sorted(set(round(t, 3) for t in out.changes))
+    # a cut at or beyond the first or last word splits nothing off
+    inside = (words[0].start - t0 + 1e-3, words[-1].end - t0 - 1e-3) if words else (0.0, n / fps)
+    out.changes = sorted(set(round(t, 3) for t in out.changes if inside[0] < t < inside[1]))
     return out
 
 

@@ -29,7 +29,10 @@ SECTIONS = ("inputs", "faults", "security")
 def overrides(models_dir: Path, out: Path, inp: Path, *extra: str) -> list[str]:
     return [
         f"input={inp}", f"output={out}", f"models_dir={models_dir}", "profile=cpu", "separation=none",
-        "asr.model=tiny.en", "offline=true", "engine.progress=false", *extra,
+        "asr.model=tiny.en", "offline=true", "engine.progress=false",
+        # the hostile inputs and fault sets are re-encodings of a few clips: copies by construction
+        # (the duplicate check has its own pipeline test, tests/integration/test_duplicates_pipeline.py)
+        "duplicates.kind=none", *extra,
     ]
 
 
@@ -55,7 +58,10 @@ def run_cli(args: list[str], env: Optional[dict[str, str]] = None, timeout: floa
 KEY = "AIza-reliability-env-key-0123456789"
 FILE_KEY = "AIza-reliability-file-key-9876543210"
 MAX_RETRIES, INVALID_RETRIES = 2, 1
-LABELER = ("labeler=gemini", "labeler.timeout_s=1.0", "labeler.backoff_base_s=0.02", "labeler.backoff_max_s=0.2",
+#: the prompt the fault runs label with: the fault plan is replayed against its request texts (v1's
+#: user turn holds only the transcript; v2's also the clip's duration)
+FAULT_PROMPT = "v1"
+LABELER = ("labeler=gemini", f"labeler.prompt_version={FAULT_PROMPT}", "labeler.timeout_s=1.0", "labeler.backoff_base_s=0.02", "labeler.backoff_max_s=0.2",
            f"labeler.max_retries={MAX_RETRIES}", f"labeler.invalid_retries={INVALID_RETRIES}")
 FAULT_KINDS = ("rate_limit", "server_error", "slow", "invalid_json")
 #: what a labeled utterance may legitimately differ in after faults: the retries it paid for
@@ -71,7 +77,7 @@ def fault_seed(transcripts: list[str], rate: float = 0.3, limit: int = 200_000) 
     from mikupal.taxonomy import load_taxonomy
     from tests.fakes import FaultPlan
 
-    prompt = load_prompt("v1", load_taxonomy("cowen_keltner_26"), "video")
+    prompt = load_prompt(FAULT_PROMPT, load_taxonomy("cowen_keltner_26"), "video")
     keys = [prompt.user_text(t) for t in transcripts]
     for seed in range(limit):
         plan = FaultPlan(rate=rate, seed=seed, kinds=FAULT_KINDS)

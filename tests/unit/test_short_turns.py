@@ -184,3 +184,11 @@ def test_a_real_reply_at_the_end_is_found_and_one_real_voice_is_not(encoder):
     assert 2.0 <= reply.start <= 2.66 and reply.end == 3.25 and reply.similarity < 0.5, found
     alone = short_turns(encoder, encoder.analyse(one), windows_record(encoder.embed_windows(one), 0.0), words[:11], 0.0, RULES)
     assert not any(s.sure for s in alone), alone
+
+
+def test_a_suspect_gets_every_frame_around_it_and_at_both_ends_scored():
+    from mikupal.vision.search import focus_frames, merge_ranges
+
+    assert merge_ranges([(5, 9), (0, 3), (2, 4), (9, 12)]) == [(0, 4), (5, 12)]
+    # 10 s utterance from source second 100: a 0.4 s suspect at 105 s grows to 2 s; both 1.5 s ends
+    assert focus_frames([suspect(105.0, 105.4)], 100.0, 250) == [(0, 38), (105, 156), (212, 250)]
