@@ -169,6 +169,7 @@ class FacesConfig(_Strict):
     min_track_frames: int = Field(ge=1)
     work_width: int = Field(ge=64)  # frames of an utterance are decoded once at this width
     batch_size: int = Field(ge=1)  # frames per detector forward pass (S3FD; YuNet runs one frame at a time)
+    batch_wait_s: float = Field(default=0.05, ge=0)  # items_per_call > 1: the longest a model call waits for others
     resources: Resources
 
 

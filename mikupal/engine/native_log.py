@@ -29,6 +29,13 @@ def is_library_line(line: str) -> bool:
     return bool(RAY_CORE_LINE.match(line) or OPENCV_LINE.match(line))
 
 
+def is_fatal_line(line: str) -> bool:
+    """A library line that ends the process (Ray's "F" level, or "... The process will exit"): the
+    user must see why the run stopped, so it goes to the terminal as well as the log."""
+    m = RAY_CORE_LINE.match(line)
+    return bool(m and (line[m.start():m.end()].split()[2] == "F" or "process will exit" in line))
+
+
 class NativeStderr:
     """`with NativeStderr():` the filter above on fd 2; a no-op where fd 2 cannot be replaced."""
 
@@ -62,7 +69,8 @@ class NativeStderr:
                 line = raw.decode("utf-8", "backslashreplace")
                 if is_library_line(line):
                     log.warning("%s", line.rstrip("\n"))
-                    continue
+                    if not is_fatal_line(line):
+                        continue
                 try:
                     os.write(terminal_fd, raw)
                 except OSError:

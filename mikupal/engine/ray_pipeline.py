@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Iterator, Optional
@@ -159,5 +161,26 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
                     max_retries=cfg.engine.max_task_retries,
                     **remote,
                 )
-    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
-        yield from WorkItem.from_table(batch)
+    before = set(threading.enumerate())
+    batches = iter(ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0))
+    try:
+        for batch in batches:
+            yield from WorkItem.from_table(batch)
+    finally:
+        _close_iterator(batches, before)
+
+
+def _close_iterator(batches, before: set, wait_s: float = 10.0) -> None:
+    """Stop Ray Data's reading threads before anyone shuts Ray down: a thread of theirs that
+    touches Ray after `ray.shutdown()` makes Ray's core end the whole process (exit 1, its line in
+    the log only), which would swallow the run's own one-line error."""
+    close = getattr(batches, "close", None)
+    if close is not None:
+        close()
+    deadline = time.monotonic() + wait_s
+    for t in set(threading.enumerate()) - before:
+        if t.name.startswith("ray_") or t.name == "Prefetcher" or t is threading.current_thread():
+            continue  # Ray core's own end with ray.shutdown(); the prefetcher, once idle, waits and touches nothing
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+        if t.is_alive():
+            log.warning("Ray Data thread %s still running after %.0f s", t.name, wait_s)

@@ -20,6 +20,10 @@ CONNECTIVITY = 16
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 96
 DTYPE = "i8"
+#: below this many voices the search is exact (brute force, a few ms): the same ids whatever order the
+#: graph was built in (its multi-threaded build is not deterministic), and the same ids whether the
+#: videos are linked in one run or several
+EXACT_BELOW = 10_000
 
 
 class VoiceIndex:
@@ -49,7 +53,8 @@ class VoiceIndex:
         out = np.full((n, count), -1, dtype=np.int64)
         if n == 0 or len(self) == 0:
             return out
-        found = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32).reshape(n, self.dim), count)
+        found = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32).reshape(n, self.dim), count,
+                                  exact=len(self) < EXACT_BELOW)
         if hasattr(found, "counts"):  # BatchMatches: [n, count] keys, each row valid up to its count
             keys, have = np.asarray(found.keys, dtype=np.int64).reshape(n, -1), np.asarray(found.counts).reshape(n)
         else:  # one query: Matches, its valid keys only

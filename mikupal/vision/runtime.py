@@ -32,7 +32,7 @@ def load_models(fc, ac, det_path, asd_path, device: str, threads: Optional[int],
     model = ActiveSpeakerModel.load(ac.kind, asd_path, device=device, runtime="torch" if bf16 else "auto", threads=threads)
     gather = None
     if batched:
-        gather = Gather()
+        gather = Gather(max_wait_s=fc.batch_wait_s)
         detector = BatchedDetector(detector, gather)
         model.encoders = BatchedEncoders(model.encoders, gather)
     return detector, model, bf16, gather

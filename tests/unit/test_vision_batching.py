@@ -116,7 +116,8 @@ def stages(tmp_path_factory, models_dir):
         os.symlink((models_dir / k).resolve(), models / k)
     base = [f"models_dir={models}", "profile=cpu", "engine.threads=1", "asd.precision=fp32"]  # fp32: the encoders a GPU runs
     one = VisionStage(compose(base), root / "one", threads=1)
-    four = VisionStage(compose(base + ["+faces.resources.items_per_call=4"]), root / "four", threads=1)
+    # a long wait: each model call waits for every utterance of the call (decode times vary with the host's load)
+    four = VisionStage(compose(base + ["+faces.resources.items_per_call=4", "faces.batch_wait_s=30"]), root / "four", threads=1)
     return one, four
 
 
