@@ -11,6 +11,7 @@ benchmarks/README.md's tables and plots.
     python -m benchmarks.pipeline parallel --minutes 5    # Ray pipeline vs sequential engine
     python -m benchmarks.pipeline sweep --minutes 5       # Hydra multirun over pool sizes
     python -m benchmarks.pipeline cost                    # funnel + labeler cost (fake server)
+    python -m benchmarks.pipeline small-files --clips 120 # 120 clips of 3-6 s vs the same seconds as one file
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import psutil
 
-from .inputs import CACHE, ROOT, SHARED, long_input
+from .inputs import CACHE, ROOT, SHARED, long_input, small_clips
 
 RESULTS = ROOT / "benchmarks" / "results"
 BASE = ["profile=cpu", "separation=none", "labeler=none", "asr.model=tiny.en", "offline=true", "engine.progress=false"]
@@ -83,7 +84,9 @@ def process_role(cmdline: list[str]) -> str:
 def timed(cmd: list[str], env: dict | None = None) -> dict:
     """Run a command; wall time, the peak RSS summed over its process tree and the CPU seconds that
     tree used (both sampled 5x/s: a process's last 0.2 s before it exits can be missed), in all and
-    by process role (`process_role`)."""
+    by process role (`process_role`); and each role's memory: the peak RSS and USS (the pages only
+    that process holds: what it costs the machine beside shared libraries and the page cache) of
+    its largest process, and how many processes had that role."""
     env = dict(os.environ, **(env or {}))
     env.setdefault("RAY_AUTH_MODE", "disabled")
     env.pop("RAY_ADDRESS", None)
@@ -92,6 +95,8 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
     peak = 0
     cpu: dict[int, float] = {}  # pid -> latest user + system seconds
     role: dict[int, str] = {}  # pid -> process_role (a Ray worker is titled once it holds a stage)
+    rss: dict[int, int] = {}  # pid -> peak RSS bytes
+    uss: dict[int, int] = {}  # pid -> peak USS bytes
     stop = threading.Event()
 
     def sample():
@@ -105,7 +110,10 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
                 procs = []
             for q in procs:
                 try:
-                    total += q.memory_info().rss
+                    mem = q.memory_full_info()
+                    total += mem.rss
+                    rss[q.pid] = max(rss.get(q.pid, 0), mem.rss)
+                    uss[q.pid] = max(uss.get(q.pid, 0), mem.uss)
                     t = q.cpu_times()
                     cpu[q.pid] = t.user + t.system
                     title = q.cmdline()  # the latest: a Ray worker is retitled when it takes a stage
@@ -131,7 +139,21 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
     return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20, 1), "cpu_s": round(cpu_s, 1),
             "cores_busy": round(cpu_s / wall, 2) if wall > 0 else 0.0,
             "cpu_s_by_process": {k: round(v, 1) for k, v in sorted(by_role.items(), key=lambda kv: -kv[1])},
+            "memory_by_process": memory_by_role(rss, uss, role),
             "stdout": out[-4000:]}
+
+
+def memory_by_role(rss: dict[int, int], uss: dict[int, int], role: dict[int, str]) -> dict[str, dict]:
+    """Per process role: its processes, and the peak RSS / USS (MB) of the largest of them (a pool
+    worker's figure is one worker's, what sizing a pool needs), largest first."""
+    out: dict[str, dict] = {}
+    for pid, r in rss.items():
+        name = role.get(pid, "?")
+        row = out.setdefault(name, {"processes": 0, "peak_rss_mb": 0.0, "peak_uss_mb": 0.0})
+        row["processes"] += 1
+        row["peak_rss_mb"] = max(row["peak_rss_mb"], round(r / 2**20, 1))
+        row["peak_uss_mb"] = max(row["peak_uss_mb"], round(uss.get(pid, 0) / 2**20, 1))
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["peak_rss_mb"]))
 
 
 def mikupal_run(inp: Path, out: Path, *overrides: str) -> dict:
@@ -263,6 +285,25 @@ def cmd_sweep(a) -> None:
                    "command": "mikupal run -m " + " ".join(cmd[5:]), "wall_s": r["wall_s"]})
 
 
+def cmd_small_files(a) -> None:
+    """A corpus of short clips (MELD-like, 3-6 s each) against the same seconds as one file, timed in
+    the same command (the host's speed varies): the one file first, then the clips, `--repeat` times."""
+    folder, joined = small_clips(a.clips)
+    rounds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(a.repeat):
+            one = mikupal_run(joined, Path(tmp) / f"one{k}", *a.set)
+            many = mikupal_run(folder, Path(tmp) / f"many{k}", *a.set)
+            rounds.append({"one_file": one, "clips": many,
+                           "speed_of_one_file": round(one["wall_s"] / many["wall_s"], 3)})
+    best = max(rounds, key=lambda r: r["speed_of_one_file"])
+    name = f"small_files_{a.clips}" + ("_" + "_".join(o.replace("=", "-").replace(".", "-") for o in a.set) if a.set else "")
+    save(name, {"clips": a.clips, "input": folder.name, "joined": joined.name, "overrides": a.set,
+                "speed_of_one_file": [r["speed_of_one_file"] for r in rounds], "rounds": rounds,
+                "median_speed_of_one_file": sorted(r["speed_of_one_file"] for r in rounds)[len(rounds) // 2],
+                "best": best})
+
+
 COST_MODELS = ("gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-3-flash-preview", "gemini-2.5-pro")
 
 
@@ -298,11 +339,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name, fn in (("speed", cmd_speed), ("scaling", cmd_scaling), ("parallel", cmd_parallel), ("sweep", cmd_sweep),
-                     ("cost", cmd_cost)):
+                     ("cost", cmd_cost), ("small-files", cmd_small_files)):
         p = sub.add_parser(name)
         p.set_defaults(fn=fn)
         if name == "scaling":
             p.add_argument("--minutes", type=int, nargs="+", default=[10, 60])
+        elif name == "small-files":
+            p.add_argument("--clips", type=int, default=120)
+            p.add_argument("--repeat", type=int, default=1)
+            p.add_argument("--set", nargs="*", default=[], help="config overrides for both sides")
         elif name != "cost":
             p.add_argument("--minutes", type=int, default=5)
         if name == "cost":

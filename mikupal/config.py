@@ -116,6 +116,7 @@ class AsrConfig(_Strict):
     batched: bool
     batch_size: int = Field(ge=1)
     beam_size: int = Field(ge=1)
+    temperature: list[float] = Field(min_length=1)  # [0.0]: no sampling fallback, the same text every run
     language: Optional[str]
     cpu_threads: int = Field(ge=0)
     resources: Resources

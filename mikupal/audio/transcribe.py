@@ -195,6 +195,7 @@ class Transcriber:
         return dict(
             language=self.cfg.language,
             beam_size=int(self.cfg.beam_size),
+            temperature=[float(t) for t in self.cfg.temperature],
             word_timestamps=True,
             vad_filter=False,
             condition_on_previous_text=False,
@@ -234,6 +235,7 @@ class Transcriber:
             joined,
             language=self.cfg.language,
             beam_size=int(self.cfg.beam_size),
+            temperature=[float(t) for t in self.cfg.temperature],
             word_timestamps=True,
             vad_filter=False,
             clip_timestamps=[stamps[i] for i in keep],

@@ -98,6 +98,21 @@ def identify(video_id: str, kept: list[WorkItem], rows: list[DatasetSegment], si
     ]
 
 
+def in_time_order(items: list[WorkItem]) -> list[WorkItem]:
+    """A video's items in a fixed order (the video-level item first, then utterances and pieces by
+    time), whatever order the workers finished them in: speaker clustering, reject rows and the
+    speakers table see the same input in every run, so they come out the same."""
+    def key(it: WorkItem):
+        seg = it.data.segment
+        return (seg is not None, seg.start if seg else 0.0, seg.end if seg else 0.0, it.item_id, it.status)
+
+    return sorted(items, key=key)
+
+
+def _reject_order(r: Reject):
+    return (r.start if r.start is not None else -1.0, r.end if r.end is not None else -1.0, r.stage, r.reason, r.item_id)
+
+
 def label_rejected(items: list[WorkItem]) -> list[WorkItem]:
     return [it for it in items if it.data.segment is not None and it.status == "dropped" and it.rejects and it.rejects[-1].stage == "label"]
 
@@ -200,6 +215,7 @@ class OutputDir(CommittedOutput):
     # ---------------------------------------------------------------- commit
 
     def commit_video(self, key: str, items: list[WorkItem]) -> VideoSummary:
+        items = in_time_order(items)  # they arrive in whatever order the workers finished them
         pending = relabel_rows(items, self.sample_rate)
         rows, rejects, summary = summarize(key, items, self.speaker_similarity, pending)
         for r in rows:
@@ -257,7 +273,7 @@ class OutputDir(CommittedOutput):
         else:
             seg_path.unlink(missing_ok=True)
         if rejects:
-            _atomic_parquet(Reject.to_table(rejects), rej_path)
+            _atomic_parquet(Reject.to_table(sorted(rejects, key=_reject_order)), rej_path)
         else:
             rej_path.unlink(missing_ok=True)
 
