@@ -118,6 +118,7 @@ class AsrConfig(_Strict):
     beam_size: int = Field(ge=1)
     temperature: list[float] = Field(min_length=1)  # [0.0]: no sampling fallback, the same text every run
     language: Optional[str]
+    pack: bool  # short videos of one call share whisper windows (audio/packing.py)
     cpu_threads: int = Field(ge=0)
     resources: Resources
 

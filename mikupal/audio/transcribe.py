@@ -21,7 +21,8 @@ from .. import media
 from ..config import AsrConfig
 from ..errors import UserError
 from ..models_dir import is_offline, whisper_model
-from ..records import SpeechRegion, Word
+from ..records import SpeechRegion, Word, join_words
+from .packing import Placed, Window, plan_windows
 
 SAMPLE_RATE = 16000
 MAX_CLIP_SECONDS = 30.0  # whisper's window
@@ -169,6 +170,12 @@ class Transcriber:
     def multilingual(self) -> bool:
         return bool(self.model is not None and self.model.model.is_multilingual)
 
+    @property
+    def packs(self) -> bool:
+        """Short videos share windows (`audio/packing.py`) only where the language is known: a window
+        gets one language detection."""
+        return bool(self.cfg.pack) and (bool(self.cfg.language) or not self.multilingual)
+
     # ------------------------------------------------------------ public
 
     def transcribe(self, audio16k: AudioSource, regions: Sequence[SpeechRegion]) -> list[RegionTranscript]:
@@ -178,16 +185,34 @@ class Transcriber:
     def iter_transcribe(self, audio16k: AudioSource, regions: Sequence[SpeechRegion]) -> Iterator[list[RegionTranscript]]:
         """`transcribe` in time order, a clip (or a batched group of clips) at a time, so that
         utterances can be cut and passed on while the rest of the file is still transcribed."""
+        plan = self.plan([Source(audio16k, regions)])
+        for done in self.run(plan):
+            yield [rt for _, rt in done]
+
+    def shared(self, sources: Sequence["Source"]) -> "SharedTranscription":
+        """Several videos transcribed together (short ones packed into shared windows); each video's
+        transcripts are read with `for_source(i)`, in the order of `sources`."""
+        plan = self.plan(sources)
+        return SharedTranscription(self.run(plan), [len(c) for c in plan.clips])
+
+    def plan(self, sources: Sequence["Source"]) -> "CallPlan":
         self.load()
-        audio = _Audio(audio16k)
-        clips = plan_clips(regions, audio)
+        audios = [_Audio(s.audio) for s in sources]
+        clips = [plan_clips(s.regions, a) for s, a in zip(sources, audios)]
+        packable = [self.packs and s.duration is not None and s.duration <= MAX_CLIP_SECONDS for s in sources]
+        windows = plan_windows([[c.end - c.start for c in cs] for cs in clips], packable, MAX_CLIP_SECONDS)
+        return CallPlan(audios, clips, windows)
+
+    def run(self, plan: "CallPlan") -> Iterator[list[tuple[int, RegionTranscript]]]:
+        """The plan's windows in order, one at a time (or a batched group at a time): the
+        transcripts of the clips each held, tagged with their source's index."""
         if self.pipeline is not None:
             per_call = max(1, int(self.cfg.batch_size) * GROUP_CLIPS_PER_BATCH)
-            for g in range(0, len(clips), per_call):
-                yield self._batch_group(audio, clips[g : g + per_call])
+            for g in range(0, len(plan.windows), per_call):
+                yield self._batch_group(plan, plan.windows[g : g + per_call])
             return
-        for c in clips:
-            yield [self._transcribe_clip(audio, c)]
+        for w in plan.windows:
+            yield self._transcribe_window(plan, w)
 
     # ------------------------------------------------------------ plain
 
@@ -201,36 +226,32 @@ class Transcriber:
             condition_on_previous_text=False,
         )
 
-    def _transcribe_clip(self, audio: _Audio, clip: _Clip) -> RegionTranscript:
-        x = audio.read(clip.start, clip.end)
-        out = RegionTranscript(region_index=clip.region_index, start=clip.start, end=clip.end)
+    def _transcribe_window(self, plan: "CallPlan", window: Window) -> list[tuple[int, RegionTranscript]]:
+        x = plan.window_audio(window)
+        results = plan.empty(window)
         if len(x) < SAMPLE_RATE // 10:
-            return out
+            return results
         segments, info = self.model.transcribe(x, **self._options())
-        out.language = info.language or ""
-        out.language_probability = float(info.language_probability or 0.0)
-        out.segments = [_segment(s, clip.start, clip) for s in segments]
-        _monotonic(out)
-        return out
+        _fill(plan, window, results, list(segments), info)
+        return results
 
     # ------------------------------------------------------------ batched
 
-    def _batch_group(self, audio: _Audio, group: list[_Clip]) -> list[RegionTranscript]:
-        """Concatenate the group's clips, transcribe them as clip_timestamps, map times back."""
-        parts, offsets, stamps = [], [], []
+    def _batch_group(self, plan: "CallPlan", group: list[Window]) -> list[tuple[int, RegionTranscript]]:
+        """Concatenate the group's windows, transcribe them as clip_timestamps, map times back."""
+        parts, stamps = [], []
         pos = 0.0
-        for c in group:
-            x = audio.read(c.start, c.end)
+        for w in group:
+            x = plan.window_audio(w)
             parts.append(x)
-            offsets.append(pos)
             dur = len(x) / SAMPLE_RATE
             stamps.append({"start": pos, "end": pos + dur})
             pos += dur
         joined = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        results = [RegionTranscript(region_index=c.region_index, start=c.start, end=c.end) for c in group]
+        results = [plan.empty(w) for w in group]
         keep = [i for i, st in enumerate(stamps) if st["end"] - st["start"] >= 0.1]
         if not keep:
-            return results
+            return [r for rs in results for r in rs]
         segments, info = self.pipeline.transcribe(
             joined,
             language=self.cfg.language,
@@ -241,16 +262,86 @@ class Transcriber:
             clip_timestamps=[stamps[i] for i in keep],
             batch_size=int(self.cfg.batch_size),
         )
-        starts = np.array([stamps[i]["start"] for i in keep])
+        per_window: list[list] = [[] for _ in group]
         for s in segments:
-            k = keep[max(0, int(np.searchsorted(starts, float(s.start) + 1e-3, side="right")) - 1)]
-            c = group[k]
-            results[k].segments.append(_segment(s, c.start - offsets[k], c))
-        for r in results:
-            r.language = info.language or ""
-            r.language_probability = float(info.language_probability or 0.0)
-            _monotonic(r)
-        return results
+            # whisper's times are on a 20 ms grid: a segment can start a little before its window
+            # does, so it belongs to the window holding its middle
+            mid = (float(s.start) + float(s.end)) / 2.0
+            k = min(keep, key=lambda i: 0.0 if stamps[i]["start"] <= mid <= stamps[i]["end"]
+                    else min(abs(mid - stamps[i]["start"]), abs(mid - stamps[i]["end"])))
+            per_window[k].append(_Shifted(s, -stamps[k]["start"]))
+        for k in keep:
+            _fill(plan, group[k], results[k], per_window[k], info)
+        return [r for rs in results for r in rs]
+
+
+@dataclass
+class Source:
+    """One video of a call: its 16 kHz audio, the regions to transcribe and its duration (None:
+    unknown, never packed)."""
+
+    audio: AudioSource
+    regions: Sequence[SpeechRegion]
+    duration: Optional[float] = None
+
+
+@dataclass
+class CallPlan:
+    """Every clip of a call's videos and the windows they are transcribed in."""
+
+    audios: list["_Audio"]
+    clips: list[list[_Clip]]
+    windows: list[Window]
+
+    def clip(self, p: Placed) -> _Clip:
+        return self.clips[p.source][p.index]
+
+    def window_audio(self, window: Window) -> np.ndarray:
+        parts = []
+        for k, p in enumerate(window.placed):
+            if k:
+                parts.append(np.zeros(int(round((p.offset - window.placed[k - 1].end) * SAMPLE_RATE)), np.float32))
+            c = self.clip(p)
+            parts.append(self.audios[p.source].read(c.start, c.end))
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def empty(self, window: Window) -> list[tuple[int, RegionTranscript]]:
+        return [(p.source, RegionTranscript(region_index=self.clip(p).region_index, start=self.clip(p).start,
+                                            end=self.clip(p).end)) for p in window.placed]
+
+
+class SharedTranscription:
+    """A call's transcription, read video by video: `for_source(i)` yields video i's transcripts as
+    the windows holding its clips are done (windows run in the order of the videos, so a video's
+    neighbours' clips are kept until their turn). A window that fails fails every video in it."""
+
+    def __init__(self, windows: Iterator[list[tuple[int, RegionTranscript]]], clips_per_source: list[int]):
+        self._windows = windows
+        self._left = list(clips_per_source)
+        self._ready: dict[int, list[list[RegionTranscript]]] = {i: [] for i in range(len(clips_per_source))}
+        self._error: Optional[BaseException] = None
+
+    def for_source(self, i: int) -> Iterator[list[RegionTranscript]]:
+        while True:
+            while self._ready[i]:
+                yield self._ready[i].pop(0)
+            if self._left[i] <= 0:
+                return
+            if self._error is not None:
+                raise self._error
+            try:
+                done = next(self._windows)
+            except StopIteration:
+                return
+            except Exception as e:  # noqa: BLE001 - raised for every video the window held
+                self._error = e
+                raise
+            by_source: dict[int, list[RegionTranscript]] = {}
+            for s, rt in done:
+                by_source.setdefault(s, []).append(rt)
+            for s, rts in by_source.items():
+                self._ready[s].append(rts)
+                self._left[s] -= len(rts)
 
 
 # ---------------------------------------------------------------- helpers
@@ -260,16 +351,61 @@ def _clamp(t: float, lo: float, hi: float) -> float:
     return float(min(max(t, lo), hi))
 
 
-def _segment(s, offset: float, clip: _Clip) -> WhisperSegment:
-    """A faster-whisper Segment in source seconds, clamped inside its clip."""
+class _Shifted:
+    """A faster-whisper segment of a batched group, with its times moved into its own window."""
+
+    def __init__(self, s, shift: float):
+        self.start, self.end, self.text = float(s.start) + shift, float(s.end) + shift, s.text
+        self.no_speech_prob, self.avg_logprob = s.no_speech_prob, s.avg_logprob
+        self.compression_ratio = getattr(s, "compression_ratio", 0.0)
+        self.words = [_ShiftedWord(w, shift) for w in s.words or []]
+
+
+class _ShiftedWord:
+    def __init__(self, w, shift: float):
+        self.word, self.start, self.end, self.probability = w.word, float(w.start) + shift, float(w.end) + shift, w.probability
+
+
+def _fill(plan: CallPlan, window: Window, results: list[tuple[int, RegionTranscript]], segments: list, info) -> None:
+    """Give each clip of a window its part of whisper's segments (times in window seconds): a word
+    belongs to the clip its middle falls in; a segment whose words fall in two clips becomes one
+    segment per clip, with its scores and the text of its own words."""
+    for s in segments:
+        words = list(s.words or [])
+        owners = [window.locate((float(w.start) + float(w.end)) / 2.0) for w in words]
+        if not words:
+            owners_of_segment = [window.locate((float(s.start) + float(s.end)) / 2.0)]
+        else:
+            owners_of_segment = sorted(set(owners))
+        whole = len(owners_of_segment) == 1
+        for k in owners_of_segment:
+            p = window.placed[k]
+            clip = plan.clip(p)
+            mine = None if whole else [w for w, o in zip(words, owners) if o == k]
+            results[k][1].segments.append(_segment(s, clip.start - p.offset, clip, mine))
+    for _, rt in results:
+        rt.language = info.language or ""
+        rt.language_probability = float(info.language_probability or 0.0)
+        _monotonic(rt)
+
+
+def _segment(s, offset: float, clip: _Clip, part: Optional[list] = None) -> WhisperSegment:
+    """A faster-whisper Segment in source seconds, clamped inside its clip (`part`: only these of
+    its words, the segment's share of a packed window)."""
     words = []
-    for w in s.words or []:
+    for w in (s.words or []) if part is None else part:
         text = w.word or ""  # whisper's own spacing (a leading space in spaced scripts)
         if not text.strip():
             continue
         a = _clamp(float(w.start) + offset, clip.start, clip.end)
         b = _clamp(float(w.end) + offset, clip.start, clip.end)
         words.append(Word(word=text, start=round(a, 3), end=round(max(a, b), 3), probability=float(w.probability)))
+    if part is not None:
+        return WhisperSegment(
+            start=words[0].start if words else clip.start, end=words[-1].end if words else clip.start,
+            text=join_words(words), words=words, no_speech_prob=float(s.no_speech_prob or 0.0),
+            avg_logprob=float(s.avg_logprob or 0.0), compression_ratio=float(getattr(s, "compression_ratio", 0.0) or 0.0),
+        )
     return WhisperSegment(
         start=round(_clamp(float(s.start) + offset, clip.start, clip.end), 3),
         end=round(_clamp(float(s.end) + offset, clip.start, clip.end), 3),
@@ -296,4 +432,4 @@ def _monotonic(rt: RegionTranscript) -> None:
             seg.end = max(seg.end, seg.words[-1].end)
 
 
-__all__ = ["Transcriber", "RegionTranscript", "WhisperSegment", "plan_clips"]
+__all__ = ["Transcriber", "RegionTranscript", "WhisperSegment", "Source", "SharedTranscription", "plan_clips"]

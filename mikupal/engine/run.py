@@ -28,6 +28,7 @@ from ..speaker.identity import write_global_speakers
 from .inputs import expand_inputs, write_skipped
 from .lock import OutputLock, mark_output
 from .run_log import RunLog
+from .stages import depends_on_call, video_group_size
 
 log = logging.getLogger("mikupal")
 
@@ -126,7 +127,7 @@ def _run(cfg: RunConfig, console=None) -> dict:
     stream = None
     peak = 0.0
     try:
-        todo = _plan(out, inputs, collector, progress)
+        todo = _plan(cfg, out, inputs, collector, progress)
         if cfg.engine.kind == "ray" and todo:
             from .ray_pipeline import stream as engine_stream
         else:
@@ -150,7 +151,7 @@ def _run(cfg: RunConfig, console=None) -> dict:
 
         _record_lost(todo, out, collector)
         wall = time.perf_counter() - t0
-        processed = {it.video_id for it in todo} | {r.item_id for r in inputs.rejects}
+        processed = {it.video_id for it in todo if it.status != "placeholder"} | {r.item_id for r in inputs.rejects}
         write_global_speakers(out.root, cfg.speaker.global_similarity)
         report = build_report(out, wall, processed, config=_safe_config(cfg), peak_rss_mb=round(max(peak, _peak_rss_mb()), 1))
         write_report(out.root, report)
@@ -172,32 +173,53 @@ def _run(cfg: RunConfig, console=None) -> dict:
     return report
 
 
-def _plan(out: OutputDir, inputs, collector: Collector, progress: Progress) -> list[WorkItem]:
+def _plan(cfg: RunConfig, out: OutputDir, inputs, collector: Collector, progress: Progress) -> list[WorkItem]:
     """Commit the inputs rejected before any stage, skip what is committed, clear what a crashed
-    attempt left, and return the videos to run."""
-    todo: list[WorkItem] = []
+    attempt left, and return the videos to run: whole groups of `video_group_size`, in input
+    order, as the video-level stages get them in every run (an uninterrupted run's groups)."""
     for rej in inputs.rejects:
         if not out.is_done(rej.item_id):
             collector.record(out.commit_rejects(rej.item_id, [rej], rej.source, rej.video_id))
             collector.committed.add(rej.item_id)
         else:
             progress.videos_done += 1
-    for src, path, vid in inputs.videos:
+    k = video_group_size(cfg)
+    todo: list[WorkItem] = []
+    for g in range(0, len(inputs.videos), k):
+        todo.extend(_plan_group(cfg, out, inputs.videos[g : g + k], g // k if k > 1 else -1, progress))
+    return todo
+
+
+def _plan_group(cfg: RunConfig, out: OutputDir, group: list, index: int, progress: Progress) -> list[WorkItem]:
+    """One group's videos: nothing when all are committed; else the unfinished ones, the committed
+    ones whose results depend on their group (redone with it, so they come out as before), and
+    placeholders for the other committed ones (they keep the group's shape, and pass untouched)."""
+    summaries = {}
+    for src, _, vid in group:
         stale = source_key(src)  # this source was missing or a duplicate in an earlier run
         if out.marker(stale).exists():
             out.clear_unfinished(stale)
-        if out.is_done(vid):
+        summaries[vid] = out.summary(vid)
+    if all(s is not None and s.final for s in summaries.values()):
+        progress.videos_done += len(group)
+        return []
+    items = []
+    for src, path, vid in group:
+        s = summaries[vid]
+        item = WorkItem(source=src, path=path, video_id=vid, group=index)
+        if s is not None and s.final and not depends_on_call(cfg, s):
+            item.status = "placeholder"
             progress.videos_done += 1
-            continue
-        out.clear_unfinished(vid)
-        todo.append(WorkItem(source=src, path=path, video_id=vid))
-    return todo
+        else:
+            out.clear_unfinished(vid)
+        items.append(item)
+    return items
 
 
 def _record_lost(todo: list[WorkItem], out: OutputDir, collector: Collector) -> None:
     """Anything the pipeline lost (a worker died for good) is recorded, and redone by the next run."""
     for it in todo:
-        if it.video_id not in collector.committed:
+        if it.status != "placeholder" and it.video_id not in collector.committed:
             pending = collector.pending.pop(it.video_id, {})
             rej = Reject(
                 item_id=it.video_id, video_id=it.video_id, source=it.source, stage="engine", reason="worker_lost",
@@ -229,7 +251,7 @@ def _open_limits(cfg: RunConfig):
     from ..labelers.budget import SharedLimits
 
     if cfg.engine.kind == "ray":
-        from .ray_pipeline import init_ray
+        from .cluster import init_ray
 
         init_ray(cfg.engine)
     return SharedLimits(cfg.labeler, use_ray=cfg.engine.kind == "ray")

@@ -20,6 +20,7 @@ from typing import ClassVar, Iterable, Iterator, Literal, Optional
 import pyarrow as pa
 
 from .. import layout
+from ..committed import VideoSummary
 from ..config import Resources, RunConfig
 from ..errors import StageError
 from ..records import StageTime, WorkItem
@@ -110,7 +111,7 @@ class Stage(ABC):
         already passed on, one more item carrying the reject. This stage's time rides on the last
         item; a fan-out stage marks the last one with how many there were (`fanout_total`, 0 =
         more to come), so the writer knows when a video is complete."""
-        if item.status == "dropped":
+        if item.passes_through:
             yield item
             return
         if not self._ready:
@@ -177,9 +178,22 @@ class Stage(ABC):
         return item
 
     def iter_batch(self, batch: pa.Table) -> Iterator[WorkItem]:
-        """Every item of an Arrow batch through `iter_item` (the labeler overrides it to batch requests)."""
-        for it in WorkItem.from_table(batch):
+        """Every item of an Arrow batch through `iter_items` (the labeler overrides it to batch requests)."""
+        yield from self.iter_items(WorkItem.from_table(batch))
+
+    def iter_items(self, items: list[WorkItem]) -> Iterator[WorkItem]:
+        """One call's items (`items_per_call` of them), each through `iter_item`, in order. A stage
+        that works on a call's items together (the ASR packs short videos into shared windows)
+        overrides it and says so in `depends_on_call`."""
+        for it in items:
             yield from self.iter_item(it)
+
+    def depends_on_call(self, video: "VideoSummary") -> bool:
+        """Whether a committed video's results depend on the other videos of its call. The engine
+        hands a video-level stage the same videos together in every run (the inputs in order,
+        `items_per_call` at a time); a resumed run redoes such a video with its call's unfinished
+        ones, so it ends as an uninterrupted run would have."""
+        return False
 
     def run_batch(self, batch: pa.Table) -> pa.Table:
         return WorkItem.to_table(list(self.iter_batch(batch)))
