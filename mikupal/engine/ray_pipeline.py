@@ -13,36 +13,16 @@ from typing import Iterator, Optional
 
 import pyarrow as pa
 
-from ..config import EngineConfig, RunConfig
+from ..config import RunConfig
 from ..errors import USER_ERROR_REASON, UserError
 from ..records import WorkItem
 from ..stages.base import Stage
 from ..stages.faults import FAULT_ENV
+from .cluster import init_ray
 from .run_log import quiet_consoles
-from .stages import stage_classes
+from .stages import stage_classes, video_group_size
 
 log = logging.getLogger(__name__)
-
-
-def init_ray(engine: EngineConfig) -> None:
-    """Join a cluster when one is named (engine.address, RAY_ADDRESS, `ray job submit`), else start
-    a local Ray with a bounded object store."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    address = engine.address or os.environ.get("RAY_ADDRESS")
-    kwargs = dict(ignore_reinit_error=True, logging_level=logging.WARNING, log_to_driver=True)
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(
-            num_cpus=engine.num_cpus,
-            include_dashboard=False,
-            object_store_memory=int(engine.object_store_memory_gb * (1 << 30)),
-            **kwargs,
-        )
 
 
 @contextlib.contextmanager
@@ -66,9 +46,28 @@ def _one_row_blocks(items: Iterator[WorkItem]) -> Iterator[pa.Table]:
 
 def _run_task(batch: pa.Table, cls: type[Stage], cfg: RunConfig, out_dir: str) -> Iterator[pa.Table]:
     try:
-        yield from _one_row_blocks(cls(cfg, out_dir).iter_batch(batch))
+        yield from _one_row_blocks(_calls(cls(cfg, out_dir), batch))
     except UserError as e:
         yield from _one_row_blocks(_user_error_items(batch, cls.name, e))
+
+
+def _calls(stage: Stage, batch: pa.Table) -> Iterator[WorkItem]:
+    """A batch through the stage. A video-level stage gets one group of videos per call (the run's
+    inputs in order, `items_per_call` at a time: `run._plan`); should Ray Data ever bundle a batch
+    across groups, each group still gets a call of its own, and the log says so (a group split
+    across two batches would be worked on in two parts, which a packing stage would notice)."""
+    if stage.level != "video":
+        yield from stage.iter_batch(batch)
+        return
+    items = WorkItem.from_table(batch)
+    groups: dict[int, list[WorkItem]] = {}
+    for it in items:
+        groups.setdefault(it.group, []).append(it)
+    if len(groups) > 1:
+        log.warning("%s got videos of %d groups in one batch (%s): each group is worked on apart", stage.name,
+                    len(groups), sorted(groups))
+    for part in groups.values():
+        yield from stage.iter_items(part)
 
 
 class _Secrets(dict):
@@ -101,7 +100,7 @@ class _StageActor:
 
     def __call__(self, batch: pa.Table) -> Iterator[pa.Table]:
         try:
-            yield from _one_row_blocks(self.stage.iter_batch(batch))
+            yield from _one_row_blocks(_calls(self.stage, batch))
         except UserError as e:  # a run condition (a model that will not load): the driver stops the run
             yield from _one_row_blocks(_user_error_items(batch, self.stage.name, e))
 
@@ -146,6 +145,10 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
     ctx.max_errored_blocks = -1  # a block lost to a dead worker must not end the run: the driver records it
     ctx.enable_operator_progress_bars = False
     ctx.target_max_block_size = 1  # rows are small (paths, times): one row per block spreads work evenly
+    # a video-level stage taking several videos per call gets the same ones together in every run:
+    # rows reach it in input order, so each batch is one group of run._plan (Ray Data bundles a
+    # batch from consecutive rows)
+    ctx.execution_options.preserve_order = video_group_size(cfg) > 1
     total = ray.cluster_resources()
     cluster_gpus, cluster_cpus = total.get("GPU", 0.0), total.get("CPU", 1.0)
 
@@ -156,7 +159,7 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
     for cls in stage_classes(cfg):
         stage = cls(cfg, out_dir)
         res = stage.resources
-        batch_size = 1 if cls.level == "video" else stage.items_per_call  # videos: one per call, they fan out
+        batch_size = stage.items_per_call
         remote = {"num_cpus": res.num_cpus}
         if res.num_gpus:
             remote["num_gpus"] = res.num_gpus

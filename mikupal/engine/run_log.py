@@ -3,7 +3,9 @@
 The terminal shows mikupal's own warnings, the progress line(s) and the summary. Everything else
 that goes through Python logging or `warnings` (Ray Data's INFO lines and deprecation notices,
 library warnings) is written to OUT/logs/run-<time>.log. OpenCV's native log (its "graph engine"
-warnings bypass Python) is set to errors only before any worker starts.
+warnings bypass Python) is set to errors only before any worker starts (and in every worker's
+environment: engine/cluster.py); what native libraries still write to the driver's stderr in their
+own formats (Ray's C++ core) goes to the log file too (engine/native_log.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import time
 
 from ..layout import OutputPaths
+from .native_log import NativeStderr
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: loggers whose INFO/WARNING lines are library chatter: kept in the log file, off the terminal
@@ -58,6 +61,7 @@ class RunLog:
         self._saved: dict[str, tuple[int, bool]] = {}
         self._filtered: list[logging.Handler] = []
         self._attached: list[logging.Logger] = []
+        self._native = NativeStderr()
 
     def __enter__(self) -> "RunLog":
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # inherited by Ray's local workers
@@ -81,9 +85,11 @@ class RunLog:
                 self._filtered.append(h)
         _active.append(self)
         quiet_consoles()
+        self._native.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
+        self._native.__exit__(*exc)
         root = logging.getLogger()
         if self in _active:
             _active.remove(self)
