@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
@@ -23,11 +23,12 @@ from ..speaker.embed import mean_voice, slice_windows
 from ..speaker.split import OVERLAPPING_SPEECH, Removal, split_utterance
 from ..vision import clip as clipmod
 from ..vision import timeline
-from ..vision.asd import VIDEO_FPS, use_bf16
-from ..vision.speaker import SpeakerSearch, Utterance, decode_utterance
 from ..vision.steps import Steps
 from ..records import FaceTrack, WorkItem
 from .base import Stage
+
+if TYPE_CHECKING:  # torch comes with them: imported where the worker uses them, never by the driver
+    from ..vision.speaker import SpeakerSearch, Utterance
 
 
 class VisionStage(Stage):
@@ -54,8 +55,9 @@ class VisionStage(Stage):
         return self.cfg.faces.resources.widest(self.cfg.asd.resources)
 
     def setup(self) -> None:
-        from ..vision.asd import ActiveSpeakerModel
+        from ..vision.asd import ActiveSpeakerModel, use_bf16
         from ..vision.faces import load_face_detector
+        from ..vision.speaker import SpeakerSearch
 
         fc, ac = self.cfg.faces, self.cfg.asd
         det_path = ensure_file(self.cfg.models_dir, fc.model, self.cfg.offline)
@@ -79,6 +81,8 @@ class VisionStage(Stage):
         if self.search is None:
             self.setup()
         path = d.video.path if d.video else item.source
+        from ..vision.speaker import decode_utterance
+
         u = decode_utterance(path, d.analysis_path or path, seg.start, seg.end, d.video.width if d.video else None,
                              self.detector, self.cfg.faces, self.cfg.asd, self.steps, self.threads)
         self.search.score(u)
@@ -89,6 +93,8 @@ class VisionStage(Stage):
     def cut_at_face_changes(self, item: WorkItem, u: Utterance) -> list[tuple[WorkItem, int, int]]:
         """(piece, first frame, end frame) for each piece of the utterance once it is cut where the
         faces show another speaker taking over, or two speaking at once."""
+        from ..vision.asd import VIDEO_FPS
+
         seg = item.data.segment
         turns = self.search.turns(u)
         if not turns.changes and not turns.overlaps:
@@ -111,6 +117,8 @@ class VisionStage(Stage):
 
     def attribute_and_export(self, item: WorkItem, u: Utterance, f0: int, f1: int) -> WorkItem:
         """The speaker of one (piece of an) utterance, and its clip and audio when there is one."""
+        from ..vision.asd import VIDEO_FPS
+
         d, ac, dc = item.data, self.cfg.asd, self.cfg.dataset
         seg = d.segment
         whole = (f0, f1) == (0, u.n)

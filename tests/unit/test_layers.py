@@ -3,7 +3,7 @@
 Read from the source (`tests/import_graph.py`): module-level and function-level imports, relative
 and absolute. The layers, lowest first:
 
-  foundation   errors ids atomic layout reasons taxonomy records committed config media models_dir
+  foundation   errors ids atomic layout reasons taxonomy records committed config media models_dir mel
                paths, and the package itself: they import one another freely (the cycle test keeps
                them acyclic) and nothing else of mikupal
   nets         pure torch networks
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: (layer, the top-level modules and packages of mikupal in it), lowest first
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"__init__", "errors", "ids", "atomic", "layout", "reasons", "taxonomy", "records", "committed",
-                    "config", "media", "models_dir", "paths"}),
+                    "config", "media", "models_dir", "paths", "mel"}),
     ("nets", {"nets"}),
     ("algorithms", {"audio", "speaker", "vision", "labelers"}),
     ("readers", {"dataset", "report", "evaluate"}),
