@@ -72,7 +72,9 @@ def plan_windows(clip_durations: Sequence[Sequence[float]], packable: Sequence[b
                  gap: float = GAP_SECONDS) -> list[Window]:
     """The windows of a call, in the order of its sources and their clips: a packable source's
     clips join the open window when they all fit in it (else they open the next one); any other
-    source closes the open window and gives each of its clips a window of its own."""
+    source gives each of its clips a window of its own and leaves the open window as it is, so
+    the packing of the short videos is the same whether a long one is there or not (a resumed run
+    passes a committed long video over)."""
     windows: list[Window] = []
     open_window: Optional[Window] = None
     for s, durations in enumerate(clip_durations):
@@ -86,7 +88,6 @@ def plan_windows(clip_durations: Sequence[Sequence[float]], packable: Sequence[b
             for k, d in enumerate(durations):
                 open_window.add(s, k, d, gap)
             continue
-        open_window = None
         for k, d in enumerate(durations):
             w = Window()
             w.add(s, k, d, gap)

@@ -9,7 +9,7 @@ import pytest
 from audio_fixtures import JFK_TEXT, mdx_models_dir, media_file, transcriber, wer  # noqa: F401 - fixtures
 
 from mikupal import media
-from mikupal.audio.packing import GAP_SECONDS, Window, fits_one_window, plan_windows
+from mikupal.audio.packing import Window, fits_one_window, plan_windows
 from mikupal.audio.transcribe import CallPlan, Source, _Clip, _fill
 from mikupal.records import SpeechRegion
 
@@ -18,12 +18,23 @@ def test_short_sources_share_windows_in_order_and_a_long_one_keeps_its_own():
     windows = plan_windows([[4.0], [5.0, 3.0], [28.0], [6.0], [20.0], [6.0]], [True, True, False, True, True, True], 30.0)
     layout = [[(p.source, p.index, p.offset) for p in w.placed] for w in windows]
     assert layout == [
-        [(0, 0, 0.0), (1, 0, 4.0 + GAP_SECONDS), (1, 1, 10.0 + GAP_SECONDS)],  # 4 + 1 + 5 + 1 + 3 = 14 s
-        [(2, 0, 0.0)],  # not packable: alone, and it closes the open window
-        [(3, 0, 0.0), (4, 0, 7.0)],  # 6 + 1 + 20 = 27 s
-        [(5, 0, 0.0)],  # 27 + 1 + 6 > 30: the next window
+        # 4 + 1 + 5 + 1 + 3 + 1 + 6 = 21 s: source 3 joins the window source 2 did not close
+        [(0, 0, 0.0), (1, 0, 5.0), (1, 1, 11.0), (3, 0, 15.0)],
+        [(2, 0, 0.0)],  # not packable: alone
+        [(4, 0, 0.0), (5, 0, 21.0)],  # 21 + 1 + 20 > 30: the next window; 20 + 1 + 6 = 27 s
     ]
     assert all(w.length <= 30.0 for w in windows)
+
+
+def test_the_short_sources_pack_the_same_with_or_without_a_long_one_among_them():
+    """A resumed run passes a committed long video over (a placeholder): the others' windows stay."""
+    def short_layout(durations, packable):
+        return [[(p.source, p.index, p.offset) for p in w.placed] for w in plan_windows(durations, packable, 30.0)
+                if all(packable[p.source] for p in w.placed)]
+
+    with_long = short_layout([[4.0], [9.0], [40.0], [6.0], [12.0]], [True, True, False, True, True])
+    without = short_layout([[4.0], [9.0], [], [6.0], [12.0]], [True, True, False, True, True])
+    assert with_long == without and with_long[0][-1][0] == 3
 
 
 def test_a_source_whose_clips_do_not_fit_one_window_is_never_split():
