@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -81,7 +82,7 @@ def process_role(cmdline: list[str]) -> str:
     return f"ray {name}" if "ray" in line else name
 
 
-def timed(cmd: list[str], env: dict | None = None) -> dict:
+def timed(cmd: list[str], env: dict | None = None, timeout_s: float = 1200.0) -> dict:
     """Run a command; wall time, the peak RSS summed over its process tree and the CPU seconds that
     tree used (both sampled 5x/s: a process's last 0.2 s before it exits can be missed), in all and
     by process role (`process_role`); and each role's memory: the peak RSS and USS (the pages only
@@ -91,7 +92,7 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
     env.setdefault("RAY_AUTH_MODE", "disabled")
     env.pop("RAY_ADDRESS", None)
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     peak = 0
     cpu: dict[int, float] = {}  # pid -> latest user + system seconds
     role: dict[int, str] = {}  # pid -> process_role (a Ray worker is titled once it holds a stage)
@@ -126,7 +127,13 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    out, err = p.communicate()
+    try:
+        out, err = p.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:  # a hung run must not hold the machine: its whole process group goes
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        stop.set()
+        raise RuntimeError(f"{' '.join(cmd[:6])} ... did not finish within {timeout_s:.0f} s") from None
     wall = time.perf_counter() - t0
     stop.set()
     th.join()
