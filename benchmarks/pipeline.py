@@ -35,7 +35,9 @@ import psutil
 from .inputs import CACHE, ROOT, SHARED, long_input, small_clips
 
 RESULTS = ROOT / "benchmarks" / "results"
-BASE = ["profile=cpu", "separation=none", "labeler=none", "asr.model=tiny.en", "offline=true", "engine.progress=false"]
+# duplicates.kind=none: the long inputs repeat the shared clips, which the duplicate check would reject as copies
+BASE = ["profile=cpu", "separation=none", "labeler=none", "asr.model=tiny.en", "offline=true", "engine.progress=false",
+        "duplicates.kind=none"]
 
 
 def models_dir() -> Path:
@@ -57,6 +59,12 @@ def models_dir() -> Path:
     (d / "whisper").mkdir(exist_ok=True)
     if not (d / "whisper" / "tiny.en").exists():
         (d / "whisper" / "tiny.en").symlink_to(tiny)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from audio_fixtures import whisper_base_dir  # the multilingual base model: tiny.en's language check
+
+    base = whisper_base_dir()
+    if base is not None and not (d / "whisper" / "base").exists():
+        (d / "whisper" / "base").symlink_to(base)
     return d
 
 
@@ -292,6 +300,19 @@ def cmd_sweep(a) -> None:
                    "command": "mikupal run -m " + " ".join(cmd[5:]), "wall_s": r["wall_s"]})
 
 
+def cost_models() -> list[str]:
+    """The model ids conf/labeler/gemini.yaml prices (the configured default first): the current table."""
+    from mikupal.config import compose
+
+    lc = compose(["labeler=gemini"]).labeler
+    return [lc.model] + [m for m in lc.prices if m != lc.model]
+
+
+def _per_hour(value, factor: float = 1.0):
+    """A cost per kept hour scaled by `factor`; None stays None (a model without a price, nothing kept)."""
+    return None if value is None else round(value * factor, 4)
+
+
 def cmd_small_files(a) -> None:
     """A corpus of short clips (MELD-like, 3-6 s each) against the same seconds as one file, timed in
     the same command (the host's speed varies): the one file first, then the clips, `--repeat` times;
@@ -362,7 +383,8 @@ def cmd_cost(a) -> None:
     from mikupal.config import compose
     from tests.fakes.gemini_server import FakeGemini
 
-    discount = compose([]).labeler.batch_discount
+    discount = compose(["labeler=gemini"]).labeler.batch_discount
+    a.models = a.models or cost_models()
     runs = {}
     with tempfile.TemporaryDirectory() as tmp, FakeGemini(api_key="bench-key") as server:
         for model in a.models:
@@ -373,7 +395,7 @@ def cmd_cost(a) -> None:
             r = timed(cmd, env={"GEMINI_API_KEY": "bench-key"})
             rep = json.loads((out / "report.json").read_text())
             runs[model] = {"wall_s": r["wall_s"], "command": "GEMINI_API_KEY=... mikupal run " + " ".join(cmd[4:]),
-                           "batch_cost_per_kept_hour_usd": round(rep["cost_per_kept_hour_usd"] * discount, 4),
+                           "batch_cost_per_kept_hour_usd": _per_hour(rep["cost_per_kept_hour_usd"], discount),
                            "report": {k: rep[k] for k in ("input_seconds", "kept_seconds", "retention", "funnel", "cost_usd",
                                                           "cost_per_kept_hour_usd", "input_tokens", "output_tokens")}}
     first = runs[a.models[0]]
@@ -400,7 +422,7 @@ def main() -> None:
         elif name != "cost":
             p.add_argument("--minutes", type=int, default=5)
         if name == "cost":
-            p.add_argument("--models", nargs="+", default=list(COST_MODELS))
+            p.add_argument("--models", nargs="+", default=None, help="default: every model conf/labeler/gemini.yaml prices")
         if name == "sweep":
             p.add_argument("--values", default="1,2")
         if name == "speed":

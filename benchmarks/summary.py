@@ -221,8 +221,8 @@ def cost_section() -> list[str]:
         f"real SDK over HTTP, token counts per modality as the service reports them, prices from config).",
         "",
         f"Input {rep['input_seconds']} s, kept {rep['kept_seconds']} s (retention {100 * rep['retention']:.1f}%). "
-        f"Tokens in/out {rep['input_tokens']}/{rep['output_tokens']}. Cost ${rep['cost_usd']:.5f}, "
-        f"**${rep['cost_per_kept_hour_usd']:.3f} per kept hour** with {r['model']} (the method's target: < $0.50/h).",
+        f"Tokens in/out {rep['input_tokens']}/{rep['output_tokens']}. Cost {usd(rep['cost_usd'], 5)}, "
+        f"**{usd(rep['cost_per_kept_hour_usd'])} per kept hour** with {r['model']} (the method's target: < $0.50/h).",
         "",
         "| stage | count | seconds |",
         "|---|---|---|",
@@ -230,6 +230,11 @@ def cost_section() -> list[str]:
         "",
         *_cost_by_model(r),
     ]
+
+
+def usd(value, digits: int = 3) -> str:
+    """$0.540, or "no price" for a model the price table lacks (cost null, never 0)."""
+    return "no price" if value is None else f"${value:.{digits}f}"
 
 
 def _kept_segments(r: dict) -> int:
@@ -252,7 +257,7 @@ def _cost_by_model(r: dict) -> list[str]:
         "| model | tokens in / out | cost per kept hour | with the Batch API |",
         "|---|---|---|---|",
         *[f"| {m} | {x['report']['input_tokens']} / {x['report']['output_tokens']} | "
-          f"${x['report']['cost_per_kept_hour_usd']:.3f} | ${x['batch_cost_per_kept_hour_usd']:.3f} |" for m, x in models.items()],
+          f"{usd(x['report']['cost_per_kept_hour_usd'])} | {usd(x['batch_cost_per_kept_hour_usd'])} |" for m, x in models.items()],
         "",
     ]
 

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(
             f"| {name} | {w:.1f} | {c:.1f} | {frames_src / w:.0f} | {frames_src / c:.0f} | {seconds / w:.1f}x | {2 * seconds / c:.1f}x |"
         )
-    total = sum(stage.timings.values()) or 1.0
+    total = sum(stage.steps.timings.values()) or 1.0
     lines += [
         "",
         "Where the vision stage's time goes (wall, summed over utterances):",
@@ -128,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         "| step | s | share | per video second |",
         "|---|---|---|---|",
     ]
-    for k, v in sorted(stage.timings.items(), key=lambda kv: -kv[1]):
+    for k, v in sorted(stage.steps.timings.items(), key=lambda kv: -kv[1]):
         lines.append(f"| {k} | {v:.2f} | {v / total:.0%} | {v / seconds * 1000:.0f} ms |")
-    c = stage.counts
+    c = stage.steps.counts
     lines += [
         "",
         f"Frames at 25 fps: {c.get('frames', 0)} decoded, {c.get('detected_frames', 0)} through the detector, "

@@ -210,8 +210,8 @@ def run_config(name: str, overrides: list[str], items: list[dict], tmp: Path) ->
         elif not kept:
             res["rejects"].append(f"{it['path'].name}:{reason}")
         res["offsets"].append(stage.last_offset)
-    res["timings"] = {k: v for k, v in stage.timings.items()}
-    res["counts"] = dict(stage.counts)
+    res["timings"] = {k: v for k, v in stage.steps.timings.items()}
+    res["counts"] = dict(stage.steps.counts)
     return res
 
 

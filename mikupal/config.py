@@ -51,27 +51,16 @@ class _Strict(BaseModel):
 
 
 class Resources(_Strict):
-    """What one worker of a stage asks of Ray, and how many workers the stage gets."""
+    """What one worker of a stage asks of Ray, and how many workers the stage gets (placed by
+    `engine/plan.py`)."""
 
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     workers: Union[int, Literal["auto"]] = 1  # copies of the stage (the pool size); "auto" = one per GPU, or one per CPU core without GPUs
     items_per_call: Optional[int] = None  # items the executor hands one call of the stage (None: the stage's own choice)
-
-    def pool_size(self, cluster_gpus: float, cluster_cpus: float) -> int:
-        if self.workers != "auto":
-            return max(1, int(self.workers))
-        if self.num_gpus > 0 and cluster_gpus > 0:
-            return max(1, int(cluster_gpus))
-        # CPU workers are single-threaded (models run on one thread each): one per core, within
-        # the CPUs each asks for
-        return max(1, min(int(cluster_cpus), int(cluster_cpus / max(self.num_cpus, 1e-9))))
-
-    @property
-    def worker_threads(self) -> int:
-        """Math-library threads for one worker of a pool: the whole CPUs it asks for, at least one.
-        Workers that each ran one thread per core would fight over the same cores."""
-        return max(1, int(self.num_cpus))
+    # with workers "auto" on a GPU cluster: workers per GPU; "auto" = as many as the CPUs left per GPU
+    # feed (engine/plan.py), num_gpus then being the pool's share of each GPU, split among them
+    workers_per_gpu: Union[int, Literal["auto"]] = 1
 
     def widest(self, other: "Resources") -> "Resources":
         """Field-wise max of two requests ("auto" wins over a number): one worker doing two jobs."""
@@ -80,8 +69,12 @@ class Resources(_Strict):
         else:
             workers = max(int(self.workers), int(other.workers))
         sizes = [x for x in (self.items_per_call, other.items_per_call) if x is not None]
+        if self.workers_per_gpu == "auto" or other.workers_per_gpu == "auto":
+            per_gpu = "auto"
+        else:
+            per_gpu = max(int(self.workers_per_gpu), int(other.workers_per_gpu))
         return Resources(num_cpus=max(self.num_cpus, other.num_cpus), num_gpus=max(self.num_gpus, other.num_gpus),
-                         workers=workers, items_per_call=max(sizes) if sizes else None)
+                         workers=workers, items_per_call=max(sizes) if sizes else None, workers_per_gpu=per_gpu)
 
 
 class SeparationConfig(_Strict):
@@ -118,6 +111,8 @@ class AsrConfig(_Strict):
     beam_size: int = Field(ge=1)
     temperature: list[float] = Field(min_length=1)  # [0.0]: no sampling fallback, the same text every run
     language: Optional[str]
+    language_id_model: Optional[str] = None  # multilingual whisper that checks the language for a *.en model
+    language_id_min_probability: float = Field(0.2, ge=0, le=1)  # below this p of the model's language: language_mismatch
     pack: bool  # short videos of one call share whisper windows (audio/packing.py)
     cpu_threads: int = Field(ge=0)
     resources: Resources
@@ -147,7 +142,15 @@ class SpeakerConfig(_Strict):
     change_similarity: float = Field(ge=-1, le=1)
     min_side_windows: int = Field(ge=1)
     overlap_similarity: float = Field(ge=-1, le=1)
+    # short turns (speaker/turns.py): word-bounded spans of turn_min..turn_max seconds of voice
+    turn_min_seconds: float = Field(gt=0)
+    turn_max_seconds: float = Field(gt=0)
+    turn_thresholds: list[tuple[float, float, float]] = Field(min_length=1)  # (seconds, doubt, sure)
+    turn_cue_bonus: float = Field(ge=0, le=1)
+    precision: Literal["auto", "fp32", "bf16"]  # auto: bf16 on CPUs with native bf16
     cluster_similarity: float = Field(ge=-1, le=1)
+    attach_similarity: float = Field(ge=-1, le=1)
+    min_support_seconds: float = Field(ge=0)
     global_similarity: float = Field(ge=-1, le=1)
     resources: Resources
 
@@ -166,6 +169,7 @@ class FacesConfig(_Strict):
     shot_cut_threshold: float = Field(ge=0, le=2)
     min_track_frames: int = Field(ge=1)
     work_width: int = Field(ge=64)  # frames of an utterance are decoded once at this width
+    batch_size: int = Field(ge=1)  # frames per detector forward pass (S3FD; YuNet runs one frame at a time)
     resources: Resources
 
 
@@ -184,6 +188,7 @@ class AsdConfig(_Strict):
     max_offset_frames: int = Field(ge=0)
     min_turn_seconds: float = Field(gt=0)
     dense_from_faces: Optional[int] = Field(ge=1)  # this many candidate faces: ASD on every frame of each (null: never)
+    dense_on_doubt: bool  # one face: every frame too when the voice or the words suggest a second person
     # a first, shorter pass; the full budget only when it leaves the speaker in doubt
     first_pass_seconds: Optional[float] = Field(ge=0)
     early_stop_fraction: float = Field(ge=0, le=1)
@@ -234,6 +239,7 @@ class LabelerConfig(_Strict):
     video_transport: Optional[Literal["frames", "video_url"]] = None  # JPEG frames, or the MP4 as a video_url data URL (vLLM)
     frames_fps: Optional[float] = Field(None, gt=0)  # frames transport: frames sampled per second ...
     max_frames: Optional[int] = Field(None, ge=1)  # ... and at most this many per clip
+    use_audio_in_video: Optional[bool] = None  # video_url to vLLM: the model hears the clip's audio (null: omni models)
     prices: dict[str, Price]
     resources: Resources
 
@@ -259,6 +265,8 @@ class EngineConfig(_Strict):
     item_timeout_s: float = Field(ge=0)
     item_timeout_per_media_s: float = Field(ge=0)
     progress: bool
+    require_gpu: bool  # a model whose stage holds a GPU but runs on the CPU stops the run (profile=gpu)
+    max_workers_per_gpu: int = Field(ge=1)  # cap on a "workers_per_gpu: auto" pool's workers per GPU
 
 
 class QualityConfig(_Strict):
@@ -273,6 +281,34 @@ class QualityConfig(_Strict):
     min_p808: Optional[float] = Field(ge=1, le=5)
     max_windows: Optional[int] = Field(ge=1)  # utterances under 9.01 s: windows scored (evenly spaced); None = all
     resources: Resources
+
+
+class ProsodyConfig(_Strict):
+    _section: ClassVar[str] = "prosody"
+    """Measured pitch, speaking rate, loudness, peak and SNR of each kept segment (`audio/prosody.py`)."""
+
+    kind: Literal["praat", "none"]
+    pitch_floor_hz: float = Field(gt=0)
+    pitch_ceiling_hz: float = Field(gt=0)
+    resources: Resources
+
+    @model_validator(mode="after")
+    def _range(self) -> "ProsodyConfig":
+        if self.pitch_ceiling_hz <= self.pitch_floor_hz:
+            raise ValueError(f"prosody.pitch_ceiling_hz ({self.pitch_ceiling_hz}) must be above pitch_floor_hz "
+                             f"({self.pitch_floor_hz})")
+        return self
+
+
+class DuplicatesConfig(_Strict):
+    _section: ClassVar[str] = "duplicates"
+    """The same speech twice in the input, found at commit from words, timing and voice."""
+
+    kind: Literal["words_timing_voice", "none"]
+    min_words: int = Field(ge=2)
+    min_coverage: float = Field(gt=0, le=1)
+    max_timing_s: float = Field(gt=0)
+    min_voice_similarity: float = Field(ge=-1, le=1)
 
 
 class DatasetConfig(_Strict):
@@ -303,6 +339,8 @@ class RunConfig(_Strict):
     labeler: LabelerConfig
     engine: EngineConfig
     quality: QualityConfig
+    prosody: ProsodyConfig
+    duplicates: DuplicatesConfig
     dataset: DatasetConfig
 
     @field_validator("models_dir")
@@ -328,9 +366,74 @@ def _renamed(key: str) -> Optional[str]:
     return None
 
 
-def _unknown_key(key: str) -> UserError:
+def closest(word: str, known: Sequence[str]) -> Optional[str]:
+    """The known spelling nearest `word` (difflib), or None when none is close."""
+    import difflib
+
+    best = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    if not best and "." in word:  # a typo in the last part: compare within the same section
+        head, _, tail = word.rpartition(".")
+        inner = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == head]
+        best = [f"{head}.{m}" for m in difflib.get_close_matches(tail, inner, n=1, cutoff=0.5)]
+    return best[0] if best else None
+
+
+def did_you_mean(word: str, known: Sequence[str]) -> str:
+    """' (did you mean asr.model?)' for the closest known spelling, '' when none is close."""
+    best = closest(word, known)
+    return f" (did you mean {best}?)" if best else ""
+
+
+def _flat_keys(data: Any, prefix: str = "") -> list[str]:
+    out = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            key = f"{prefix}{k}"
+            out.append(key)
+            if isinstance(v, dict) and k != "prices":  # price tables are data, not settings
+                out.extend(_flat_keys(v, key + "."))
+    return out
+
+
+def known_keys() -> list[str]:
+    """Every setting of the default composition, dotted (asr.model, engine.kind ...), and the groups."""
+    return _flat_keys(yaml_defaults()) + config_groups()
+
+
+def config_groups() -> list[str]:
+    return sorted(p.name for p in conf_dir().iterdir() if p.is_dir() and any(p.glob("*.yaml")))
+
+
+def group_choices(group: str) -> list[str]:
+    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+
+
+def _unknown_key(key: str, known: Optional[Sequence[str]] = None) -> UserError:
     new = _renamed(key)
-    return UserError(f"config error: '{key}' is now '{new}'" if new else f"config error: unknown key '{key}'")
+    if new:
+        return UserError(f"config error: '{key}' is now '{new}'")
+    hint = did_you_mean(key, known if known is not None else known_keys())
+    return UserError(f"config error: unknown key '{key}'{hint}")
+
+
+def not_key_value(arg: str, following: Optional[str] = None, known: Sequence[str] = ()) -> Optional[UserError]:
+    """The one-line error for an argument that is not `key=value` (`--input x`, a bare path), with
+    what was probably meant; None for an argument of the grammar."""
+    if "=" in arg and not arg.startswith(("-", "=")):
+        return None
+    if arg.startswith("~") and "=" not in arg:  # Hydra's deletion
+        return None
+    if arg.startswith("-"):
+        name = arg.lstrip("-").split("=", 1)[0].replace("-", "_")
+        value = arg.split("=", 1)[1] if "=" in arg else (following if following and "=" not in following else "...")
+        guess = name if name in known or not known else (closest(name, known) or name)
+        return UserError(f"unknown option '{arg}': settings are written key=value (did you mean {guess}={value}?)")
+    if arg in known:
+        return UserError(f"expected key=value, got '{arg}' (did you mean {arg}=...?)")
+    looks_like_path = "/" in arg or os.path.exists(os.path.expanduser(arg)) or Path(arg).suffix != ""
+    if looks_like_path:
+        return UserError(f"expected key=value, got '{arg}' (did you mean input={arg}?)")
+    return UserError(f"expected key=value, got '{arg}'{did_you_mean(arg, known)}")
 
 
 def validate(raw: dict[str, Any], model: type[BaseModel] = RunConfig) -> Any:
@@ -341,7 +444,7 @@ def validate(raw: dict[str, Any], model: type[BaseModel] = RunConfig) -> Any:
         err = e.errors()[0]
         key = _loc(err)
         if err["type"] == "extra_forbidden":
-            raise _unknown_key(key) from None
+            raise _unknown_key(key, known_keys() if model is RunConfig else list(model.model_fields)) from None
         raise UserError(f"config error: {key}: {err['msg']} (got {err.get('input')!r})") from None
 
 
@@ -352,13 +455,14 @@ def parse_overrides(overrides: Sequence[str], model: type[A]) -> A:
     from omegaconf import OmegaConf
 
     items = []
-    for o in overrides:
-        if "=" not in o or o.startswith("="):
-            raise UserError(f"expected key=value, got {o!r}")
+    for i, o in enumerate(overrides):
+        bad = not_key_value(o, overrides[i + 1] if i + 1 < len(overrides) else None, list(model.model_fields))
+        if bad is not None:
+            raise bad
         items.append(o.lstrip("+"))
     try:
         data = OmegaConf.to_container(OmegaConf.from_dotlist(items), resolve=True)
-    except Exception as e:  # omegaconf/yaml grammar errors
+    except Exception as e:  # noqa: BLE001 - omegaconf and yaml raise grammar errors of many types
         raise UserError(f"cannot parse overrides {list(overrides)}: {e}") from None
     try:
         return model.model_validate(data)
@@ -368,7 +472,7 @@ def parse_overrides(overrides: Sequence[str], model: type[A]) -> A:
         for err in e.errors():
             key = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
-                problems.append(f"unknown key {key!r} (known: {known})")
+                problems.append(f"unknown key {key!r}{did_you_mean(key, list(model.model_fields))} (known: {known})")
             elif err["type"] == "missing":
                 problems.append(f"missing {key}=...")
             else:
@@ -389,7 +493,10 @@ def compose_raw(overrides: list[str], config_name: str = "config") -> dict[str, 
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    for o in overrides:
+    for i, o in enumerate(overrides):
+        bad = not_key_value(o, overrides[i + 1] if i + 1 < len(overrides) else None, known_keys() if overrides else ())
+        if bad is not None:
+            raise bad
         key = o.split("=", 1)[0].lstrip("+~")
         if _renamed(key):
             raise _unknown_key(key)
@@ -398,7 +505,31 @@ def compose_raw(overrides: list[str], config_name: str = "config") -> dict[str, 
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     except (HydraException, OmegaConfBaseException) as e:
-        raise UserError(f"config error: {_one_line(e)}") from None
+        raise _translated(e, overrides) from None
+
+
+def _translated(e: BaseException, overrides: Sequence[str]) -> UserError:
+    """Hydra's message in our words, one line, with the likely fix: an unknown key or group choice
+    gets a "did you mean" (difflib over the known keys / the group's files)."""
+    import re
+
+    text = _one_line(e)
+    m = re.search(r"Could not find '([^'/]+)/([^']+)'", text)
+    if m:
+        group, value = m.groups()
+        choices = group_choices(group)
+        return UserError(f"config error: {group}={value}: no such choice{did_you_mean(value, choices)} "
+                         f"(choices: {', '.join(choices)})")
+    m = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
+    if m:
+        key = m.group(1)
+        full = next((o.split("=", 1)[0].lstrip("+~") for o in overrides if o.split("=", 1)[0].lstrip("+~").endswith(key)), key)
+        return _unknown_key(full)
+    m = re.search(r"Error parsing override '([^']+)'", text)
+    if m:
+        return UserError(f"config error: cannot read '{m.group(1)}' as key=value (a value with spaces or "
+                         "special characters goes in quotes: key='a value')")
+    return UserError(f"config error: {text}")
 
 
 def _one_line(e: BaseException) -> str:

@@ -5,6 +5,11 @@ class UserError(Exception):
     """A mistake the user can fix (bad path, bad override, missing model): shown as one line, no traceback."""
 
 
+class ModelLoadError(UserError):
+    """A model file that is present but will not load in a stage's `setup()`: the run stops in one
+    line naming the file (exit 2), in either engine, and the video is not committed."""
+
+
 class StageError(Exception):
     """A failure on one item that becomes a reject row: `reason` is a stable code, `message` is for humans."""
 

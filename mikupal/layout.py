@@ -4,6 +4,7 @@
     rejects/<key>.parquet          dropped videos and segments, with stage, reason and span
     speakers/<key>.parquet         the video's speakers; speakers/<key>/<speaker_id>.jpg their faces
     global_speakers.parquet        per-video speakers linked across videos (end of each run)
+    global_speakers/               the registry behind it: registry.json, voices.<gen>.parquet, index.<gen>.usearch
     audio/<video>/<segment>.flac   the utterance's vocals;  clips/<video>/<segment>.mp4 its speaker clip
     debug/<video>/<segment>.mp4    with dataset.debug_render
     labeler/                       cost.json, pending/<key>.parquet (label rejects, relabeled later)
@@ -12,6 +13,7 @@
     report.json, report.html       rebuilt from the files above after each run
     .state/done/<key>.json         commit markers (written last)
     .work/                         scratch media, removed after each commit
+    .work/activity/<stage>.<pid>   what each worker is on now (the terminal's stage activity)
     .lock, .mikupal-output         the one-writer lock and the marker that keeps the folder out of inputs
 """
 
@@ -32,19 +34,21 @@ STATE = ".state"
 WORK = ".work"
 
 GLOBAL_SPEAKERS = "global_speakers.parquet"
+GLOBAL_REGISTRY = "global_speakers"
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 LOCK = ".lock"
 MARKER = ".mikupal-output"
 
 #: the folders a run writes: never read back as input
-WRITTEN_DIRS = frozenset({SEGMENTS, REJECTS, SPEAKERS, AUDIO, CLIPS, DEBUG, LABELER, LABELS, LOGS, STATE, WORK})
+WRITTEN_DIRS = frozenset({SEGMENTS, REJECTS, SPEAKERS, GLOBAL_REGISTRY, AUDIO, CLIPS, DEBUG, LABELER, LABELS, LOGS, STATE, WORK})
 #: the files a run writes at the output's top level
 WRITTEN_FILES = frozenset({GLOBAL_SPEAKERS, REPORT_JSON, REPORT_HTML, LOCK, MARKER})
 
 #: where `mikupal label` keeps segments whose labeling failed, to label again later
 PENDING = f"{LABELER}/pending"
 DONE = f"{STATE}/done"
+ACTIVITY = f"{WORK}/activity"
 
 
 class OutputPaths:
@@ -117,8 +121,24 @@ class OutputPaths:
         return self.root / WORK
 
     @property
+    def activity(self) -> Path:
+        """One small JSON file per stage worker: the item it is on (`stages/activity.py`)."""
+        return self.root / ACTIVITY
+
+    @property
     def global_speakers(self) -> Path:
         return self.root / GLOBAL_SPEAKERS
+
+    @property
+    def global_registry(self) -> Path:
+        """The registry's manifest: which generation of its files is current, the next free ids."""
+        return self.root / GLOBAL_REGISTRY / "registry.json"
+
+    def global_voices(self, generation: int) -> Path:
+        return self.root / GLOBAL_REGISTRY / f"voices.{generation}.parquet"
+
+    def global_index(self, generation: int) -> Path:
+        return self.root / GLOBAL_REGISTRY / f"index.{generation}.usearch"
 
     @property
     def report_json(self) -> Path:
@@ -137,4 +157,4 @@ class OutputPaths:
         return self.root / MARKER
 
     #: the folders whose interrupted writes (`*.tmp`) a run removes at start
-    TMP_DIRS = (SEGMENTS, REJECTS, SPEAKERS, PENDING, DONE)
+    TMP_DIRS = (SEGMENTS, REJECTS, SPEAKERS, GLOBAL_REGISTRY, PENDING, DONE)

@@ -49,6 +49,7 @@ _ALL = [
     Reason("music", "whisper heard music, not words"),
     Reason("low_confidence", "whisper's confidence, or the speaker's ASD evidence, is too low"),
     Reason("language_not_allowed", "a language outside segment.languages"),
+    Reason("language_mismatch", "speech in another language than the ASR model transcribes (e.g. Mandarin for a *.en model)"),
     Reason("unsplittable", "one word longer than segment.max_seconds"),
     Reason("no_transcript", "transcribed speech that no word covers"),
     # speakers
@@ -56,11 +57,14 @@ _ALL = [
     Reason("overlapping_speech", "two voices (or two faces speaking) at once"),
     # vision
     Reason("no_segment", "a segment-level stage got a whole video"),
+    Reason("no_audio", "a segment reached the prosody stage without its dataset audio"),
     Reason("video_decode_failed", "no video frame in the utterance's time range"),
     Reason("no_face", "no face (big enough, on screen long enough) in the utterance"),
     Reason("face_too_small", "every face is smaller than faces.min_face_px"),
     Reason("no_active_speaker", "no visible face is seen speaking: the voice is off screen"),
     Reason("overlapping_speakers", "two faces speak the utterance with about the same evidence"),
+    # commit
+    Reason("duplicate_segment", "the same speech as a kept segment of this input (re-upload, re-cut, compilation)"),
     # quality
     Reason("low_quality", "a DNSMOS score below its quality.min_* threshold"),
     # labeler: about the segment
@@ -81,6 +85,8 @@ _ALL = [
     Reason("labeler_auth_error", "the key is missing or refused", retried=True, run_level=True),
     Reason("labeler_model_not_found", "the model is not (or no longer) served", retried=True, run_level=True),
     Reason("labeler_quota_exhausted", "the daily quota is used up", retried=True, run_level=True),
+    Reason("labeler_unsupported_input", "the model refuses what labeler.mode sends (a modality, structured output)",
+           retried=True, run_level=True),
     # evaluation (benchmark predictions tables)
     Reason("missing_clip", "a benchmark utterance whose clip is not there"),
     # engine

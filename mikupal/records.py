@@ -183,9 +183,56 @@ class VoiceWindows(Record):
     speech: list[bool] = Field(default_factory=list)  # the window is mostly voice (its embedding means something)
 
 
+class VoiceSuspect(Record):
+    """A word-bounded stretch of an utterance whose voice may not be the rest's (`speaker/turns.py`):
+    the vision stage asks the faces, and cuts there when they confirm it (or, when they cannot
+    tell, when the voice alone is `sure`)."""
+
+    start: float  # source seconds: the first word's start
+    end: float  # the last word's end
+    similarity: float  # its voice against the rest of the utterance's
+    doubt: float  # the threshold it fell under (its length's, raised where the words look like a turn)
+    sure: bool  # below the length's sure threshold: another voice even if no face can tell
+    words: int = 0
+
+
+class Prosody(Record):
+    """How one kept segment is said, measured on its dataset audio (`audio/prosody.py`): pitch
+    (Hz, and semitones re 100 Hz), speaking rate, loudness, peak and SNR. None where the audio
+    has too little of what a figure needs (no voiced frames for pitch, under 0.4 s for LUFS)."""
+
+    f0_median_hz: Optional[float] = None
+    f0_median_semitones: Optional[float] = None  # re 100 Hz
+    f0_range_hz: Optional[float] = None  # 5th to 95th percentile of the voiced frames
+    f0_range_semitones: Optional[float] = None
+    f0_mean_hz: Optional[float] = None  # dataspeech's utterance_pitch_mean
+    f0_std_hz: Optional[float] = None  # dataspeech's utterance_pitch_std
+    f0_std_semitones: Optional[float] = None  # pitch variation, gender-neutral
+    voiced_fraction: float = 0.0  # share of 10 ms frames with a pitch
+    syllables: int = 0
+    speech_seconds: float = 0.0  # union of the word intervals (pauses excluded)
+    syllables_per_second: Optional[float] = None  # syllables / speech_seconds
+    loudness_lufs: Optional[float] = None  # ITU-R BS.1770-4 integrated loudness
+    peak_dbfs: Optional[float] = None  # sample peak
+    vocals_snr_db: Optional[float] = None  # word frames over the quietest tenth of the frames
+
+
+class NonverbalEvent(Record):
+    """A sound that is not a word, heard in a segment: `event` from `labelers.schema.NONVERBAL_EVENTS`,
+    times in seconds from the segment's start."""
+
+    event: str
+    start: float
+    end: float
+
+
 class EmotionIntensity(Record):
     name: str
     intensity: float
+
+
+CAPTION_LABELER = "labeler"  # caption_source of a caption the labeler wrote
+CAPTION_MEASURED = "measured"  # caption_source of one made from the measured bins (`audio/describe.py`)
 
 
 class EmotionAnnotation(Record):
@@ -205,6 +252,12 @@ class EmotionAnnotation(Record):
     cost_usd: Optional[float] = 0.0  # None: the model has no price (labeler.prices.<id>)
     samples: int = 1
     agreement: Optional[float] = None  # self-consistency over `samples` answers
+    # how it is said (prompt v2 on, audio and video modes): None where the prompt did not ask
+    nonverbal_events: list[NonverbalEvent] = Field(default_factory=list)
+    perceived_gender: Optional[str] = None  # female | male | unsure
+    perceived_age: Optional[str] = None  # child | teen | 20s ... 70+ | unsure
+    accent: Optional[str] = None  # a few words, or "unsure"
+    caption: Optional[str] = None  # one or two sentences on the delivery
 
     def row_columns(self) -> dict[str, Any]:
         """The `DatasetSegment` columns this annotation fills, as plain values (segments/ rows, the
@@ -222,6 +275,11 @@ class EmotionAnnotation(Record):
             "input_tokens": int(self.input_tokens),
             "output_tokens": int(self.output_tokens),
             "cost_usd": None if self.cost_usd is None else float(self.cost_usd),
+            "nonverbal_events": [e.model_dump() for e in self.nonverbal_events],
+            "perceived_gender": self.perceived_gender,
+            "perceived_age": self.perceived_age,
+            "accent": self.accent,
+            **({"caption": self.caption, "caption_source": CAPTION_LABELER} if self.caption else {}),
         }
 
 
@@ -256,6 +314,7 @@ class DatasetSegment(Record):
     text: str
     language: str
     language_probability: float = 0.0
+    avg_logprob: Optional[float] = None  # whisper's mean token log-probability: how sure the transcript is (export filter)
     words: list[Word]
     audio_path: str  # relative to the output dir
     clip_path: str  # relative to the output dir
@@ -270,6 +329,27 @@ class DatasetSegment(Record):
     dnsmos_bak: Optional[float] = None
     dnsmos_ovrl: Optional[float] = None
     dnsmos_p808: Optional[float] = None  # DNSMOS P.808 MOS (1-5)
+    # measured on the dataset audio (`Prosody`, `audio/prosody.py`); null with prosody.kind=none
+    f0_median_hz: Optional[float] = None
+    f0_median_semitones: Optional[float] = None  # re 100 Hz
+    f0_range_hz: Optional[float] = None  # 5th-95th percentile of voiced frames
+    f0_range_semitones: Optional[float] = None
+    f0_mean_hz: Optional[float] = None
+    f0_std_hz: Optional[float] = None
+    f0_std_semitones: Optional[float] = None
+    voiced_fraction: Optional[float] = None
+    syllables: Optional[int] = None
+    speech_seconds: Optional[float] = None  # union of the word intervals
+    syllables_per_second: Optional[float] = None  # per second of speech (pauses excluded)
+    loudness_lufs: Optional[float] = None  # ITU-R BS.1770-4 integrated
+    peak_dbfs: Optional[float] = None  # sample peak
+    vocals_snr_db: Optional[float] = None
+    # dataspeech-style words for them (`audio/describe.py`); pitch relative to perceived_gender
+    pitch_bin: Optional[str] = None
+    pitch_variation_bin: Optional[str] = None
+    speaking_rate_bin: Optional[str] = None
+    loudness_bin: Optional[str] = None
+    noise_bin: Optional[str] = None
     emotions: list[EmotionIntensity] = Field(default_factory=list)
     primary_emotion: Optional[str] = None
     rationale: Optional[str] = None
@@ -282,6 +362,12 @@ class DatasetSegment(Record):
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: Optional[float] = 0.0  # None: the labeler's model has no price (labeler.prices.<id>)
+    nonverbal_events: list[NonverbalEvent] = Field(default_factory=list)  # times from the segment's start
+    perceived_gender: Optional[str] = None
+    perceived_age: Optional[str] = None
+    accent: Optional[str] = None
+    caption: Optional[str] = None  # how the line is said, one or two sentences
+    caption_source: Optional[str] = None  # "labeler" (the model wrote it) | "measured" (from the bins)
 
 
 class Speaker(Record):
@@ -302,6 +388,18 @@ class GlobalSpeaker(Record):
     speaker_id: str
     video_id: str
     global_speaker_id: str
+
+
+class RegistryVoice(Record):
+    """One row of the global speaker registry (`global_speakers/voices.<generation>.parquet`): a
+    per-video speaker, the global id it was given (never changed after), and its mean voice."""
+
+    label: int  # its key in the nearest-neighbour index (-1: no voice, not indexed)
+    key: str  # the video's commit key: which speakers/<key>.parquet it came from
+    speaker_id: str
+    video_id: str
+    global_speaker_id: str  # "G<k>"; "" for a speaker without a voice
+    embedding: list[Float32]
 
 
 # ---------------------------------------------------------------- the item that flows between stages
@@ -326,17 +424,20 @@ class Payload(Record):
     segment: Optional[SpeechSegment] = None  # asr: the utterance (None before the fan-out)
     voice: Optional[VoiceWindows] = None  # speaker: window embeddings over the utterance
     speaker_embedding: list[Float32] = Field(default_factory=list)  # speaker: the mean voice
+    voice_suspects: list[VoiceSuspect] = Field(default_factory=list)  # speaker: possible short turns, for vision
     dnsmos_sig: Optional[float] = None  # quality
     dnsmos_bak: Optional[float] = None
     dnsmos_ovrl: Optional[float] = None
     dnsmos_p808: Optional[float] = None
     speaker_track: Optional[int] = None  # vision
+    speaker_face: str = ""  # vision: "<decoded utterance>#<track>": pieces of one decode with the same speaking face share it
     speaker_boxes: list[list[float]] = Field(default_factory=list)
     asd_score: Optional[float] = None
     speaking_fraction: Optional[float] = None
     other_faces: list[list[float]] = Field(default_factory=list)  # median boxes of the other faces on screen
     audio_path: Optional[str] = None  # vision: dataset audio, relative to the output dir
     clip_path: Optional[str] = None  # vision: the speaker clip the labeler sees, relative to the output dir
+    prosody: Optional[Prosody] = None  # prosody: measured pitch, rate, loudness, SNR of the dataset audio
     annotation: Optional[EmotionAnnotation] = None  # label
 
 
@@ -415,13 +516,17 @@ ALL_RECORDS: tuple[type[Record], ...] = (
     SpeechRegion,
     SpeechSegment,
     FaceTrack,
+    Prosody,
+    NonverbalEvent,
     EmotionIntensity,
     EmotionAnnotation,
     Reject,
     DatasetSegment,
     VoiceWindows,
+    VoiceSuspect,
     Speaker,
     GlobalSpeaker,
+    RegistryVoice,
 )
 
 

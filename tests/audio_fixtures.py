@@ -130,10 +130,13 @@ def place_tiny_mdx(models_dir: Path) -> Path:
 def mdx_models_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("audio_models")
     place_tiny_mdx(root)
+    (root / "whisper").mkdir()
     tiny = tiny_en_dir()
     if tiny is not None:
-        (root / "whisper").mkdir()
         (root / "whisper" / "tiny.en").symlink_to(tiny)
+    base = whisper_base_dir()  # tiny.en's language check
+    if base is not None:
+        (root / "whisper" / "base").symlink_to(base)
     return root
 
 

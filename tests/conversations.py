@@ -166,8 +166,10 @@ def build(
 ) -> Truth:
     """Write the conversation of `script` to `path` (MP4, 25 fps, AAC) and return its ground truth.
 
-    layout: "side" (one panel per person, left to right in order of first appearance) or "cuts"
-    (one full panel, cut to whoever starts a turn; overlapping turns keep the earlier speaker).
+    layout: "side" (one panel per person, left to right in order of first appearance), "cuts"
+    (one full panel, cut to whoever starts a turn; overlapping turns keep the earlier speaker) or
+    "offscreen" (only the panel of the person who talks longest: the others are voices off screen,
+    as in an interview shot over the interviewer's shoulder).
     listener: "still" (held frame) or "moving" (their own video, muted). music_db: a music bed this
     many dB relative to the speech RMS (None: no music).
     """
@@ -230,6 +232,10 @@ def build(
             truth.panels[str(person)] = [i * PANEL, (i + 1) * PANEL]
         for k in range(n_frames):
             frames.append(np.concatenate([src[p].frames[show[p][k]] for p in persons], axis=1))
+    elif layout == "offscreen":
+        talker = max(persons, key=lambda p: sum(t["end"] - t["start"] for t in truth.turns if t["person"] == p))
+        truth.panels[str(talker)] = [0, PANEL]
+        frames = [src[talker].frames[show[talker][k]] for k in range(n_frames)]
     else:
         current = persons[0]
         for k in range(n_frames):
@@ -244,6 +250,54 @@ def build(
 
 
 # ---------------------------------------------------------------- the constructed set
+
+#: short stretches of the clips (clip seconds, cut in their pauses) and what whisper hears there
+PIECES = {
+    "weakness": (1, 0.0, 2.45),  # "My biggest weaknesses is asking for help when I need it."
+    "better": (1, 3.06, 4.62),  # "I'd like to do better at that."
+    "heart": (2, 0.15, 2.12),  # "In the heart of my California congressional district,"
+    "dreams": (2, 2.6, 4.0),  # "where I chase my own dreams"
+    "growing_up": (2, 4.4, 5.0),  # "Growing up." (0.6 s)
+    "everyone": (3, 0.0, 3.17),  # "Everyone here today endeavoring towards a better"
+    "future": (3, 3.9, 4.55),  # "future." (0.65 s)
+    "sign": (4, 0.0, 0.82),  # "Sign element." (0.8 s)
+    "bank": (4, 1.12, 2.88),  # "It represents the European Central Bank."
+    "symbolizes": (4, 2.9, 4.25),  # "And it symbolizes"
+    "reforms": (5, 0.0, 2.74),  # "Bringing in reforms to tighten that regulation."
+    "crisis": (5, 3.65, 4.897),  # "And this latest crisis."
+}
+
+
+def piece(name: str, gap: float = 0.25) -> Turn:
+    person, a, b = PIECES[name]
+    return Turn(person, a, b, gap)
+
+
+#: conversations whose turns are 0.5-2 s: a reply at either edge of an utterance, a back-channel
+#: inside one, a fast exchange; "side" (both faces on screen) or "offscreen" (one face, the other
+#: person a voice off screen)
+SHORT_TURNS = {
+    "reply_at_end": [piece("weakness", 0), piece("better", 0.5), piece("growing_up", 0.2)],
+    "reply_at_start": [piece("future", 0), piece("bank", 0.2), piece("symbolizes", 0.1)],
+    "backchannel": [piece("reforms", 0), piece("sign", 0.25), piece("crisis", 0.25)],
+    "fast_exchange": [piece("better", 0), piece("sign", 0.2), piece("weakness", 0.2), piece("bank", 0.25),
+                      piece("growing_up", 0.4), piece("heart", 0.2)],
+}
+
+
+def short_turn_set(out_dir: Path, layouts: tuple[str, ...] = ("side", "offscreen"), media_dir: Path = SHARED_MEDIA,
+                   names: Optional[list[str]] = None) -> dict[str, Truth]:
+    """The SHORT_TURNS conversations in each layout, as (video, truth.json) pairs in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    truths = {}
+    for name in names or list(SHORT_TURNS):
+        for layout in layouts:
+            video = out_dir / f"{name}_{layout}.mp4"
+            if video.is_file() and video.with_suffix(".json").is_file():
+                truths[video.stem] = Truth.load(video.with_suffix(".json"))
+            else:
+                truths[video.stem] = build(video, SHORT_TURNS[name], layout=layout, media_dir=media_dir)
+    return truths
 
 
 def standard_set(out_dir: Path, media_dir: Path = SHARED_MEDIA) -> dict[str, Truth]:

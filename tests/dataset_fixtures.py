@@ -1,9 +1,10 @@
 """A small finished output dir, written the way the writer writes one, for the export and report tests.
 
 Three videos: `vida` with two speakers (`vida_S1`, `vida_S2`), `vidb` with one, `vidc` from before
-speaker identity (no `speaker_id`: the video stands for the speaker). Each segment has a real
-FLAC (a voiced harmonic tone, 44.1 kHz), a real MP4 clip, 26 emotion intensities and DNSMOS
-scores; some rejects; a `speakers/` table for the videos that have speaker ids; commit markers.
+speaker identity (no `speaker_id`: the video stands for the speaker). `global_speakers.parquet`
+links `vida_S2` and `vidb_S1` as one person (`G2`). Each segment has a real FLAC (a voiced harmonic
+tone, 44.1 kHz), a real MP4 clip, words in source seconds, 26 emotion intensities, DNSMOS scores
+an SNR, and the prosody measured on its FLAC with its bins and caption (one written as the labeler's); some rejects; a `speakers/` table for the videos that have speaker ids; commit markers.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ import pyarrow.parquet as pq
 
 from mikupal.committed import FunnelCounts, VideoSummary
 from mikupal.media import write_audio
-from mikupal.records import DatasetSegment, EmotionIntensity, Reject, segment_id
+from mikupal.audio.prosody import measure
+from mikupal.describe import describe_columns
+from mikupal.records import DatasetSegment, EmotionIntensity, GlobalSpeaker, Reject, Word, segment_id
 from mikupal.taxonomy import load_taxonomy
 from tests.fakes import make_clip
 
 RATE = 44100
+#: per-video speaker -> the person across videos
+GLOBAL = {"vida_S1": "G1", "vida_S2": "G2", "vidb_S1": "G2"}
 VIDEOS = {  # video -> [(speaker or None, start, end, ovrl, language)]
     "vida": [("vida_S1", 1.0, 3.5, 3.6, "en"), ("vida_S2", 4.0, 6.0, 3.1, "en"), ("vida_S1", 7.0, 9.2, 2.7, "en")],
     "vidb": [("vidb_S1", 0.5, 3.0, 3.4, "en"), ("vidb_S1", 3.5, 5.5, 3.9, "fr")],
@@ -35,6 +40,14 @@ def _tone(seconds: float, f0: float) -> np.ndarray:
     return (0.2 * voice * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) / 2.3).astype(np.float32)
 
 
+def _words(i: int, vid: str, start: float, end: float) -> list[dict[str, Any]]:
+    """The text's words spread over the segment, each 80% of its slot (the rest a pause)."""
+    tokens = f"utterance {i} of {vid} with a pipe".split()
+    slot = (end - start) / len(tokens)
+    return [Word(word=" " + w, start=round(start + k * slot, 3), end=round(start + (k + 0.8) * slot, 3),
+                 probability=0.9).model_dump() for k, w in enumerate(tokens)]
+
+
 def _emotions(rng: np.random.Generator, names: list[str]) -> list[EmotionIntensity]:
     raw = rng.random(len(names)) ** 3
     return [EmotionIntensity(name=n, intensity=round(float(v), 3)) for n, v in zip(names, raw)]
@@ -45,17 +58,25 @@ def _segment_row(root: Path, vid: str, spec: tuple, i: int, names: list[str], rn
     sid = segment_id(vid, start)
     audio, clip = f"audio/{vid}/{sid}.flac", f"clips/{vid}/{sid}.mp4"
     (root / audio).parent.mkdir(parents=True, exist_ok=True)
-    write_audio(root / audio, _tone(end - start, 140 + 30 * i), RATE)
+    tone = _tone(end - start, 140 + 30 * i)
+    write_audio(root / audio, tone, RATE)
     (root / clip).parent.mkdir(parents=True, exist_ok=True)
     make_clip(root / clip, seconds=1.0, seed=i)
     emotions = _emotions(rng, names)
     row = DatasetSegment(
         segment_id=sid, video_id=vid, source=f"/videos/{vid}.mp4", start=start, end=end, duration=end - start,
-        text=f"utterance {i} of {vid} | with a pipe", language=lang, words=[], audio_path=audio, clip_path=clip,
+        text=f"utterance {i} of {vid} | with a pipe", language=lang, avg_logprob=round(-0.2 - 0.15 * i, 3),
+        words=_words(i, vid, start, end), audio_path=audio, clip_path=clip, snr_db=20.0 + i,
         sample_rate=RATE, speaker_boxes=[], asd_score=1.5, dnsmos_sig=ovrl + 0.4, dnsmos_bak=ovrl + 0.6,
         dnsmos_ovrl=ovrl, dnsmos_p808=ovrl + 0.3, emotions=emotions,
         primary_emotion=max(emotions, key=lambda e: e.intensity).name,
     ).model_dump()
+    row.update(measure(tone, RATE, [Word(**w) for w in row["words"]], start, lang).model_dump())
+    row["perceived_gender"] = ("female", "male", None)[i % 3]
+    if i == 0:  # as the labeler (prompt v2) answered for it
+        row.update(caption="A woman laughs warmly while she speaks.", caption_source="labeler", perceived_age="30s",
+                   accent="unsure", nonverbal_events=[{"event": "laughter", "start": 0.5, "end": 1.1}])
+    row.update(describe_columns(row))
     if speaker is not None:
         row["speaker_id"] = speaker
         row["speaker_embedding"] = rng.standard_normal(8).astype(np.float32).tolist()
@@ -122,6 +143,8 @@ def make_output(root: Path) -> Path:
                                primary_emotions=[r["primary_emotion"] for r in rows])
         (root / ".state" / "done").mkdir(parents=True, exist_ok=True)
         (root / ".state" / "done" / f"{vid}.json").write_text(summary.model_dump_json(), encoding="utf-8")
+    links = [GlobalSpeaker(speaker_id=s, video_id=s.split("_")[0], global_speaker_id=g) for s, g in GLOBAL.items()]
+    pq.write_table(GlobalSpeaker.to_table(links), root / "global_speakers.parquet")
     return root
 
 

@@ -1,7 +1,7 @@
 """Audio front end: vocal separation, VAD, transcription with word timestamps, utterance cutting.
 
 Each piece works on plain arrays/files and typed records, and runs alone for debugging:
-`python -m mikupal.audio FILE [key=value ...]` runs probe -> separate -> vad -> asr on one file.
+`mikupal audio FILE [key=value ...]` (commands/audio_frontend.py) runs probe -> separate -> vad -> asr on one file.
 """
 
 from .segmentation import cut_utterances

@@ -22,7 +22,7 @@ the cost for a short utterance's window.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -36,7 +36,8 @@ MAX_RUN_FRAMES = 2400
 class P835:
     """The three raw P.835 outputs of windows cut from one signal; see the module docstring."""
 
-    def __init__(self, path: str | Path, opts, providers: list[str]):
+    def __init__(self, path: str | Path, opts, providers: list[str], check: Optional[Callable[[Any, str], Any]] = None):
+        """`check(session, part name)`: called on each session opened (the provider it really got)."""
         import onnx
         import onnxruntime as ort
         from onnx import shape_inference, utils
@@ -44,8 +45,11 @@ class P835:
         model = onnx.load(str(path))
         cut = _cut_points(model)
 
-        def session(m):
-            return ort.InferenceSession(m.SerializeToString(), opts, providers=providers)
+        def session(m, part: str = "P.835"):
+            sess = ort.InferenceSession(m.SerializeToString(), opts, providers=providers)
+            if check is not None:
+                check(sess, part)
+            return sess
 
         self.whole = None
         if cut is None:  # not the layout this was written for: run it whole, window by window
@@ -55,9 +59,9 @@ class P835:
         frames, features, self.halo = cut
         parts = utils.Extractor(shape_inference.infer_shapes(model))
         graph_in, graph_out = model.graph.input[0].name, model.graph.output[0].name
-        self.front = session(parts.extract_model([graph_in], [frames]))
-        self.body = session(_any_frame_count(parts.extract_model([frames], [features])))
-        self.head = session(parts.extract_model([features], [graph_out]))
+        self.front = session(parts.extract_model([graph_in], [frames]), "P.835 front")
+        self.body = session(_any_frame_count(parts.extract_model([frames], [features])), "P.835 body")
+        self.head = session(parts.extract_model([features], [graph_out]), "P.835 head")
         self._names = (graph_in, frames, features)
 
     def raw(self, windows: list[np.ndarray], starts: list[int], period: Optional[int] = None) -> np.ndarray:

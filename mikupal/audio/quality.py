@@ -28,6 +28,7 @@ from typing import Optional
 import numpy as np
 
 from .. import mel
+from ..devices import check_onnx, onnx_providers
 from ..errors import UserError
 from ..models_dir import DNSMOS_P808, DNSMOS_P835, DNSMOS_SOURCE, dnsmos_dir
 from .p835 import FRAME_HOP, P835
@@ -121,7 +122,10 @@ def spread(items: list, count: Optional[int]) -> list:
 class Dnsmos:
     """Both models' ONNX sessions, loaded once; `score` is thread-compatible (ONNX Runtime sessions are)."""
 
-    def __init__(self, model_dir: Optional[str | os.PathLike] = None, threads: Optional[int] = None):
+    def __init__(self, model_dir: Optional[str | os.PathLike] = None, threads: Optional[int] = None,
+                 gpu: bool = False, require_gpu: bool = False):
+        """`gpu`: the worker holds a GPU, so every session asks for ONNX Runtime's CUDA provider and
+        is checked (`devices.py`: a CPU fallback warns, or stops the run with `require_gpu`)."""
         import onnxruntime as ort
 
         d = find_models(model_dir)
@@ -132,9 +136,13 @@ class Dnsmos:
         # no memory arena: it keeps P.835's largest intermediate tensors (a 9 s window at full
         # resolution) for the worker's life, ~125 MB, for ~5% of the stage's CPU time
         opts.enable_cpu_mem_arena = False
-        providers = ["CPUExecutionProvider"]
-        self.p835 = P835(d / DNSMOS_P835, opts, providers)
-        self.p808 = ort.InferenceSession(str(d / DNSMOS_P808), opts, providers=providers)
+
+        def check(session, part: str) -> None:
+            check_onnx(session, f"quality (DNSMOS {part})", gpu, require_gpu)
+
+        self.p835 = P835(d / DNSMOS_P835, opts, onnx_providers(gpu), check)
+        self.p808 = ort.InferenceSession(str(d / DNSMOS_P808), opts, providers=onnx_providers(gpu))
+        check(self.p808, "P.808")
         self._p808_input = self.p808.get_inputs()[0].name
 
     def score(self, audio: np.ndarray, sr: int = SAMPLE_RATE, max_windows: Optional[int] = None) -> DnsmosScores:

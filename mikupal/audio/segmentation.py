@@ -8,6 +8,7 @@ first, each with a reason:
   `max_no_speech_prob`,
 - `low_confidence`: avg_logprob below `min_avg_logprob`,
 - `language_not_allowed`: the clip's language is not in `languages` (when that list is set).
+- `language_mismatch`: language ID heard another language than the model transcribes (a `*.en` model).
 
 The words of consecutive kept segments form runs (a silence of `split_pause_seconds` always
 ends a run). Each run is cut between words, never inside one, by a small dynamic programme
@@ -196,6 +197,9 @@ def cut_utterances(
         if regions is not None and 0 <= rt.region_index < len(regions):
             reg = regions[rt.region_index]
             snr = reg.snr_db_after if reg.snr_db_after is not None else reg.snr_db_before
+        if rt.mismatch:
+            rejects.append(_reject(video_id, source, "language_mismatch", rt.mismatch, rt.start, rt.end))
+            continue
         if not rt.segments:
             rejects.append(_reject(video_id, source, "no_speech", "whisper heard no words in this speech region", rt.start, rt.end))
             continue

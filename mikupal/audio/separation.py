@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import media
 from ..config import SeparationConfig
+from ..devices import fallback, onnx_session
 from ..errors import StageError, UserError
 from ..models_dir import is_offline, resolve
 
@@ -155,8 +156,12 @@ class VocalSeparator:
         dataset_rate: int = 44100,
         offline: bool = False,
         num_threads: Optional[int] = None,
+        gpu: bool = False,
+        require_gpu: bool = False,
     ):
         self.cfg = cfg
+        self.gpu = gpu  # the worker holds a GPU: MDX-Net asks for ONNX Runtime's CUDA provider
+        self.require_gpu = require_gpu
         self.models_dir = Path(models_dir)
         self.dataset_rate = int(dataset_rate)
         self.offline = offline
@@ -205,14 +210,14 @@ class VocalSeparator:
         except UserError:
             raise
         except Exception as e:  # noqa: BLE001 - a bad model is a user problem, said in one line
-            raise UserError(f"separation model {self.cfg.model} could not be loaded: {type(e).__name__}: {e}") from None
+            raise UserError(f"separation model {self.cfg.model} could not be loaded ({self.model_path}): {type(e).__name__}: {e}") from None
         inst = sep.model_instance
         stems = [s for s in (getattr(inst, "primary_stem_name", None), getattr(inst, "secondary_stem_name", None)) if s]
         vocal = [s for s in stems if s.lower() == "vocals"]
         if not vocal:
             raise UserError(f"separation model {self.cfg.model} has no Vocals stem (stems: {', '.join(stems) or 'unknown'})")
         self._vocals_stem = vocal[0]
-        self._limit_threads(inst)
+        self._open_session(inst)
         self._quiet(inst)
         self._sep = sep
 
@@ -247,21 +252,25 @@ class VocalSeparator:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path.parent, self.cfg.model  # audio-separator downloads model + metadata there
 
-    def _limit_threads(self, inst) -> None:
-        """audio-separator opens its ONNX session with every core: reopen it with our share."""
-        if getattr(inst, "uses_pytorch_inference", True) or not self.num_threads:
+    def _open_session(self, inst) -> None:
+        """audio-separator opens its ONNX session with every core, and with the providers it picked
+        (CPU, with only a warning in its own log, when onnxruntime has no CUDA): reopen it with our
+        share of the cores and the stage's device, and check what it runs on (`devices.py`)."""
+        what = f"separation (MDX-Net {self.cfg.model})"
+        if getattr(inst, "uses_pytorch_inference", True):  # segment_size != dim_t: onnx2torch on its torch device
+            got = str(getattr(inst, "torch_device", "cpu"))
+            if self.gpu and not got.startswith("cuda"):
+                fallback(what, "cuda", got, "torch sees no CUDA device", self.require_gpu)
             return
-        try:
-            import onnxruntime as ort
+        import onnxruntime as ort
 
-            opts = ort.SessionOptions()
+        opts = ort.SessionOptions()
+        if self.num_threads:
             opts.intra_op_num_threads = int(self.num_threads)
             opts.inter_op_num_threads = 1
-            opts.log_severity_level = 3
-            sess = ort.InferenceSession(str(inst.model_path), providers=inst.onnx_execution_provider, sess_options=opts)
-            inst.model_run = lambda spek: sess.run(None, {"input": spek.cpu().numpy()})[0]
-        except Exception as e:  # noqa: BLE001 - keep audio-separator's own session
-            log.debug("could not reopen the ONNX session with %s threads: %s", self.num_threads, e)
+        opts.log_severity_level = 3
+        sess = onnx_session(inst.model_path, opts, what, gpu=self.gpu, require=self.require_gpu)
+        inst.model_run = lambda spek: sess.run(None, {"input": spek.cpu().numpy()})[0]
 
     @staticmethod
     def _quiet(inst) -> None:

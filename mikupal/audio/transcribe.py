@@ -5,6 +5,10 @@ near the limit, so the split falls between words). The plain model transcribes c
 each with its own language detection; the batched pipeline (GPU default) transcribes groups of
 clips in one call, with one language detection per group. Audio is read clip by clip from a
 file when given a path, so memory does not grow with the length of the video.
+
+Several short videos of one stage call share windows (`shared`, `audio/packing.py`): their clips
+are laid into 30 s windows with short gaps, the language check reads each such window once, and
+each word goes back to its own clip.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import numpy as np
 
 from .. import media
 from ..config import AsrConfig
+from ..devices import expose_pip_cuda_libs, fallback
 from ..errors import UserError
 from ..models_dir import is_offline, whisper_model
 from ..records import SpeechRegion, Word, join_words
-from .packing import Placed, Window, plan_windows
+from .language_id import LanguageGuess, LanguageIdentifier, LanguageSchedule, is_mismatch
+from .packing import Placed, Window, fits_one_window, plan_windows
 
 SAMPLE_RATE = 16000
 MAX_CLIP_SECONDS = 30.0  # whisper's window
@@ -55,6 +61,7 @@ class RegionTranscript:
     language: str = ""
     language_probability: float = 0.0
     segments: list[WhisperSegment] = field(default_factory=list)
+    mismatch: str = ""  # why the clip was not transcribed: its language is not the ASR model's (language ID)
 
     @property
     def words(self) -> list[Word]:
@@ -144,6 +151,8 @@ class Transcriber:
         self.model = None
         self.pipeline = None
         self.model_ref: Optional[str] = None
+        self.identifier: Optional[LanguageIdentifier] = None
+        self._guesses: dict[tuple[float, float], LanguageGuess] = {}  # (clip start, end) -> its language
 
     def load(self) -> None:
         if self.model is not None:
@@ -152,6 +161,8 @@ class Transcriber:
 
         ref = whisper_model(self.models_dir, self.cfg.model, self.offline)
         self.model_ref = ref
+        if self.cfg.device != "cpu":
+            expose_pip_cuda_libs()  # CTranslate2's CUDA 12 cuBLAS from the `gpu` extra (nvidia-cublas-cu12)
         kwargs = dict(
             device=self.cfg.device,
             compute_type=self.cfg.compute_type,
@@ -165,6 +176,35 @@ class Transcriber:
             raise UserError(f"whisper model {self.cfg.model} could not be loaded ({ref}): {type(e).__name__}: {e}") from None
         if self.cfg.batched:
             self.pipeline = BatchedInferencePipeline(model=self.model)
+        self.identifier = self._identifier()
+
+    def _identifier(self) -> Optional[LanguageIdentifier]:
+        """Who checks the spoken language against the one the model transcribes in: a multilingual
+        whisper for an English-only model, the model itself when a language is forced; nobody when
+        the model detects the language itself (or `asr.language_id_model` is null)."""
+        if self.multilingual and not self.cfg.language:
+            return None
+        if not self.multilingual and not self.cfg.language_id_model:
+            return None
+        target = (self.cfg.language or "en") if self.multilingual else "en"
+        if self.multilingual:
+            ident = LanguageIdentifier(self.cfg.model, self.models_dir, target, self.offline)
+            ident.model = self.model
+            return ident
+        ident = LanguageIdentifier(self.cfg.language_id_model, self.models_dir, target, self.offline,
+                                   compute_type=self.cfg.compute_type, threads=int(self.cfg.cpu_threads or self.threads or 0))
+        ident.load()
+        return ident
+
+    def check_device(self, gpu: bool, require: bool) -> str:
+        """The device CTranslate2 really runs whisper on, logged; a worker holding a GPU whose model
+        runs on the CPU (`device: auto` without CUDA) is a `devices.fallback`."""
+        device = str(getattr(self.model.model, "device", self.cfg.device)) if self.model is not None else "cpu"
+        if gpu and device != "cuda":
+            fallback(f"asr (whisper {self.cfg.model})", "cuda", device,
+                     "CTranslate2 found no CUDA device (asr.device=auto fell back to the CPU)", require)
+        log.info("asr (whisper %s) runs on ctranslate2 %s", self.cfg.model, device)
+        return device
 
     @property
     def multilingual(self) -> bool:
@@ -172,9 +212,98 @@ class Transcriber:
 
     @property
     def packs(self) -> bool:
-        """Short videos share windows (`audio/packing.py`) only where the language is known: a window
-        gets one language detection."""
+        """Short videos share windows (`audio/packing.py`) only where the language is known: a
+        window gets one language."""
         return bool(self.cfg.pack) and (bool(self.cfg.language) or not self.multilingual)
+
+    def shared(self, sources: Sequence["Source"]) -> "SharedTranscription":
+        """A call's videos transcribed together: the short ones (no longer than a window, their
+        clips fitting one) packed into shared windows, the others each as `iter_transcribe` does;
+        each video's transcripts are read with `for_source(i)`, in the order of `sources`."""
+        self.load()
+        audios = [_Audio(s.audio) for s in sources]
+        clips = [plan_clips(s.regions, a) for s, a in zip(sources, audios)]
+        packed = [self.packs and s.duration is not None and 0.0 < s.duration <= MAX_CLIP_SECONDS
+                  and fits_one_window([c.end - c.start for c in cs], MAX_CLIP_SECONDS) for s, cs in zip(sources, clips)]
+        durations = [[c.end - c.start for c in cs] if p else [] for cs, p in zip(clips, packed)]
+        plan = CallPlan(audios, clips, plan_windows(durations, packed, MAX_CLIP_SECONDS))
+        alone = {i: (lambda s=s: self.iter_transcribe(s.audio, s.regions)) for i, (s, p) in enumerate(zip(sources, packed)) if not p}
+        return SharedTranscription(self._run_windows(plan), [len(d) for d in durations], alone)
+
+    def _run_windows(self, plan: "CallPlan") -> Iterator[list[tuple[int, "RegionTranscript"]]]:
+        """The plan's windows in order, one at a time (or a batched group at a time): the
+        transcripts of the clips each held, tagged with their source's index."""
+        per_call = max(1, int(self.cfg.batch_size) * GROUP_CLIPS_PER_BATCH) if self.pipeline is not None else 1
+        for g in range(0, len(plan.windows), per_call):
+            windows = plan.windows[g : g + per_call]
+            checked = [self._checked_window(plan, w) for w in windows]
+            kept = [w for w, _ in checked]
+            done = self._batch_windows(plan, kept) if self.pipeline is not None else [self._transcribe_window(plan, w) for w in kept]
+            for window, (_, foreign), rts in zip(windows, checked, done):
+                found = {**foreign, **rts}
+                yield [(p.source, found[(p.source, p.index)]) for p in window.placed]
+
+    def _checked_window(self, plan: "CallPlan", window: Window) -> tuple[Window, dict]:
+        """The window's clips the language check lets through, laid out again (a foreign clip is
+        not transcribed: its `mismatch` transcript), and the foreign clips' transcripts. The check
+        reads the clips together (`identify_clips`: one identification when it is confident)."""
+        if self.identifier is None:
+            return window, {}
+        guesses = self.identifier.identify_clips([plan.audios[p.source].read(plan.clip(p).start, plan.clip(p).end)
+                                                  for p in window.placed])
+        kept, foreign = Window(), {}
+        for p, g in zip(window.placed, guesses):
+            c = plan.clip(p)
+            if g.language and is_mismatch(g, self.cfg.language_id_min_probability):
+                why = (f"{self.identifier.name} hears {g.language} (p={g.probability:.2f}; {self.identifier.target} "
+                       f"p={g.target_probability:.2f}): model {self.cfg.model} transcribes {self.identifier.target} only")
+                foreign[(p.source, p.index)] = RegionTranscript(region_index=c.region_index, start=c.start, end=c.end,
+                                                                language=g.language, language_probability=round(g.probability, 4),
+                                                                mismatch=why)
+                continue
+            kept.add(p.source, p.index, p.duration)
+            if g.language:  # the identified language replaces an English-only model's own claim (en, p=1)
+                plan.heard[(p.source, p.index)] = (self.identifier.target, g.target_probability)
+        return kept, foreign
+
+    def _transcribe_window(self, plan: "CallPlan", window: Window) -> dict:
+        x = plan.window_audio(window)
+        results = plan.empty(window)
+        if not window.placed or len(x) < SAMPLE_RATE // 10:
+            return results
+        segments, info = self.model.transcribe(x, **self._options())
+        _fill(plan, window, results, list(segments), info)
+        return results
+
+    def _batch_windows(self, plan: "CallPlan", group: list[Window]) -> list[dict]:
+        """Concatenate the group's windows, transcribe them as clip_timestamps, map times back."""
+        parts, stamps = [], []
+        pos = 0.0
+        for w in group:
+            x = plan.window_audio(w)
+            parts.append(x)
+            stamps.append({"start": pos, "end": pos + len(x) / SAMPLE_RATE})
+            pos += len(x) / SAMPLE_RATE
+        results = [plan.empty(w) for w in group]
+        keep = [i for i, st in enumerate(stamps) if group[i].placed and st["end"] - st["start"] >= 0.1]
+        if not keep:
+            return results
+        segments, info = self.pipeline.transcribe(
+            np.concatenate(parts), language=self.cfg.language, beam_size=int(self.cfg.beam_size),
+            temperature=[float(t) for t in self.cfg.temperature], word_timestamps=True, vad_filter=False,
+            clip_timestamps=[stamps[i] for i in keep], batch_size=int(self.cfg.batch_size),
+        )
+        per_window: list[list] = [[] for _ in group]
+        for seg in segments:
+            # whisper's times are on a 20 ms grid: a segment can start a little before its window
+            # does, so it belongs to the window holding its middle
+            mid = (float(seg.start) + float(seg.end)) / 2.0
+            k = min(keep, key=lambda i: 0.0 if stamps[i]["start"] <= mid <= stamps[i]["end"]
+                    else min(abs(mid - stamps[i]["start"]), abs(mid - stamps[i]["end"])))
+            per_window[k].append(_Shifted(seg, -stamps[k]["start"]))
+        for k in keep:
+            _fill(plan, group[k], results[k], per_window[k], info)
+        return results
 
     # ------------------------------------------------------------ public
 
@@ -185,34 +314,68 @@ class Transcriber:
     def iter_transcribe(self, audio16k: AudioSource, regions: Sequence[SpeechRegion]) -> Iterator[list[RegionTranscript]]:
         """`transcribe` in time order, a clip (or a batched group of clips) at a time, so that
         utterances can be cut and passed on while the rest of the file is still transcribed."""
-        plan = self.plan([Source(audio16k, regions)])
-        for done in self.run(plan):
-            yield [rt for _, rt in done]
-
-    def shared(self, sources: Sequence["Source"]) -> "SharedTranscription":
-        """Several videos transcribed together (short ones packed into shared windows); each video's
-        transcripts are read with `for_source(i)`, in the order of `sources`."""
-        plan = self.plan(sources)
-        return SharedTranscription(self.run(plan), [len(c) for c in plan.clips])
-
-    def plan(self, sources: Sequence["Source"]) -> "CallPlan":
         self.load()
-        audios = [_Audio(s.audio) for s in sources]
-        clips = [plan_clips(s.regions, a) for s, a in zip(sources, audios)]
-        packable = [self.packs and s.duration is not None and s.duration <= MAX_CLIP_SECONDS for s in sources]
-        windows = plan_windows([[c.end - c.start for c in cs] for cs in clips], packable, MAX_CLIP_SECONDS)
-        return CallPlan(audios, clips, windows)
-
-    def run(self, plan: "CallPlan") -> Iterator[list[tuple[int, RegionTranscript]]]:
-        """The plan's windows in order, one at a time (or a batched group at a time): the
-        transcripts of the clips each held, tagged with their source's index."""
+        audio = _Audio(audio16k)
+        clips = plan_clips(regions, audio)
         if self.pipeline is not None:
             per_call = max(1, int(self.cfg.batch_size) * GROUP_CLIPS_PER_BATCH)
-            for g in range(0, len(plan.windows), per_call):
-                yield self._batch_group(plan, plan.windows[g : g + per_call])
+            for g in range(0, len(clips), per_call):
+                group = clips[g : g + per_call]
+                foreign = self._foreign(audio, group)
+                done = self._batch_group(audio, [c for c, f in zip(group, foreign) if f is None])
+                yield _merge_in_order(group, foreign, done)
             return
-        for w in plan.windows:
-            yield self._transcribe_window(plan, w)
+        if self.identifier is None:
+            for c in clips:
+                yield [self._transcribe_clip(audio, c)]
+            return
+        schedule = LanguageSchedule()
+        for window in _windows(clips):
+            if schedule.next_window():
+                foreign = self._foreign(audio, window, schedule)
+                for c, f in zip(window, foreign):
+                    yield [f if f is not None else self._transcribe_clip(audio, c)]
+                continue
+            done = [self._transcribe_clip(audio, c) for c in window]
+            for t in done:  # a settled video: the language its identified windows were heard in
+                t.language, t.language_probability = self.identifier.target, round(schedule.settled_probability, 4)
+            if schedule.suspect([s.avg_logprob for t in done for s in t.segments]):
+                foreign = self._foreign(audio, window, schedule)
+                done = [f if f is not None else self._relabelled(c, t) for c, f, t in zip(window, foreign, done)]
+            for t in done:
+                yield [t]
+
+    def _foreign(self, audio: _Audio, clips: list[_Clip], schedule: Optional[LanguageSchedule] = None) -> list[Optional[RegionTranscript]]:
+        """For each clip: None when it is to be transcribed, else its `mismatch` transcript (no
+        words: its language is not the one the model transcribes in)."""
+        if self.identifier is None:
+            return [None] * len(clips)
+        guesses = self.identifier.identify_clips([audio.read(c.start, c.end) for c in clips])
+        if schedule is not None:
+            schedule.record(guesses, self.identifier.target)
+        self._guesses = {(c.start, c.end): g for c, g in zip(clips, guesses)}
+        out: list[Optional[RegionTranscript]] = []
+        for c, g in zip(clips, guesses):
+            if not g.language or not is_mismatch(g, self.cfg.language_id_min_probability):
+                out.append(None)
+                continue
+            why = (f"{self.identifier.name} hears {g.language} (p={g.probability:.2f}; {self.identifier.target} "
+                   f"p={g.target_probability:.2f}): model {self.cfg.model} transcribes {self.identifier.target} only")
+            out.append(RegionTranscript(region_index=c.region_index, start=c.start, end=c.end, language=g.language,
+                                        language_probability=round(g.probability, 4), mismatch=why))
+        return out
+
+    def _relabelled(self, clip: _Clip, out: RegionTranscript) -> RegionTranscript:
+        """A transcript made before its window was identified, with the identified language."""
+        self._identified(clip, out)
+        return out
+
+    def _identified(self, clip: _Clip, out: RegionTranscript) -> None:
+        """The language a checked clip was identified in replaces the model's own claim (an
+        English-only model always says en, p=1)."""
+        g = self._guesses.get((clip.start, clip.end))
+        if g is not None and g.language:
+            out.language, out.language_probability = self.identifier.target, g.target_probability
 
     # ------------------------------------------------------------ plain
 
@@ -226,32 +389,37 @@ class Transcriber:
             condition_on_previous_text=False,
         )
 
-    def _transcribe_window(self, plan: "CallPlan", window: Window) -> list[tuple[int, RegionTranscript]]:
-        x = plan.window_audio(window)
-        results = plan.empty(window)
+    def _transcribe_clip(self, audio: _Audio, clip: _Clip) -> RegionTranscript:
+        x = audio.read(clip.start, clip.end)
+        out = RegionTranscript(region_index=clip.region_index, start=clip.start, end=clip.end)
         if len(x) < SAMPLE_RATE // 10:
-            return results
+            return out
         segments, info = self.model.transcribe(x, **self._options())
-        _fill(plan, window, results, list(segments), info)
-        return results
+        out.language = info.language or ""
+        out.language_probability = float(info.language_probability or 0.0)
+        self._identified(clip, out)
+        out.segments = [_segment(s, clip.start, clip) for s in segments]
+        _monotonic(out)
+        return out
 
     # ------------------------------------------------------------ batched
 
-    def _batch_group(self, plan: "CallPlan", group: list[Window]) -> list[tuple[int, RegionTranscript]]:
-        """Concatenate the group's windows, transcribe them as clip_timestamps, map times back."""
-        parts, stamps = [], []
+    def _batch_group(self, audio: _Audio, group: list[_Clip]) -> list[RegionTranscript]:
+        """Concatenate the group's clips, transcribe them as clip_timestamps, map times back."""
+        parts, offsets, stamps = [], [], []
         pos = 0.0
-        for w in group:
-            x = plan.window_audio(w)
+        for c in group:
+            x = audio.read(c.start, c.end)
             parts.append(x)
+            offsets.append(pos)
             dur = len(x) / SAMPLE_RATE
             stamps.append({"start": pos, "end": pos + dur})
             pos += dur
         joined = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        results = [plan.empty(w) for w in group]
+        results = [RegionTranscript(region_index=c.region_index, start=c.start, end=c.end) for c in group]
         keep = [i for i, st in enumerate(stamps) if st["end"] - st["start"] >= 0.1]
         if not keep:
-            return [r for rs in results for r in rs]
+            return results
         segments, info = self.pipeline.transcribe(
             joined,
             language=self.cfg.language,
@@ -262,17 +430,17 @@ class Transcriber:
             clip_timestamps=[stamps[i] for i in keep],
             batch_size=int(self.cfg.batch_size),
         )
-        per_window: list[list] = [[] for _ in group]
+        starts = np.array([stamps[i]["start"] for i in keep])
         for s in segments:
-            # whisper's times are on a 20 ms grid: a segment can start a little before its window
-            # does, so it belongs to the window holding its middle
-            mid = (float(s.start) + float(s.end)) / 2.0
-            k = min(keep, key=lambda i: 0.0 if stamps[i]["start"] <= mid <= stamps[i]["end"]
-                    else min(abs(mid - stamps[i]["start"]), abs(mid - stamps[i]["end"])))
-            per_window[k].append(_Shifted(s, -stamps[k]["start"]))
-        for k in keep:
-            _fill(plan, group[k], results[k], per_window[k], info)
-        return [r for rs in results for r in rs]
+            k = keep[max(0, int(np.searchsorted(starts, float(s.start) + 1e-3, side="right")) - 1)]
+            c = group[k]
+            results[k].segments.append(_segment(s, c.start - offsets[k], c))
+        for c, r in zip(group, results):
+            r.language = info.language or ""
+            r.language_probability = float(info.language_probability or 0.0)
+            self._identified(c, r)
+            _monotonic(r)
+        return results
 
 
 @dataclass
@@ -287,11 +455,13 @@ class Source:
 
 @dataclass
 class CallPlan:
-    """Every clip of a call's videos and the windows they are transcribed in."""
+    """Every clip of a call's packed videos and the windows they are transcribed in."""
 
-    audios: list["_Audio"]
+    audios: list[_Audio]
     clips: list[list[_Clip]]
     windows: list[Window]
+    #: (source, clip index) -> the language the check heard it in (target, its probability)
+    heard: dict[tuple[int, int], tuple[str, float]] = field(default_factory=dict)
 
     def clip(self, p: Placed) -> _Clip:
         return self.clips[p.source][p.index]
@@ -305,23 +475,29 @@ class CallPlan:
             parts.append(self.audios[p.source].read(c.start, c.end))
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
-    def empty(self, window: Window) -> list[tuple[int, RegionTranscript]]:
-        return [(p.source, RegionTranscript(region_index=self.clip(p).region_index, start=self.clip(p).start,
-                                            end=self.clip(p).end)) for p in window.placed]
+    def empty(self, window: Window) -> dict[tuple[int, int], RegionTranscript]:
+        return {(p.source, p.index): RegionTranscript(region_index=self.clip(p).region_index, start=self.clip(p).start,
+                                                      end=self.clip(p).end) for p in window.placed}
 
 
 class SharedTranscription:
     """A call's transcription, read video by video: `for_source(i)` yields video i's transcripts as
     the windows holding its clips are done (windows run in the order of the videos, so a video's
-    neighbours' clips are kept until their turn). A window that fails fails every video in it."""
+    neighbours' clips are kept until their turn); a video that is not packed is transcribed alone
+    at its turn. A window that fails fails every video in it."""
 
-    def __init__(self, windows: Iterator[list[tuple[int, RegionTranscript]]], clips_per_source: list[int]):
+    def __init__(self, windows: Iterator[list[tuple[int, RegionTranscript]]], clips_per_source: list[int],
+                 alone: Optional[dict] = None):
         self._windows = windows
         self._left = list(clips_per_source)
+        self._alone = alone or {}
         self._ready: dict[int, list[list[RegionTranscript]]] = {i: [] for i in range(len(clips_per_source))}
         self._error: Optional[BaseException] = None
 
     def for_source(self, i: int) -> Iterator[list[RegionTranscript]]:
+        if i in self._alone:
+            yield from self._alone[i]()
+            return
         while True:
             while self._ready[i]:
                 yield self._ready[i].pop(0)
@@ -347,10 +523,6 @@ class SharedTranscription:
 # ---------------------------------------------------------------- helpers
 
 
-def _clamp(t: float, lo: float, hi: float) -> float:
-    return float(min(max(t, lo), hi))
-
-
 class _Shifted:
     """A faster-whisper segment of a batched group, with its times moved into its own window."""
 
@@ -366,27 +538,41 @@ class _ShiftedWord:
         self.word, self.start, self.end, self.probability = w.word, float(w.start) + shift, float(w.end) + shift, w.probability
 
 
-def _fill(plan: CallPlan, window: Window, results: list[tuple[int, RegionTranscript]], segments: list, info) -> None:
+def _fill(plan: CallPlan, window: Window, results: dict, segments: list, info) -> None:
     """Give each clip of a window its part of whisper's segments (times in window seconds): a word
     belongs to the clip its middle falls in; a segment whose words fall in two clips becomes one
     segment per clip, with its scores and the text of its own words."""
     for s in segments:
         words = list(s.words or [])
         owners = [window.locate((float(w.start) + float(w.end)) / 2.0) for w in words]
-        if not words:
-            owners_of_segment = [window.locate((float(s.start) + float(s.end)) / 2.0)]
-        else:
-            owners_of_segment = sorted(set(owners))
-        whole = len(owners_of_segment) == 1
-        for k in owners_of_segment:
+        mine = sorted(set(owners)) if words else [window.locate((float(s.start) + float(s.end)) / 2.0)]
+        for k in mine:
             p = window.placed[k]
             clip = plan.clip(p)
-            mine = None if whole else [w for w, o in zip(words, owners) if o == k]
-            results[k][1].segments.append(_segment(s, clip.start - p.offset, clip, mine))
-    for _, rt in results:
-        rt.language = info.language or ""
-        rt.language_probability = float(info.language_probability or 0.0)
+            part = None if len(mine) == 1 else [w for w, o in zip(words, owners) if o == k]
+            results[(p.source, p.index)].segments.append(_segment(s, clip.start - p.offset, clip, part))
+    for p in window.placed:
+        rt = results[(p.source, p.index)]
+        rt.language, rt.language_probability = plan.heard.get((p.source, p.index),
+                                                              (info.language or "", float(info.language_probability or 0.0)))
         _monotonic(rt)
+
+
+def _windows(clips: list[_Clip]) -> list[list[_Clip]]:
+    """Clips in the 30 s windows language ID packs them into (see audio/language_id.py)."""
+    from .language_id import pack_windows
+
+    return [[clips[i] for i in w] for w in pack_windows([c.end - c.start for c in clips])]
+
+
+def _merge_in_order(group: list[_Clip], foreign: list[Optional[RegionTranscript]], done: list[RegionTranscript]) -> list[RegionTranscript]:
+    """The group's transcripts in clip order: the foreign clips' and the transcribed ones'."""
+    it = iter(done)
+    return [f if f is not None else next(it) for f in foreign]
+
+
+def _clamp(t: float, lo: float, hi: float) -> float:
+    return float(min(max(t, lo), hi))
 
 
 def _segment(s, offset: float, clip: _Clip, part: Optional[list] = None) -> WhisperSegment:

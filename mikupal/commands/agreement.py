@@ -12,6 +12,7 @@ from ..config import parse_overrides
 from ..errors import UserError
 from ..evaluate.datasets import table
 from .analysis import Args, comma_list, emit, user_errors
+from .help import CommandHelp
 
 
 class AgreementArgs(Args):
@@ -23,6 +24,18 @@ class AgreementArgs(Args):
     output: Optional[str] = None
 
     _lists = field_validator("runs", "id_columns", "names", mode="before")(comma_list)
+
+
+HELP = CommandHelp(
+    usage="mikupal agreement runs=[A,B,...] [key=value ...]",
+    what="""How far repeated labeling runs over the same items agree (Krippendorff's alpha, pairwise
+agreement). Prints one JSON object; output=DIR also gets agreement.json.""",
+    keys=[("runs", "two or more run dirs or tables"), ("id_columns", "what identifies an item"),
+          ("pred_column", "the label compared"), ("intensity_column", "compare intensities too"),
+          ("names", "a name per run"), ("output", "also write agreement.json here")],
+    model=AgreementArgs,
+    examples=["mikupal agreement runs=[out1,out2,out3]"],
+)
 
 
 def _run_names(paths: Sequence[str]) -> list[str]:

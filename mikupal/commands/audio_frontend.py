@@ -1,13 +1,10 @@
-"""Debug entry: `python -m mikupal.audio FILE [key=value ...]`.
+"""`mikupal audio FILE [key=value ...]`: the audio front end on one file, for debugging.
 
 Runs probe -> separate -> vad -> asr on one file with the composed config (e.g.
 `separation=none asr.model=tiny.en profile=cpu`) and prints one JSON line per segment, per
 reject, and a final summary. Scratch audio goes to `output=` if given, else a temp folder.
 An audio-only file is accepted (the video stream matters only to later stages).
 """
-
-# `mikupal/audio/__main__.py` hands over to `main` here: the stages are run from commands/, never
-# from the audio package they sit on.
 
 from __future__ import annotations
 
@@ -23,23 +20,29 @@ from ..records import WorkItem
 from ..stages.probe import ProbeStage
 from ..stages.separate import SeparateStage
 from ..stages.vad import VadStage
+from .help import CommandHelp
+
+HELP = CommandHelp(
+    usage="mikupal audio FILE [key=value ...]",
+    what="""probe -> separate -> vad -> asr on one file with the composed run configuration; one JSON line
+per segment, per reject, and a summary. Scratch audio goes to output= if given, else a temp folder.
+An audio-only file is accepted.""",
+    keys=[("output", "keep the scratch audio here (default: a temp folder, removed)"),
+          ("separation", "mdx | none"), ("asr.model", "the whisper model"), ("profile", "cpu | gpu"),
+          ("models_dir", "the models folder")],
+    examples=["mikupal audio examples/talking_face.mp4 separation=none asr.model=tiny.en profile=cpu"],
+)
 
 
 def _emit(kind: str, payload: dict) -> None:
     print(json.dumps({"type": kind, **payload}, ensure_ascii=False), flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0 if argv else 2
+def audio_frontend_command(argv: list[str]) -> int:
+    if not argv:
+        raise UserError("no file given: mikupal audio FILE [key=value ...]")
     path, overrides = argv[0], argv[1:]
-    try:
-        cfg = compose(overrides)
-    except UserError as e:
-        print(str(e), file=sys.stderr)
-        return 2
+    cfg = compose(overrides)
     out_dir = cfg.output or tempfile.mkdtemp(prefix="mikupal-audio-")
     try:
         items = [WorkItem(source=path)]
@@ -81,13 +84,6 @@ def main(argv: list[str] | None = None) -> int:
             },
         )
         return 0
-    except UserError as e:
-        print(str(e), file=sys.stderr)
-        return 2
     finally:
         if not cfg.output:
             shutil.rmtree(out_dir, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

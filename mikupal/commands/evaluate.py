@@ -21,6 +21,7 @@ from ..errors import UserError
 from ..evaluate.datasets import iemocap, meld, table
 from ..taxonomy import load_taxonomy
 from .analysis import Args, comma_list, emit, user_errors
+from .help import CommandHelp
 
 
 class EvaluateArgs(Args):
@@ -48,6 +49,22 @@ class EvaluateArgs(Args):
     taxonomy: Optional[str] = None  # dataset=table: the label set (default labels=[...] or the gold labels)
 
     _lists = field_validator("id_columns", "labels", "exclude", mode="before")(comma_list)
+
+
+HELP = CommandHelp(
+    usage="mikupal evaluate predictions=PATH gold=meld:test|iemocap|TABLE [key=value ...]  |  dataset=meld split=test clips=DIR labeler=...",
+    what="""Score predictions against a benchmark's gold labels (accuracy, weighted F1, confusion matrix),
+or label the benchmark's own clips first and score those. Prints one JSON object; output=DIR also
+gets metrics.json and confusion_matrix.png.""",
+    keys=[("predictions", "a predictions table (without it the benchmark is labeled)"),
+          ("gold", "a table, or meld[:split] / iemocap[:sessions]"), ("dataset", "meld | iemocap | table"),
+          ("split", "meld: train/dev/test; iemocap: sessions"), ("meld_dir", "the MELD CSVs ($MIKUPAL_MELD_DIR)"),
+          ("clips", "the benchmark's clips (labeling)"), ("pred_column", "the predicted label"),
+          ("map_from", "the predictions' taxonomy, mapped onto the dataset's"), ("limit", "label only the first N items"),
+          ("output", "also write metrics.json and confusion_matrix.png here")],
+    model=EvaluateArgs,
+    examples=["mikupal evaluate predictions=out/segments gold=meld:test meld_dir=data/meld map_from=cowen_keltner_26 output=eval/"],
+)
 
 
 def _dir_from(value: Optional[str], env: str, what: str) -> Path:

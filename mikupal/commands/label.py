@@ -27,13 +27,25 @@ from typing import Sequence
 from ..config import RunConfig, compose
 from ..engine.lock import OutputLock
 from ..errors import UserError
-from ..labelers.base import RUN_LEVEL, read_api_key
-from ..labelers.factory import make_labeler
+from ..labelers.base import RUN_LEVEL
 from ..labelers.label_output import label_pending, write_rejects
 from ..labelers.preflight import check_price, preflight
 from ..labelers.pricing import RunCost
 from ..labelers.relabel import LabelDataset, relabel_tag
 from ..taxonomy import TaxonomyError, load_taxonomy
+from .help import CommandHelp
+
+HELP = CommandHelp(
+    usage="mikupal label input=DIR [labeler=...] [key=value ...] [--relabel]",
+    what="""Label what an output dir still needs: kept segments never labeled (a labeler=none run) and
+segments whose labeling failed. Resumable; exit 0 when every segment is labeled, 1 when some remain.""",
+    keys=[("input", "a mikupal output dir"), ("labeler", "gemini | openai"), ("labeler.model", "the model id"),
+          ("labeler.mode", "video | audio | text"), ("labeler.base_url", "an OpenAI-compatible server (openai kind)"),
+          ("labeler.max_usd", "stop at this spend (null: no limit)"), ("labeler.batch", "Gemini Batch API files instead of requests"),
+          ("labeler.prompt_version", "the prompt set under labelers/prompts/")],
+    flags=[("--relabel", "label every segment again into labels/<model>__<prompt>/ (segments/ untouched)")],
+    examples=["mikupal label input=out/ labeler=gemini", "mikupal label input=out/ --relabel labeler.model=gemini-3-flash-preview"],
+)
 
 
 def _say(msg: str) -> None:
@@ -68,12 +80,11 @@ def _label_dir(cfg: RunConfig, root: Path) -> int:
              + (f" by {relabel_tag(cfg)}" if cfg.labeler.relabel else "") + ": nothing to do")
         return 0
     preflight(cfg.labeler)
-    labeler = make_labeler(cfg.labeler, taxonomy, read_api_key(cfg.labeler))
     stats = RunCost(model=cfg.labeler.model)
     into = f" into labels/{relabel_tag(cfg)}/" if cfg.labeler.relabel else ""
     _say(f"labeling {ds.pending} of {ds.total} segments in {root}{into} with {cfg.labeler.model} "
          f"({cfg.labeler.mode} mode, {'batch' if cfg.labeler.batch else f'{cfg.labeler.requests_in_flight} in flight'})")
-    failed = label_pending(ds, cfg, labeler, stats, _say)
+    failed = label_pending(ds, cfg, taxonomy, stats, _say)
     if failed is None:  # batch requests written: nothing labeled yet
         return 0
     stats.write_json(ds.paths.cost)

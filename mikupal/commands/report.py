@@ -1,48 +1,49 @@
-"""`mikupal report map=DIR [output=DIR]`: the emotion map (t-SNE) and label distribution plots of a
-run's segments (`evaluate/emotion_map.py`). report.json and report.html are the run's own, rebuilt
-by every run (`report/`)."""
+"""`mikupal report input=DIR`: rebuild report.json and report.html of an output dir from what its
+commits wrote (`report/`), e.g. after `mikupal label` or an upgrade that changed the page. The run's
+own figures (wall time, speed, stage times, config) are kept from the report it replaces. The
+emotion map is `mikupal emotion-map`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 from ..config import parse_overrides
-from ..evaluate.datasets import table
-from ..taxonomy import load_taxonomy
-from .analysis import Args, emit, user_errors
+from ..errors import UserError
+from .analysis import Args
+from .help import CommandHelp
 
 
-class ReportMapArgs(Args):
-    map: str  # a run output dir, its segments/ dir, or a Parquet/CSV file
-    output: Optional[str] = None  # default: the folder holding segments/ (the run dir) or the file
-    taxonomy: str = "cowen_keltner_26"
-    label_column: str = "primary_emotion"
-    intensity_column: Optional[str] = None
-    perplexity: float = 30.0
-    seed: int = 0
-    max_points: int = 5000
+class ReportArgs(Args):
+    input: str  # a mikupal output dir
 
 
-@user_errors
+HELP = CommandHelp(
+    usage="mikupal report input=DIR",
+    what="""Rebuild DIR/report.json and DIR/report.html from the committed files (the run's wall time,
+speed and config are kept from the previous report). Takes the output's lock, like a run.""",
+    keys=[("input", "a mikupal output dir")],
+    model=ReportArgs,
+    examples=["mikupal report input=out/"],
+)
+
+
 def report_command(overrides: Sequence[str]) -> int:
-    """Emotion map (t-SNE) and label distribution of a run's segments: emotion_map.png and
-    label_distribution.png (default: into the run dir)."""
-    from ..evaluate.emotion_map import plot_emotion_map, plot_label_distribution
+    if any(o.split("=", 1)[0].lstrip("+") == "map" for o in overrides):
+        raise UserError("the emotion map is its own command now: mikupal emotion-map input=DIR")
+    args = parse_overrides(overrides, ReportArgs)
+    root = Path(args.input).expanduser()
+    from ..committed import CommittedOutput
+    from ..engine.lock import OutputLock
+    from ..report.summary import rebuild_report
 
-    args = parse_overrides(overrides, ReportMapArgs)
-    source = table.resolve_dataset_path(args.map)
-    segments = table.read_any(source)
-    # never into a Parquet dataset folder itself: its readers would trip over the PNGs
-    out = Path(args.output).expanduser() if args.output else source.parent
-    out.mkdir(parents=True, exist_ok=True)
-    taxonomy = load_taxonomy(args.taxonomy)
-    emotion_map = plot_emotion_map(
-        segments, taxonomy, out / "emotion_map.png", intensity_column=args.intensity_column,
-        perplexity=args.perplexity, seed=args.seed, max_points=args.max_points,
-    )  # fmt: skip
-    distribution = plot_label_distribution(
-        segments, taxonomy, out / "label_distribution.png", args.label_column, args.intensity_column
-    )
-    emit({"n_segments": len(segments), "emotion_map": str(emotion_map), "label_distribution": str(distribution)}, None, "")
+    out = CommittedOutput(root)
+    if not root.is_dir():
+        raise UserError(f"input is not a folder: {root}")
+    if not out.summaries():
+        raise UserError(f"{root} holds no committed video (is it a mikupal output dir? run `mikupal run` first)")
+    with OutputLock(root, "report"):
+        report = rebuild_report(out)
+    n = report["videos"]
+    print(f"rebuilt {out.paths.report_html} from {n} committed video{'s' * (n != 1)}")
     return 0

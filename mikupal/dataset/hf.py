@@ -2,8 +2,11 @@
 
 The `audio` column is typed `datasets.Audio(sampling_rate=...)` and holds the FLAC bytes, so the
 saved folder stands alone (no paths back into the run's output dir) and `push_to_hub` uploads the
-audio with it. Rows are generated one at a time into Arrow files: the audio never sits in memory
-all at once.
+audio with it; with `clips=true` a `clip` column holds each speaker clip's MP4 bytes the same way.
+The other columns are `rows.export_fields`: `words` in seconds of the audio column, the span in the
+source file as `source_start`/`source_end`. Rows are generated one at a time into Arrow files: the
+audio never sits in memory all at once. The TTS columns (`tts_columns.py`: measured prosody, bins,
+events, traits, caption) come with them.
 """
 
 from __future__ import annotations
@@ -14,52 +17,47 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
-from .rows import audio_file, speaker_of
+from . import tts_columns
+from .rows import LABELS, MEASURED, audio_file, clip_file, export_fields
 
 
-def features(sample_rate: int):
+def features(sample_rate: int, clips: bool = False):
     from datasets import Audio, Features, List, Value
 
     emotion = {"name": Value("string"), "intensity": Value("float32")}
     word = {"word": Value("string"), "start": Value("float64"), "end": Value("float64"), "probability": Value("float32")}
-    return Features({
+    cols = {
         "segment_id": Value("string"),
         "audio": Audio(sampling_rate=sample_rate),
         "text": Value("string"),
-        "words": List(word),
+        "words": List(word),  # seconds from the start of `audio`
         "speaker_id": Value("string"),
+        "global_speaker_id": Value("string"),
         "video_id": Value("string"),
-        "language": Value("string"),
-        "start": Value("float64"),
-        "end": Value("float64"),
+        "source": Value("string"),
+        "source_start": Value("float64"),  # the span in the source file, seconds
+        "source_end": Value("float64"),
         "duration": Value("float64"),
+        "language": Value("string"),
+        **{k: Value("float32") for k in MEASURED},
+        **{k: Value("string") for k in LABELS},
         "emotions": List(emotion),
-        "primary_emotion": Value("string"),
-        "dnsmos_sig": Value("float32"),
-        "dnsmos_bak": Value("float32"),
-        "dnsmos_ovrl": Value("float32"),
-        "dnsmos_p808": Value("float32"),
-        "clip_path": Value("string"),
-    })
+        "sample_rate": Value("int32"),
+    }
+    cols.update(tts_columns.features())
+    if clips:
+        cols["clip"] = Value("binary")  # the speaker clip, MP4 bytes
+    return Features(cols)
 
 
-def _examples(root: Path, rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _examples(root: Path, rows: list[dict[str, Any]], clips: bool = False) -> Iterator[dict[str, Any]]:
     for r in rows:
         path = audio_file(root, r)
-        yield {
-            "segment_id": r["segment_id"],
-            "audio": {"bytes": path.read_bytes(), "path": path.name},
-            "text": r.get("text") or "",
-            "words": [{k: w[k] for k in ("word", "start", "end", "probability")} for w in r.get("words") or []],
-            "speaker_id": speaker_of(r),
-            "video_id": r["video_id"],
-            "language": r.get("language") or "",
-            "start": r["start"], "end": r["end"], "duration": r.get("duration") or r["end"] - r["start"],
-            "emotions": r.get("emotions") or [],
-            "primary_emotion": r.get("primary_emotion"),
-            **{k: r.get(k) for k in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")},
-            "clip_path": r.get("clip_path") or None,
-        }
+        example = export_fields(r) | tts_columns.values(r) | {"audio": {"bytes": path.read_bytes(), "path": path.name}}
+        if clips:
+            clip = clip_file(root, r)
+            example["clip"] = clip.read_bytes() if clip is not None else None
+        yield example
 
 
 def write_hf(root: Path, out: Path, splits: dict[str, list[dict[str, Any]]], args) -> list[str]:
@@ -67,10 +65,11 @@ def write_hf(root: Path, out: Path, splits: dict[str, list[dict[str, Any]]], arg
 
     disable_progress_bars()  # the command prints one JSON line; bars would interleave with it
     rates = Counter(int(r["sample_rate"]) for rows in splits.values() for r in rows if r.get("sample_rate"))
-    feats = features(rates.most_common(1)[0][0] if rates else 44100)
+    clips = bool(getattr(args, "clips", False))
+    feats = features(rates.most_common(1)[0][0] if rates else 44100, clips)
     cache = Path(tempfile.mkdtemp(prefix=".hf-cache-", dir=out))
     try:
-        built = {name: Dataset.from_generator(_examples, gen_kwargs={"root": root, "rows": rows}, features=feats,
+        built = {name: Dataset.from_generator(_examples, gen_kwargs={"root": root, "rows": rows, "clips": clips}, features=feats,
                                               cache_dir=str(cache), split="train" if name == "all" else name)
                  for name, rows in splits.items()}
         target = built["all"] if set(built) == {"all"} else DatasetDict(built)

@@ -3,35 +3,12 @@ its items have arrived (the fan-out told us how many)."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..records import WorkItem
 from ..reasons import RUN_LEVEL_REASONS
 from .commit import OutputDir, VideoSummary
-
-
-@dataclass
-class Progress:
-    videos_total: int
-    videos_done: int = 0
-    segments_kept: int = 0
-    rejects: int = 0
-    media_seconds: float = 0.0
-    cost_usd: float = 0.0
-    started: float = field(default_factory=time.perf_counter)
-
-    @property
-    def speed_ratio(self) -> float:
-        dt = time.perf_counter() - self.started
-        return self.media_seconds / dt if dt > 0 else 0.0
-
-    def line(self) -> str:
-        return (
-            f"videos {self.videos_done}/{self.videos_total}  segments kept {self.segments_kept}  "
-            f"rejects {self.rejects}  speed {self.speed_ratio:.2f}x  cost ${self.cost_usd:.4f}"
-        )
+from .progress import Progress
 
 
 class DiskFull(Exception):
@@ -73,6 +50,7 @@ class Collector:
         halt = next((r for r in item.rejects if r.reason in RUN_LEVEL_REASONS), None)
         if halt is not None:
             raise RunHalted(halt.reason, halt.message)
+        self.progress.saw(item)
         key = item.video_id
         # keyed by item id: an item a retried task passes on again replaces its first copy
         bucket = self.pending.setdefault(key, {})
@@ -90,11 +68,6 @@ class Collector:
         self.record(summary)
 
     def record(self, summary: VideoSummary) -> None:
-        p = self.progress
-        p.videos_done += 1
-        p.segments_kept += summary.kept
-        p.rejects += summary.rejects
-        p.media_seconds += summary.duration
-        p.cost_usd += summary.cost_usd or 0.0
+        self.progress.record(summary)
         if self.on_commit:
             self.on_commit(summary)

@@ -4,7 +4,7 @@ Layout (all relative to the output dir):
   segments/<video_id>.parquet   kept utterances (DatasetSegment rows)
   rejects/<key>.parquet         dropped videos and segments (Reject rows)
   speakers/<key>.parquet        the video's speakers (Speaker rows); speakers/<key>/<speaker_id>.jpg their faces
-  global_speakers.parquet       per-video speakers linked across videos by voice (written at the end of a run)
+  global_speakers.parquet       per-video speakers linked across videos by voice (at the end of a run; global_speakers/ holds the registry)
   audio/<video_id>/<segment_id>.flac, clips/<video_id>/<segment_id>.mp4
   labeler/pending/<key>.parquet rows of the segments the labeler rejected (unlabeled), kept so that
                                 `mikupal label` can label them again (see commands/label.py)
@@ -25,14 +25,18 @@ from typing import Optional
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .. import atomic, layout, media
 from ..committed import FUNNEL_STAGES, CommittedOutput, FunnelCounts, VideoSummary
 from ..ids import check_key
 from ..layout import OutputPaths
 from ..reasons import RETRY_REASONS  # which rejects are redone on resume
+from ..describe import describe_columns
 from ..records import DatasetSegment, Reject, Speaker, StageTime, WorkItem
-from ..speaker.identity import SegmentVoice, mean_embedding, speaker_ids
+from ..speaker.duplicates import DuplicateRules
+from ..speaker.identity import IdentityRules, SegmentVoice, mean_embedding, speaker_ids
+from .duplicates import DuplicateGate, drop_segments, media_of
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
@@ -47,7 +51,7 @@ def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
     seg = item.data.segment
     assert seg is not None
     ann = item.data.annotation
-    return DatasetSegment(
+    row = DatasetSegment(
         segment_id=seg.segment_id,
         video_id=item.video_id,
         source=item.source,
@@ -57,6 +61,7 @@ def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
         text=seg.text,
         language=seg.language,
         language_probability=seg.language_probability,
+        avg_logprob=seg.avg_logprob,
         words=seg.words,
         audio_path=item.data.audio_path or "",
         clip_path=item.data.clip_path or "",
@@ -70,21 +75,30 @@ def dataset_row(item: WorkItem, sample_rate: int) -> DatasetSegment:
         dnsmos_bak=item.data.dnsmos_bak,
         dnsmos_ovrl=item.data.dnsmos_ovrl,
         dnsmos_p808=item.data.dnsmos_p808,
+        **(item.data.prosody.model_dump() if item.data.prosody else {}),
         **(ann.row_columns() if ann else {}),  # unlabeled: the columns' defaults
     )
+    return describe_row(row)
+
+
+def describe_row(row: DatasetSegment) -> DatasetSegment:
+    """The bins of the row's measurements (pitch relative to its perceived gender), and a caption
+    made from them where the labeler wrote none (`caption_source` says which)."""
+    return row.model_copy(update=describe_columns(row.model_dump()))
 
 
 def _voice(item: WorkItem) -> SegmentVoice:
     b = np.asarray(item.data.speaker_boxes, dtype=np.float64)
     box = [float(x) for x in np.median(b, axis=0)] if len(b) else []
-    return SegmentVoice(item.data.segment.start, item.data.segment.end, list(item.data.speaker_embedding), box, list(item.data.other_faces))
+    return SegmentVoice(item.data.segment.start, item.data.segment.end, list(item.data.speaker_embedding), box,
+                        list(item.data.other_faces), item.data.speaker_face)
 
 
-def identify(video_id: str, kept: list[WorkItem], rows: list[DatasetSegment], similarity: float,
+def identify(video_id: str, kept: list[WorkItem], rows: list[DatasetSegment], rules: IdentityRules,
              pending: tuple[list[WorkItem], list[DatasetSegment]] = ([], [])) -> list[Speaker]:
     """Give each kept row its speaker id (`speaker/identity.py`) and describe the video's speakers.
     Rows the labeler rejected (`pending`, labeled later by `mikupal label`) get their ids too."""
-    ids = speaker_ids(video_id, [_voice(it) for it in kept + pending[0]], similarity)
+    ids = speaker_ids(video_id, [_voice(it) for it in kept + pending[0]], rules)
     for row, sid in zip(pending[1], ids[len(kept):]):
         row.speaker_id = sid
     speakers: dict[str, list[DatasetSegment]] = {}
@@ -123,7 +137,7 @@ def relabel_rows(items: list[WorkItem], sample_rate: int) -> list[DatasetSegment
     return [dataset_row(it, sample_rate) for it in label_rejected(items)]
 
 
-def summarize(key: str, items: list[WorkItem], speaker_similarity: float = 0.75,
+def summarize(key: str, items: list[WorkItem], identity: IdentityRules = IdentityRules(),
               pending: Optional[list[DatasetSegment]] = None) -> tuple[list[DatasetSegment], list[Reject], VideoSummary]:
     """Split a finished video's items into kept rows and rejects, and count its funnel."""
     first = items[0]
@@ -165,7 +179,7 @@ def summarize(key: str, items: list[WorkItem], speaker_similarity: float = 0.75,
         FunnelCounts(stage="vision", count=len(after_vision), seconds=seconds(after_vision)),
         FunnelCounts(stage="label", count=len(after_label), seconds=seconds(after_label)),
     ]
-    summary.speakers = identify(first.video_id, kept, rows, speaker_similarity, (label_rejected(items), pending or []))
+    summary.speakers = identify(first.video_id, kept, rows, identity, (label_rejected(items), pending or []))
     summary.kept = len(rows)
     summary.kept_seconds = sum(r.duration for r in rows)
     summary.rejects = len(rejects)
@@ -185,18 +199,21 @@ def summarize(key: str, items: list[WorkItem], speaker_similarity: float = 0.75,
 class OutputDir(CommittedOutput):
     """The writer: creates the output's folders and commits videos (the reading is `CommittedOutput`'s)."""
 
-    def __init__(self, root: str | os.PathLike, sample_rate: int = 44100, speaker_similarity: float = 0.75):
+    def __init__(self, root: str | os.PathLike, sample_rate: int = 44100, identity: IdentityRules = IdentityRules(),
+                 duplicates: Optional[DuplicateRules] = None):
         super().__init__(root)
         self.sample_rate = sample_rate
-        self.speaker_similarity = speaker_similarity
+        self.identity = identity
         for sub in (layout.SEGMENTS, layout.REJECTS, layout.DONE):
             self.paths.dir(sub).mkdir(parents=True, exist_ok=True)
+        self.duplicates = DuplicateGate(self.root, duplicates)  # None: no duplicate check
 
     # ---------------------------------------------------------------- state
 
     def clear_unfinished(self, key: str) -> None:
         """Remove what a crashed attempt may have left for a video that has no marker."""
         check_key(key)
+        self.duplicates.forget(key)
         for p in (*self._video_files(key), self.marker(key)):
             p.unlink(missing_ok=True)
         for sub in (layout.AUDIO, layout.CLIPS, layout.DEBUG, layout.SPEAKERS, layout.WORK):
@@ -217,13 +234,40 @@ class OutputDir(CommittedOutput):
     def commit_video(self, key: str, items: list[WorkItem]) -> VideoSummary:
         items = in_time_order(items)  # they arrive in whatever order the workers finished them
         pending = relabel_rows(items, self.sample_rate)
-        rows, rejects, summary = summarize(key, items, self.speaker_similarity, pending)
+        rows, rejects, summary = summarize(key, items, self.identity, pending)
         for r in rows:
             r.sample_rate = self.sample_rate
+        verdict = self.duplicates.check(key, rows)
+        self._remove_media([r for r in rows if r.segment_id in verdict.copies])
+        rows, rejects = drop_segments(rows, rejects, summary, verdict.copies)
         self._face_crops(key, rows, summary.speakers)
         self._commit(key, rows, rejects, summary, pending)
         shutil.rmtree(self.paths.work / key, ignore_errors=True)
+        for other in verdict.touched():
+            self._recommit(other, {m.copy.segment_id: m for m in verdict.displaced.get(other, [])},
+                           verdict.renamed.get(other, {}))
         return summary
+
+    def _recommit(self, key: str, matches: dict, renamed: dict[str, str]) -> None:
+        """A committed video that a commit changed: its segments that an earlier copy replaces
+        dropped, its rejects that named a replaced segment named anew; its files rewritten
+        (rows, rejects, speakers, then the marker)."""
+        seg_path, rej_path, spk_path = self.paths.segments(key), self.paths.rejects(key), self.paths.speakers(key)
+        rows = DatasetSegment.from_table(pq.read_table(seg_path)) if seg_path.is_file() else []
+        rejects = Reject.from_table(pq.read_table(rej_path)) if rej_path.is_file() else []
+        rejects = [r.model_copy(update={"message": renamed[r.item_id]}) if r.item_id in renamed and r.stage == "dedup"
+                   else r for r in rejects]
+        summary = VideoSummary.model_validate_json(self.marker(key).read_text(encoding="utf-8"))
+        summary.speakers = Speaker.from_table(pq.read_table(spk_path)) if spk_path.is_file() else []
+        self._remove_media([r for r in rows if r.segment_id in matches])
+        rows, rejects = drop_segments(rows, rejects, summary, matches)
+        self._write(key, rows, rejects)
+        self._write_speakers(key, summary.speakers)
+        _atomic_text(summary.model_dump_json(), self.marker(key))
+
+    def _remove_media(self, rows: list[DatasetSegment]) -> None:
+        for rel in media_of(rows):
+            (self.root / rel).unlink(missing_ok=True)
 
     def commit_rejects(
         self, key: str, rejects: list[Reject], source: str, video_id: str = "", final: bool = True

@@ -123,6 +123,17 @@ def _list_sources(spec: str, outputs: list[Path], skipped: list[SkippedFile]) ->
     return [str(p)]
 
 
+def check_paths(spec: Optional[str], output: str) -> None:
+    """The input's and the output's one-line errors (missing input, a folder with no media, an
+    output that is a file) before anything is created: a run refused at the start leaves nothing."""
+    out = Path(os.path.expanduser(output))
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output is a file, not a folder: {output} (pass output=DIR: a new folder, or an earlier run's to resume it)")
+    if not spec:
+        raise UserError("no input given: pass input=PATH (a video, a folder, or a text file listing paths)")
+    _list_sources(spec, [out.resolve()], [])
+
+
 def expand_inputs(spec: Optional[str], threads: int = 4, output: Optional[str | os.PathLike] = None) -> InputSet:
     """`output`: the run's own output dir, never an input (also when its marker is not written yet)."""
     if not spec:

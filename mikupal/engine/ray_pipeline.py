@@ -1,5 +1,6 @@
 """Ray Data executor: one streaming dataset, one row per video in, one row per utterance after the
-ASR fan-out. Model-holding stages run as actor pools (resources from config); the rest as tasks.
+ASR fan-out. It builds what `engine/plan.py` decided: actor pools for model-holding stages, tasks
+for the rest, each with the plan's resources, threads and batch size.
 Rows are Arrow tables of `WorkItem`s: paths and time ranges travel, never decoded media."""
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from ..errors import USER_ERROR_REASON, UserError
 from ..records import WorkItem
 from ..stages.base import Stage
 from ..stages.faults import FAULT_ENV
-from .cluster import init_ray
+from .plan import Cluster, make_plan
 from .run_log import quiet_consoles
+from .cluster import init_ray
 from .stages import stage_classes, video_group_size
 
 log = logging.getLogger(__name__)
@@ -45,10 +47,14 @@ def _one_row_blocks(items: Iterator[WorkItem]) -> Iterator[pa.Table]:
 
 
 def _run_task(batch: pa.Table, cls: type[Stage], cfg: RunConfig, out_dir: str) -> Iterator[pa.Table]:
+    stage = cls(cfg, out_dir)
     try:
-        yield from _one_row_blocks(_calls(cls(cfg, out_dir), batch))
+        yield from _one_row_blocks(_calls(stage, batch))
     except UserError as e:
         yield from _one_row_blocks(_user_error_items(batch, cls.name, e))
+    finally:
+        if stage._ready:
+            stage.teardown()
 
 
 def _calls(stage: Stage, batch: pa.Table) -> Iterator[WorkItem]:
@@ -59,9 +65,8 @@ def _calls(stage: Stage, batch: pa.Table) -> Iterator[WorkItem]:
     if stage.level != "video":
         yield from stage.iter_batch(batch)
         return
-    items = WorkItem.from_table(batch)
     groups: dict[int, list[WorkItem]] = {}
-    for it in items:
+    for it in WorkItem.from_table(batch):
         groups.setdefault(it.group, []).append(it)
     if len(groups) > 1:
         log.warning("%s got videos of %d groups in one batch (%s): each group is worked on apart", stage.name,
@@ -84,25 +89,36 @@ class _StageActor:
 
     stage_cls: type[Stage]
 
-    def __init__(self, cfg: RunConfig, out_dir: str, secrets: Optional[_Secrets] = None):
+    def __init__(self, cfg: RunConfig, out_dir: str, secrets: Optional[_Secrets] = None, threads: int = 1):
         if secrets:
             os.environ.update(secrets)
         stage = self.stage_cls(cfg, out_dir)
-        stage.threads = stage.resources.worker_threads  # pools share the cores: no thread oversubscription
+        stage.threads = threads  # the plan's: pools share the cores, no thread oversubscription
         self.stage = stage
         # load the models now: actors start with the run, so this overlaps the stages before them
-        # instead of delaying the first item. A failure is left to the first item, which records it.
+        # instead of delaying the first item. A model that will not load (`Stage.start`: a
+        # UserError naming the file) goes back with the first batch; the actor stays up, so Ray
+        # never restarts it in a loop
+        self.error: Optional[UserError] = None
         try:
-            stage.setup()
-            stage._ready = True
-        except Exception:  # noqa: BLE001
-            log.debug("%s setup failed in the actor's constructor; retried on the first item", stage.name, exc_info=True)
+            stage.start()
+        except UserError as e:
+            self.error = e
 
     def __call__(self, batch: pa.Table) -> Iterator[pa.Table]:
+        if self.error is not None:
+            yield from _one_row_blocks(_user_error_items(batch, self.stage.name, self.error))
+            return
         try:
             yield from _one_row_blocks(_calls(self.stage, batch))
         except UserError as e:  # a run condition (a model that will not load): the driver stops the run
             yield from _one_row_blocks(_user_error_items(batch, self.stage.name, e))
+
+    def __del__(self):
+        """Ray Data deletes the callable when the actor exits gracefully: the stage lets go of its models."""
+        stage = getattr(self, "stage", None)
+        if stage is not None and stage._ready:
+            stage.teardown()
 
 
 def _user_error_items(batch: pa.Table, stage: str, error: UserError) -> Iterator[WorkItem]:
@@ -115,23 +131,6 @@ def _user_error_items(batch: pa.Table, stage: str, error: UserError) -> Iterator
 def _actor_class(cls: type[Stage]) -> type:
     # a subclass per stage, named after it, so Ray's logs and dashboard say which stage is which
     return type(cls.__name__, (_StageActor,), {"stage_cls": cls, "__module__": __name__})
-
-
-def _check_capacity(plans: list[tuple[str, float, float, int]], task_cpus: float) -> None:
-    """Actor pools hold their CPUs/GPUs for the whole run: if they cannot all fit, Ray would wait
-    forever. Say so in one line instead."""
-    import ray
-
-    total = ray.cluster_resources()
-    cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
-    need_cpu = sum(c * n for _, c, _, n in plans) + task_cpus  # tasks need room beside the pools
-    need_gpu = sum(g * n for _, _, g, n in plans)
-    if need_cpu > cpus + 1e-9 or need_gpu > gpus + 1e-9:
-        detail = ", ".join(f"{name}: {n} x ({c:g} CPU, {g:g} GPU)" for name, c, g, n in plans)
-        raise UserError(
-            f"the stage pools need {need_cpu:g} CPUs and {need_gpu:g} GPUs but the cluster has {cpus:g} and {gpus:g} "
-            f"({detail}); lower <stage>.resources.num_cpus/num_gpus/workers"
-        )
 
 
 def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[WorkItem]:
@@ -149,66 +148,38 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
     # rows reach it in input order, so each batch is one group of run._plan (Ray Data bundles a
     # batch from consecutive rows)
     ctx.execution_options.preserve_order = video_group_size(cfg) > 1
-    total = ray.cluster_resources()
-    cluster_gpus, cluster_cpus = total.get("GPU", 0.0), total.get("CPU", 1.0)
+    plan = make_plan(cfg, Cluster.of_ray())
+    plan.check_fits()
 
     blocks = [WorkItem.to_table([it]) for it in items]  # one block per video: videos spread over workers
     ds = ray.data.from_arrow(blocks)
-    plans = []
-    task_cpus = 0.0
-    for cls in stage_classes(cfg):
+    for cls, placed in zip(stage_classes(cfg), plan.stages):
         stage = cls(cfg, out_dir)
-        res = stage.resources
-        batch_size = stage.items_per_call
-        remote = {"num_cpus": res.num_cpus}
-        if res.num_gpus:
-            remote["num_gpus"] = res.num_gpus
+        remote = placed.remote_args()
         secrets = _Secrets({k: os.environ[k] for k in stage.secret_env() if os.environ.get(k)}) or None
         if os.environ.get(FAULT_ENV):  # test-only fault injection (stages/base.py), off unless set
             remote["runtime_env"] = {"env_vars": {FAULT_ENV: os.environ[FAULT_ENV]}}
-        if stage.holds_model:
-            pool = res.pool_size(cluster_gpus, cluster_cpus)
-            plans.append((cls.name, res.num_cpus, res.num_gpus, pool))
+        if placed.actors:
             with _retry_args_accepted():
                 ds = ds.map_batches(
                     _actor_class(cls),
-                    fn_constructor_args=(cfg, str(out_dir), secrets),
-                    batch_size=batch_size,
+                    fn_constructor_args=(cfg, str(out_dir), secrets, placed.threads),
+                    batch_size=placed.items_per_call,
                     batch_format="pyarrow",
-                    compute=ActorPoolStrategy(size=pool),
+                    compute=ActorPoolStrategy(size=placed.workers),
                     max_restarts=cfg.engine.max_actor_restarts,
                     max_task_retries=cfg.engine.max_task_retries,
                     **remote,
                 )
         else:
-            task_cpus = max(task_cpus, res.num_cpus)
             with _retry_args_accepted():
                 ds = ds.map_batches(
                     _run_task,
                     fn_args=(cls, cfg, str(out_dir)),
-                    batch_size=batch_size,
+                    batch_size=placed.items_per_call,
                     batch_format="pyarrow",
                     max_retries=cfg.engine.max_task_retries,
                     **remote,
                 )
-    _check_capacity(plans, task_cpus)
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
         yield from WorkItem.from_table(batch)
-
-
-def placement_plan(cfg: RunConfig, cluster_gpus: float, cluster_cpus: float) -> list[dict]:
-    """What each stage asks of the cluster (for `--dry-run` and the deploy docs)."""
-    plan = []
-    for cls in stage_classes(cfg):
-        stage = cls(cfg, "/tmp")
-        res, actor = stage.resources, stage.holds_model
-        plan.append(
-            {
-                "stage": cls.name,
-                "kind": "actor pool" if actor else "tasks",
-                "num_cpus": res.num_cpus,
-                "num_gpus": res.num_gpus,
-                "pool": res.pool_size(cluster_gpus, cluster_cpus) if actor else None,
-            }
-        )
-    return plan

@@ -4,7 +4,6 @@ each video as it completes, and write the report. Safe to interrupt at any momen
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -24,11 +23,16 @@ from ..records import WorkItem
 from ..stages.faults import DISK_FULL_ERRNOS
 from .collector import Collector, DiskFull, Progress, RunHalted
 from .commit import OutputDir
-from ..speaker.identity import write_global_speakers
-from .inputs import expand_inputs, write_skipped
+from .duplicates import rules_of
+from ..speaker.identity import IdentityRules
+from ..speaker.global_ids import write_global_speakers
+from .inputs import check_paths, expand_inputs, write_skipped
 from .lock import OutputLock, mark_output
 from .run_log import RunLog
 from .stages import depends_on_call, video_group_size
+from .progress import probe_durations
+from .terminal import Display, Terminal
+from ..stages.activity import clear_activity
 
 log = logging.getLogger("mikupal")
 
@@ -80,18 +84,19 @@ def _safe_config(cfg: RunConfig) -> dict:
 
 
 def run(cfg: RunConfig, console=None) -> dict:
+    """`console`: where the progress display goes (a text stream; default the terminal the run started on)."""
     if not cfg.output:
         raise UserError("no output given: pass output=DIR")
-    if cfg.input and not Path(os.path.expanduser(cfg.input)).exists():
-        raise UserError(f"input not found: {cfg.input}")  # before the key check: the first mistake first
-    _check_labeler_key(cfg)
-    from ..models_dir import preflight
+    check_paths(cfg.input, cfg.output)  # before the key check and before anything is created: the first mistake first
+    from .stages import preflight
 
-    preflight(cfg)  # every model file the run needs (DNSMOS and the voice encoder too), before any worker starts
-    if cfg.quality.kind == "dnsmos":  # a missing DNSMOS model stops the run here, not as per-item rejects
-        from ..audio.quality import find_models
+    preflight(cfg)  # each stage's model files (present and whole) and the labeler's key, before any worker starts
+    if cfg.engine.kind == "ray" and not _ray_is_up():  # a cluster address that cannot work: one line, before any display
+        from .cluster import check_address, cluster_address
 
-        find_models(cfg.quality.model_dir)
+        address, origin = cluster_address(cfg.engine)
+        if address:
+            check_address(address, origin)
     lock = OutputLock(cfg.output, "run")
     # a stop request (SIGTERM, SIGINT) ends the run between two commits: what is committed stays,
     # the rest is redone by the next run
@@ -101,8 +106,16 @@ def run(cfg: RunConfig, console=None) -> dict:
         signal.signal(s, _on_signal)
     try:
         lock.acquire()  # one writer per output dir: a second run is refused in one line
-        with RunLog(cfg.output):  # library chatter to OUT/logs/, the terminal stays quiet
-            return _run(cfg, console)
+        # library chatter to OUT/logs/; native code's lines too (Ray's core workers print on fd 2)
+        with RunLog(cfg.output) as run_log, Terminal(run_log.path) as term:
+            ray_was_up = _ray_is_up()
+            try:
+                return _run(cfg, console or term.stream)
+            finally:
+                if cfg.engine.kind == "ray" and not ray_was_up and _ray_is_up():
+                    import ray
+
+                    ray.shutdown()  # a local Ray this run started: its last lines go to the log, not the terminal
     except _Stop as e:
         raise Stopped(f"stopped by {e}: re-run the same command to resume (committed videos are kept)", 128 + e.signum) from None
     finally:
@@ -111,16 +124,26 @@ def run(cfg: RunConfig, console=None) -> dict:
         lock.release()
 
 
-def _run(cfg: RunConfig, console=None) -> dict:
+def _ray_is_up() -> bool:
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
+
+
+def _run(cfg: RunConfig, stream) -> dict:
     t0 = time.perf_counter()
-    out = OutputDir(cfg.output, cfg.dataset.sample_rate, cfg.speaker.cluster_similarity)
+    sc = cfg.speaker
+    out = OutputDir(cfg.output, cfg.dataset.sample_rate, IdentityRules(sc.cluster_similarity, sc.attach_similarity, sc.min_support_seconds),
+                    rules_of(cfg.duplicates))
     mark_output(out.root)  # never read back as input, by this run or another
     out.sweep_partials()
+    clear_activity(out.root)
     inputs = expand_inputs(cfg.input, output=out.root)
     write_skipped(out.root, inputs.skipped)
 
     progress = Progress(videos_total=len(inputs.videos) + len(inputs.rejects))
-    printer = _Printer(console, progress, enabled=cfg.engine.progress)
+    from .stages import stage_classes
+
+    printer = Display(stream, progress, out.root, enabled=cfg.engine.progress, stages=[c.name for c in stage_classes(cfg)])
     collector = Collector(out, progress, on_commit=lambda s: printer.update())
 
     todo: list[WorkItem] = []
@@ -128,6 +151,11 @@ def _run(cfg: RunConfig, console=None) -> dict:
     peak = 0.0
     try:
         todo = _plan(cfg, out, inputs, collector, progress)
+        if progress.skipped_videos:
+            printer.say(f"resuming: {progress.skipped_videos} of {progress.videos_total} videos already committed "
+                        f"({progress.skipped_seconds:.1f} s of media) are skipped; "
+                        f"{sum(it.status != 'placeholder' for it in todo)} to run")
+        stop_probe = probe_durations(progress, [it.path or it.source for it in todo if it.status != "placeholder"])
         if cfg.engine.kind == "ray" and todo:
             from .ray_pipeline import stream as engine_stream
         else:
@@ -143,7 +171,9 @@ def _run(cfg: RunConfig, console=None) -> dict:
                     collector.add(item)
                     peak = max(peak, _peak_rss_mb())
         finally:
+            stop_probe.set()
             printer.stop()
+            clear_activity(out.root, remove=True)
             if stream is not None:
                 stream.close()  # stops the engine (Ray Data's executor) when the loop ended early
             if limits is not None:
@@ -182,7 +212,7 @@ def _plan(cfg: RunConfig, out: OutputDir, inputs, collector: Collector, progress
             collector.record(out.commit_rejects(rej.item_id, [rej], rej.source, rej.video_id))
             collector.committed.add(rej.item_id)
         else:
-            progress.videos_done += 1
+            progress.skip(None)
     k = video_group_size(cfg)
     todo: list[WorkItem] = []
     for g in range(0, len(inputs.videos), k):
@@ -201,7 +231,8 @@ def _plan_group(cfg: RunConfig, out: OutputDir, group: list, index: int, progres
             out.clear_unfinished(stale)
         summaries[vid] = out.summary(vid)
     if all(s is not None and s.final for s in summaries.values()):
-        progress.videos_done += len(group)
+        for s in summaries.values():
+            progress.skip(s)
         return []
     items = []
     for src, path, vid in group:
@@ -209,7 +240,7 @@ def _plan_group(cfg: RunConfig, out: OutputDir, group: list, index: int, progres
         item = WorkItem(source=src, path=path, video_id=vid, group=index)
         if s is not None and s.final and not depends_on_call(cfg, s):
             item.status = "placeholder"
-            progress.videos_done += 1
+            progress.skip(s)
         else:
             out.clear_unfinished(vid)
         items.append(item)
@@ -236,14 +267,6 @@ def _raise_user_error(item: WorkItem) -> None:
             raise UserError(r.message)
 
 
-def _check_labeler_key(cfg: RunConfig) -> None:
-    """The labeler preflight (key present and accepted, model served, price known for max_usd):
-    a one-line error now, not a failure after the heavy stages ran."""
-    from ..labelers.preflight import preflight
-
-    preflight(cfg.labeler)
-
-
 def _open_limits(cfg: RunConfig):
     """The run's one budget and rate limit for all label workers (labelers/budget.py), or None."""
     if cfg.labeler.kind == "none" or cfg.labeler.batch:
@@ -251,7 +274,7 @@ def _open_limits(cfg: RunConfig):
     from ..labelers.budget import SharedLimits
 
     if cfg.engine.kind == "ray":
-        from .cluster import init_ray
+        from .ray_pipeline import init_ray
 
         init_ray(cfg.engine)
     return SharedLimits(cfg.labeler, use_ray=cfg.engine.kind == "ray")
@@ -266,37 +289,3 @@ def _close_limits(limits, root: Path) -> None:
         log.warning("could not write %s: %s", OutputPaths(root).cost, e)
     finally:
         limits.close()
-
-
-class _Printer:
-    """A live status line (rich) on a terminal; one plain line per committed video otherwise."""
-
-    def __init__(self, console, progress: Progress, enabled: bool = True):
-        from rich.console import Console
-
-        self.console = console or Console(stderr=True)
-        self.progress = progress
-        self.enabled = enabled
-        self.live = None
-
-    def start(self) -> None:
-        if not self.enabled:
-            return
-        if self.console.is_terminal:
-            from rich.live import Live
-
-            self.live = Live(self.progress.line(), console=self.console, refresh_per_second=4, transient=False)
-            self.live.start()
-
-    def update(self) -> None:
-        if not self.enabled:
-            return
-        if self.live is not None:
-            self.live.update(self.progress.line())
-        else:
-            print(self.progress.line(), file=sys.stderr, flush=True)
-
-    def stop(self) -> None:
-        if self.live is not None:
-            self.live.stop()
-            self.live = None

@@ -13,13 +13,20 @@ from .stages import stage_classes, video_group_size
 
 
 def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[WorkItem]:
+    """Each item through every stage. A stage's `setup()` failure (`Stage.start`) leaves as the
+    run's UserError before its video is passed on; every stage that set up is torn down at the end."""
     stages = [cls(cfg, out_dir, threads=cfg.engine.threads) for cls in stage_classes(cfg)]
     k = video_group_size(cfg)
-    for g in range(0, len(items), k):
-        current = items[g : g + k]
+    try:
+        for g in range(0, len(items), k):
+            current = items[g : g + k]
+            for stage in stages:
+                if stage.level == "video":
+                    current = list(stage.iter_items(current))
+                else:
+                    current = [out for it in current for out in stage.iter_item(it)]
+            yield from current
+    finally:
         for stage in stages:
-            if stage.level == "video":
-                current = list(stage.iter_items(current))
-            else:
-                current = [out for it in current for out in stage.iter_item(it)]
-        yield from current
+            if stage._ready:
+                stage.teardown()

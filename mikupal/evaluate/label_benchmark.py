@@ -50,7 +50,7 @@ from mikupal.errors import UserError
 from mikupal import atomic
 from mikupal.evaluate.datasets import iemocap, meld, table
 from mikupal.labelers.requests import context_turns as dialogue_context
-from mikupal.taxonomy import Category, Taxonomy, TaxonomyError, load_taxonomy
+from mikupal.taxonomy import Category, Taxonomy, load_taxonomy
 
 PREDICTIONS_FILE = "predictions.parquet"
 PRED_COLUMN = "prediction"
@@ -469,14 +469,13 @@ class LabelingSummary:
     cost_usd_now: float = 0.0
 
 
-async def _label_items(todo: list[Item], cfg: RunConfig, labeler, store: PredictionStore, cache: Path,
-                       summary: LabelingSummary, stats) -> None:  # fmt: skip
-    from mikupal.labelers.pool import LabelPool
+async def _label_items(todo: list[Item], cfg: RunConfig, pool, store: PredictionStore, cache: Path,
+                       summary: LabelingSummary) -> None:  # fmt: skip
+    """Prepare each item's media and label it through `pool` (a session's, on the session's loop)."""
     from mikupal.labelers.requests import label_request
     from mikupal.media import duration_seconds
 
     lab = cfg.labeler
-    pool = LabelPool(labeler, lab, stats=stats)
     prep = asyncio.Semaphore(max(1, min(4, os.cpu_count() or 1)))  # media conversion is CPU work
     progress = {"done": 0, "ok": 0}
     total = len(todo)
@@ -517,19 +516,15 @@ async def _label_items(todo: list[Item], cfg: RunConfig, labeler, store: Predict
     try:
         await asyncio.gather(*(one(i) for i in todo))
     finally:
-        try:
-            await labeler.aclose()
-        finally:
-            store.flush()
+        store.flush()
 
 
 def label_benchmark(
     bench: Benchmark, cfg: RunConfig, output: Path, limit: Optional[int] = None
 ) -> tuple[PredictionStore, list[Item], LabelingSummary]:
     """Label the first `limit` items (all when None) not yet predicted in `output/predictions.parquet`."""
-    from mikupal.labelers.base import read_api_key
-    from mikupal.labelers.factory import make_labeler
     from mikupal.labelers.pricing import RunCost
+    from mikupal.labelers.session import LabelSession
 
     lab = cfg.labeler
     if lab.kind == "none":
@@ -558,15 +553,11 @@ def label_benchmark(
     from mikupal.labelers.preflight import preflight
 
     preflight(lab)  # key accepted, model served, price known for max_usd: before any request
-    try:
-        taxonomy = bench.taxonomy
-        labeler = make_labeler(lab, taxonomy, read_api_key(lab))
-    except TaxonomyError as e:
-        raise UserError(f"taxonomy: {e}") from None
     stats = RunCost(model=lab.model)
     _say(f"labeling {len(todo)} {bench.desc} items with {lab.model} ({lab.mode} mode, labels: "
          f"{', '.join(bench.taxonomy.names())}; {summary.skipped_done} already done) -> {store.path}")  # fmt: skip
-    asyncio.run(_label_items(todo, cfg, labeler, store, output / MEDIA_DIR, summary, stats))
+    with LabelSession.open(lab, bench.taxonomy, stats=stats) as session:
+        session.run(_label_items(todo, cfg, session.pool, store, output / MEDIA_DIR, summary))
     summary.requests = stats.requests
     _say(stats.summary())
     if summary.failed:

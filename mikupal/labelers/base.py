@@ -34,6 +34,7 @@ BAD_REQUEST = "labeler_bad_request"
 AUTH_ERROR = "labeler_auth_error"
 MODEL_NOT_FOUND = "labeler_model_not_found"  # the configured model is retired or unknown to the service
 QUOTA_EXHAUSTED = "labeler_quota_exhausted"  # a daily (per-day) quota of the key ran out
+UNSUPPORTED_INPUT = "labeler_unsupported_input"  # the model or server does not take what labeler.mode sends
 MISSING_MEDIA = "labeler_missing_media"
 BUDGET_EXHAUSTED = "budget_exhausted"
 BATCH_MISSING = "labeler_batch_missing"
@@ -41,7 +42,7 @@ INTERNAL_ERROR = "stage_error"
 
 #: failures that are about the run, not one segment: the first one stops the run (nothing of the
 #: unfinished videos is committed; the re-run redoes them) instead of becoming per-segment rejects
-RUN_LEVEL = frozenset({AUTH_ERROR, MODEL_NOT_FOUND, QUOTA_EXHAUSTED})
+RUN_LEVEL = frozenset({AUTH_ERROR, MODEL_NOT_FOUND, QUOTA_EXHAUSTED, UNSUPPORTED_INPUT})
 
 RAW_TEXT_LIMIT = 2000  # characters of a bad answer kept in the reject message
 
@@ -207,8 +208,8 @@ class Labeler(ABC):
 
         self.cfg = cfg
         self.taxonomy = taxonomy
-        self.schema = OutputSchema(taxonomy, cfg.mode)
         self.prompt = load_prompt(cfg.prompt_version, taxonomy, cfg.mode)
+        self.schema = OutputSchema(taxonomy, cfg.mode, delivery=self.prompt.delivery)
         self._api_key = api_key
 
     @property
@@ -225,7 +226,7 @@ class Labeler(ABC):
         return None if self.cfg.seed is None else self.cfg.seed + sample
 
     def user_text(self, request: LabelRequest) -> str:
-        return self.prompt.user_text(request.transcript, request.context)
+        return self.prompt.user_text(request.transcript, request.context, request.duration)
 
     @abstractmethod
     async def generate(self, request: LabelRequest, sample: int = 0) -> Answer:

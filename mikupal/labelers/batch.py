@@ -93,7 +93,7 @@ def _error_reason(err: Any) -> LabelerError:
     return LabelerError(BAD_REQUEST, msg)
 
 
-def _sample(line: Optional[dict[str, Any]], labeler, discount: float, stats: RunCost):
+def _sample(line: Optional[dict[str, Any]], labeler, discount: float, stats: RunCost, duration: float = 0.0):
     """One result line -> (SampleLabel or None, usage, usd, reason, message, model)."""
     from google.genai import types
 
@@ -119,7 +119,7 @@ def _sample(line: Optional[dict[str, Any]], labeler, discount: float, stats: Run
         return None, usage, usd, e.reason, e.message, ""
     usd = cost_usd(answer.usage, labeler.cfg.price(), discount)
     try:
-        label: SampleLabel = labeler.schema.parse(answer.text)
+        label: SampleLabel = labeler.schema.parse(answer.text, duration=duration)
     except InvalidOutput as e:
         stats.add_attempt("invalid_output", answer.usage, usd)
         return None, answer.usage, usd, INVALID_OUTPUT, f"{e}; raw answer: {truncate(answer.text)}", answer.model
@@ -145,7 +145,7 @@ def ingest_results(
         first_fail: Optional[tuple[str, str]] = None
         for i in range(k):
             label, u, c, reason, message, model = _sample(lines.get(batch_key(req.segment_id, i, k)), labeler,
-                                                          cfg.batch_discount, stats)
+                                                          cfg.batch_discount, stats, req.duration)
             usage, usd = usage + u, usd + c
             if label is not None:
                 labels.append(label)

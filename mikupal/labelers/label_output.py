@@ -19,32 +19,37 @@ from .. import atomic
 from ..config import RunConfig
 from ..layout import OutputPaths
 from ..records import Reject
-from .base import LabelResult
+from .base import LabelResult, read_api_key
 from .pricing import RunCost
 from .relabel import LabelDataset
+from .session import LabelSession
 
 #: a segment row with the result that left it unlabeled
 Failed = list[tuple[dict[str, Any], LabelResult]]
 
 
-def label_pending(ds: LabelDataset, cfg: RunConfig, labeler, stats: RunCost, say: Callable[[str], None]) -> Optional[Failed]:
+def label_pending(ds: LabelDataset, cfg: RunConfig, taxonomy, stats: RunCost,
+                  say: Callable[[str], None]) -> Optional[Failed]:
     """Label the dataset's pending rows; the rows left unlabeled, or None when a batch request
     file was written (nothing labeled yet). `say` gets the progress and batch instructions."""
     if cfg.labeler.batch:
-        return label_batch(ds, cfg, labeler, stats, say)
-    return asyncio.run(label_live(ds, cfg, labeler, stats, say))
+        from .factory import make_labeler
+
+        return label_batch(ds, cfg, make_labeler(cfg.labeler, taxonomy, read_api_key(cfg.labeler)), stats, say)
+    # the command is one worker: its limits are the run's
+    with LabelSession.open(cfg.labeler, taxonomy, stats=stats) as session:
+        return session.run(label_live(ds, session, say))
 
 
-async def label_live(ds: LabelDataset, cfg: RunConfig, labeler, stats: RunCost, say: Callable[[str], None]) -> Failed:
-    from .pool import LabelPool
-
-    pool = LabelPool(labeler, cfg.labeler, stats=stats)  # the command is one worker: its limits are the run's
+async def label_live(ds: LabelDataset, session: LabelSession, say: Callable[[str], None]) -> Failed:
+    """Every pending file's rows through the session's pool at once; each file rewritten as soon
+    as its rows are done. Runs on the session's loop (`session.run`)."""
     failed: Failed = []
     progress = {"done": 0}
     pending = ds.pending
 
     async def one_file(path: Path, rows: list[dict[str, Any]]) -> None:
-        results = await pool.label_many(ds.request(r) for r in rows)
+        results = await session.pool.label_many(ds.request(r) for r in rows)
         done = {res.segment_id: res.annotation for res in results if res.ok}
         failed.extend((r, res) for r, res in zip(rows, results) if not res.ok)
         if done:
@@ -52,10 +57,7 @@ async def label_live(ds: LabelDataset, cfg: RunConfig, labeler, stats: RunCost, 
         progress["done"] += len(rows)
         say(f"  {path.name}: {len(done)}/{len(rows)} labeled  [{progress['done']}/{pending}]")
 
-    try:
-        await asyncio.gather(*(one_file(p, rows) for p, rows in ds.todo.items() if rows))
-    finally:
-        await labeler.aclose()
+    await asyncio.gather(*(one_file(p, rows) for p, rows in ds.todo.items() if rows))
     return failed
 
 

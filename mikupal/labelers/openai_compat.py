@@ -14,7 +14,20 @@ Media per mode:
          `{"type": "video_url", "video_url": {"url": "data:video/mp4;base64,..."}}` part: vLLM's
          extension for video models (Qwen2.5-VL; Qwen2.5-Omni also hears the audio when the server
          runs with `--mm-processor-kwargs '{"use_audio_in_video": true}'`). OpenAI and Ollama reject it.
-  audio  the vocals as an `input_audio` part (WAV, transcoded): gpt-4o-audio models, vLLM audio models.
+  audio  the vocals as an `input_audio` part (WAV, transcoded): OpenAI's audio models (gpt-4o-audio-preview,
+         gpt-audio ...), vLLM audio and omni models (Qwen2-Audio, Qwen2.5-Omni, Qwen3-Omni).
+
+What a server takes differs per model, and a request it refuses for its shape (a modality the
+model does not take: vLLM's "At most 0 audio(s) may be provided", OpenAI's "This model does not
+support image_url content" or "Invalid value: 'video_url'") fails every request alike: it is the
+run-level `labeler_unsupported_input`, which stops the run at the first answer instead of
+rejecting every segment. Two per-model adjustments are made here:
+- OpenAI's audio models (gpt-*audio*) refuse Structured Outputs (`json_schema`): for them no
+  `response_format` is sent; the system prompt carries the JSON Schema instead, and the schema
+  check (with its retries) still holds the answer to it.
+- `video_url` to a vLLM omni model (an id with "omni"): `mm_processor_kwargs: {use_audio_in_video:
+  true}` rides along, so the model hears the clip's voice too (`labeler.use_audio_in_video`, null =
+  that rule; vLLM's own extension, never sent to api.openai.com).
 
 The SDK's retries are off (`max_retries=0`): `pool.LabelPool` is the only retry policy.
 """
@@ -22,7 +35,9 @@ The SDK's retries are off (`max_retries=0`): `pool.LabelPool` is the only retry 
 from __future__ import annotations
 
 import base64
+import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,6 +52,7 @@ from .base import (
     QUOTA_EXHAUSTED,
     SAFETY_BLOCK,
     TIMEOUT,
+    UNSUPPORTED_INPUT,
     Answer,
     LabelerError,
     LabelRequest,
@@ -48,6 +64,11 @@ from .base import (
 )
 from .http import retry_after_header, status_error
 
+#: 400 messages that are about what the request carries, not about one clip: OpenAI's and vLLM's
+UNSUPPORTED = re.compile(r"At most 0 (?:image|video|audio)|does not support (?:image_url|input_audio|video_url|audio_url|"
+                         r"image|audio|video)|Invalid value: '(?:video_url|audio_url|input_audio|image_url)'|"
+                         r"'json_schema' is not supported with this model|requires that either input content or "
+                         r"output modality contain audio|is not a multimodal model", re.I)
 IMAGE_TOKENS = {"low": 85, "medium": 255, "high": 765}  # GPT-4o: detail=low is 85 tokens per image
 AUDIO_TOKENS_PER_S = 10  # gpt-4o-audio: about 10 tokens per second of input audio
 
@@ -89,6 +110,9 @@ def map_error(e: BaseException) -> LabelerError:
             return LabelerError(QUOTA_EXHAUSTED, msg, fatal=True)
         if code == 404 and err_code == "model_not_found":
             return LabelerError(MODEL_NOT_FOUND, msg, fatal=True)
+        if code == 400 and UNSUPPORTED.search(msg):
+            return LabelerError(UNSUPPORTED_INPUT, f"{msg} (the model does not take what labeler.mode sends: choose "
+                                "another labeler.mode, labeler.video_transport or a model that takes it)", fatal=True)
         return status_error(code, msg, hint)
     raise e
 
@@ -110,6 +134,19 @@ class OpenAICompatLabeler(Labeler):
             api_key=api_key or "not-needed", base_url=cfg.base_url, max_retries=0, timeout=cfg.timeout_s + 1.0
         )
         self._official = not cfg.base_url or "api.openai.com" in cfg.base_url
+
+    @property
+    def structured_output(self) -> bool:
+        """OpenAI's audio models refuse a `json_schema` response format: the prompt carries the format."""
+        return re.match(r"gpt-(?:[\w.]+-)*audio", self.cfg.model.lower()) is None
+
+    @property
+    def audio_in_video(self) -> bool:
+        """Ask a vLLM omni model to hear the video_url clip's audio (`labeler.use_audio_in_video`)."""
+        if self._official or self.cfg.mode != "video" or self.cfg.video_transport != "video_url":
+            return False
+        wanted = self.cfg.use_audio_in_video
+        return "omni" in self.cfg.model.lower() if wanted is None else bool(wanted)
 
     def estimate_input(self, request: LabelRequest) -> dict[str, int]:
         est = {"text": text_tokens(self.prompt.system) + text_tokens(self.user_text(request))}
@@ -144,20 +181,26 @@ class OpenAICompatLabeler(Labeler):
             for j in _frames_jpeg(media, self.cfg.frames_fps, self.cfg.max_frames)
         ]
 
+    def system_text(self) -> str:
+        """The prompt; without Structured Outputs, with the answer's JSON Schema spelled out."""
+        if self.structured_output:
+            return self.prompt.system
+        schema = json.dumps(self.schema.json_schema(), indent=1)
+        return f"{self.prompt.system}\n\nYour answer is one JSON object valid against this JSON Schema:\n```json\n{schema}\n```"
+
     def messages(self, request: LabelRequest) -> list[dict[str, Any]]:
         content = self._media_parts(request) + [{"type": "text", "text": self.user_text(request)}]
-        return [{"role": "system", "content": self.prompt.system}, {"role": "user", "content": content}]
+        return [{"role": "system", "content": self.system_text()}, {"role": "user", "content": content}]
 
     def request_kwargs(self, request: LabelRequest, sample: int = 0) -> dict[str, Any]:
-        kwargs: dict[str, Any] = dict(
-            model=self.cfg.model,
-            messages=self.messages(request),
-            temperature=self.cfg.temperature,
-            response_format={
+        kwargs: dict[str, Any] = dict(model=self.cfg.model, messages=self.messages(request), temperature=self.cfg.temperature)
+        if self.structured_output:
+            kwargs["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "emotion_annotation", "strict": True, "schema": self.schema.json_schema()},
-            },
-        )
+            }
+        if self.audio_in_video:
+            kwargs["extra_body"] = {"mm_processor_kwargs": {"use_audio_in_video": True}}
         # api.openai.com wants max_completion_tokens; vLLM/Ollama understand max_tokens
         kwargs["max_completion_tokens" if self._official else "max_tokens"] = self.cfg.max_output_tokens
         seed = self.seed(sample)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable, Optional
 
 from ..config import LabelerConfig
-from ..records import EmotionAnnotation, EmotionIntensity
+from ..records import EmotionAnnotation, EmotionIntensity, NonverbalEvent
 from .base import (
     BUDGET_EXHAUSTED,
     INTERNAL_ERROR,
@@ -101,6 +101,11 @@ def make_annotation(
         cost_usd=usd,
         samples=len(labels),
         agreement=agreement,
+        nonverbal_events=[NonverbalEvent(event=e, start=a, end=b) for e, a, b in chosen.nonverbal_events],
+        perceived_gender=chosen.gender,
+        perceived_age=chosen.age,
+        accent=chosen.accent,
+        caption=chosen.caption,
     )
 
 
@@ -130,6 +135,10 @@ class LabelPool:
         self._rng = rng or random.Random()
         self._sleep = sleep  # backoff waits (tests pass a recorder)
         self._fatal: Optional[LabelerError] = None
+        #: the first exchange goes alone: a refusal that every request would meet (a bad key, a
+        #: modality the model does not take) stops the run before `requests_in_flight` more go out
+        self._opened = asyncio.Event()
+        self._probing = False
         self._secrets = [s for s in labeler.secrets if s]
         self.in_flight = 0
         self.max_in_flight = 0
@@ -239,6 +248,19 @@ class LabelPool:
                        est_tokens: int) -> Optional[tuple[Optional[Answer], Optional[LabelerError], Optional[float]]]:
         """One exchange once a concurrency slot and the run's limits allow it; None (and the reason
         in `out`) when none may be sent: a fatal error, a halted run, the budget spent."""
+        first = not self._opened.is_set() and not self._probing
+        if first:
+            self._probing = True
+        elif not self._opened.is_set():
+            await self._opened.wait()
+        try:
+            return await self._attempt_in_slot(request, index, out, est_usd, est_tokens)
+        finally:
+            if first:
+                self._opened.set()
+
+    async def _attempt_in_slot(self, request: LabelRequest, index: int, out: _Sample, est_usd: Optional[float],
+                               est_tokens: int) -> Optional[tuple[Optional[Answer], Optional[LabelerError], Optional[float]]]:
         async with self._sem:
             if self._fatal is not None:  # checked once a slot is ours: no request after a fatal error
                 out.reason, out.message = self._fatal.reason, self._fatal.message
@@ -259,7 +281,7 @@ class LabelPool:
         invalid once too often: `out` says why)."""
         out.model = answer.model
         try:
-            out.label = self.labeler.schema.parse(answer.text)
+            out.label = self.labeler.schema.parse(answer.text, duration=request.duration)
             self.stats.add_attempt("ok", answer.usage, actual_usd)
             return True
         except InvalidOutput as e:

@@ -15,7 +15,7 @@ from typing import Iterable
 
 from ..errors import UserError
 from ..paths import prompts_dir
-from .schema import ANALYSIS_FIELDS
+from .schema import AGE_RANGES, ANALYSIS_FIELDS, GENDERS, NONVERBAL_EVENTS, delivery_asked
 
 _FIELD_HELP = {
     "face_analysis": "`face_analysis`: what the speaker's face shows over the clip and what it suggests.",
@@ -30,20 +30,24 @@ class Prompt:
     mode: str
     system: str
     user_template: str
+    delivery: bool = False  # the answer also describes how it is said (events, traits, caption)
 
     @property
     def digest(self) -> str:
         """A short hash of the system prompt and the user template (changes when a file changes)."""
         return hashlib.sha256((self.system + "\0" + self.user_template).encode()).hexdigest()[:12]
 
-    def user_text(self, transcript: str, context: Iterable[str] = ()) -> str:
+    def user_text(self, transcript: str, context: Iterable[str] = (), duration: float = 0.0) -> str:
+        """The user turn's text; `duration` (seconds, 0 = unknown) is said where the template has
+        `$duration_note` (v2: the event times must lie inside the clip)."""
         context = [c.strip() for c in context if c and c.strip()]
         block = ""
         if self.mode == "text" and context:
             lines = "\n".join(f"{i + 1}. {c}" for i, c in enumerate(context))
             block = f"<context>\nThe utterances just before, oldest first:\n{lines}\n</context>\n\n"
+        note = f" (it lasts {duration:.1f} seconds)" if duration > 0 else ""
         return Template(self.user_template).safe_substitute(
-            transcript=transcript.strip(), context_block=block
+            transcript=transcript.strip(), context_block=block, duration_note=note
         ).strip() + "\n"
 
 
@@ -75,7 +79,15 @@ def load_prompt(version: str, taxonomy, mode: str = "video") -> Prompt:
         count=len(taxonomy.categories), categories=cats
     )
     fields = "\n".join(f"- {_FIELD_HELP[f]}" for f in ANALYSIS_FIELDS[mode])
-    output = Template(_read(folder, f"output_format_{kind}.md")).substitute(fields=fields)
+    delivery = delivery_asked(mode, (folder / "delivery.md").is_file())
+    parts = {"fields": fields, "delivery_fields": "", "caption_field": ""}
+    if delivery:
+        parts["delivery_fields"] = Template(_read(folder, "delivery_fields.md")).substitute(
+            events=", ".join(NONVERBAL_EVENTS), genders=", ".join(GENDERS), ages=", ".join(AGE_RANGES)) + "\n"
+        parts["caption_field"] = _read(folder, "caption_field.md")
+    output = Template(_read(folder, f"output_format_{kind}.md")).substitute(parts).strip()
     task = _read(folder, f"system_task_{mode}.md")
-    system = "\n\n".join([task, categories, output]) + "\n"
-    return Prompt(version=version, mode=mode, system=system, user_template=_read(folder, f"user_{mode}.md"))
+    blocks = [task, _read(folder, "delivery.md")] if delivery else [task]
+    system = "\n\n".join([*blocks, categories, output]) + "\n"
+    return Prompt(version=version, mode=mode, system=system, user_template=_read(folder, f"user_{mode}.md"),
+                  delivery=delivery)

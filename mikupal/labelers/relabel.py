@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from .. import atomic
 from .. import layout
 from ..committed import VideoSummary
+from ..describe import describe_columns
 from ..layout import OutputPaths
 from ..config import RunConfig
 from ..errors import UserError
@@ -53,6 +54,7 @@ def _filled(rows: list[dict[str, Any]], names: set[str], done: dict[str, Any]) -
         if ann is not None:
             row = dict(row)
             row.update({k: v for k, v in ann.row_columns().items() if k in names})
+            row.update({k: v for k, v in describe_columns(row).items() if k in names})  # a gender heard now
         out.append(row)
     return out
 

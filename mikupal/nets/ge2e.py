@@ -31,6 +31,13 @@ class Ge2eEncoder(nn.Module):
         raw = torch.relu(self.linear(hidden[-1]))
         return raw / torch.linalg.vector_norm(raw, dim=1, keepdim=True).clamp_min(1e-12)
 
+    def forward_prefixes(self, mels: torch.Tensor) -> torch.Tensor:
+        """``[B, T, 256]``: step t is the embedding of frames ``0..t`` alone (the LSTM is causal, so
+        one pass gives every prefix's embedding, equal to `forward` on the prefix)."""
+        out, _ = self.lstm(mels)
+        raw = torch.relu(self.linear(out))
+        return raw / torch.linalg.vector_norm(raw, dim=2, keepdim=True).clamp_min(1e-12)
+
     @classmethod
     def from_checkpoint(cls, path, map_location="cpu") -> "Ge2eEncoder":
         """Load Resemblyzer's ``{"model_state": state_dict, ...}`` (or a bare state_dict), strictly."""

@@ -1,5 +1,6 @@
 """report.html: the retention funnel, time per stage, per-source and reject tables, speakers, the
-DNSMOS histogram, the mixed-emotion heatmap, and the clips with players, as one self-contained page
+DNSMOS histogram, prosody per speaker, the mixed-emotion heatmap, and the clips with players and
+their captions, as one self-contained page
 (CSS bars, no scripts, no network). Every media path is relative to report.html, which sits at the
 output dir's root, so the page works wherever the folder is copied. One function per section."""
 
@@ -7,11 +8,14 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Optional
 
 import pyarrow as pa
 
 from .. import atomic
+from ..dataset.rows import speaker_name
 from ..layout import OutputPaths
+from .prosody import prosody_section
 
 MAX_ROWS = 500
 
@@ -77,17 +81,50 @@ def rejects_section(report: dict) -> str:
     return "<h2>Rejects</h2>\n" + _table(["stage", "reason", "count", "seconds", "example spans"], rows)
 
 
+def _who(name: str, global_id, speaker_id: str) -> str:
+    """'interview S2' with the global id beside it, the raw id on hover."""
+    gid = f" <span class='gid'>{html.escape(global_id)}</span>" if global_id else ""
+    return f"<span title='{html.escape(speaker_id, quote=True)}'>{html.escape(name)}</span>{gid}"
+
+
 def speakers_section(report: dict) -> str:
     rows = []
     for s in report.get("speakers", [])[:MAX_ROWS]:
-        face = (f'<img class="face" alt="face of {html.escape(s["speaker_id"], quote=True)}" '
+        face = (f'<img class="face" alt="face of {html.escape(s.get("name") or s["speaker_id"], quote=True)}" '
                 f'src="{html.escape(s["face_crop_path"], quote=True)}">' if s.get("face_crop_path") else "")
-        rows.append(f"<tr><td class='mono'>{html.escape(s['speaker_id'])}</td><td class='mono'>{html.escape(s['video_id'])}</td>"
+        rows.append(f"<tr><td>{_who(s.get('name') or s['speaker_id'], s.get('global_speaker_id'), s['speaker_id'])}</td>"
                     f"<td class='num'>{s['segments']}</td><td class='num'>{s['seconds']:.1f}</td><td>{face}</td>"
                     f"<td>{_link(s.get('sample_audio') or '', 'sample')}</td></tr>")
     if not rows:
         return "<h2>Speakers</h2><p>None.</p>"
-    return "<h2>Speakers</h2>\n" + _table(["speaker", "video", "segments", "seconds", "face", "audio"], rows)
+    return ("<h2>Speakers</h2>\n<p>Each person of each video, named by the source file and their number in it; the "
+            "global id (G&lt;k&gt;) is the same voice across videos.</p>\n"
+            + _table(["speaker (global id)", "segments", "seconds", "face", "audio"], rows))
+
+
+def tts_section(report: dict) -> str:
+    """The card a TTS builder reads first: hours, people, minutes per person, segment durations."""
+    t = report.get("tts")
+    if not t or not t["segments"]:
+        return "<h2>For TTS</h2><p>Nothing kept yet.</p>"
+    people = [(p["name"], p["minutes"], f"{p['minutes']:.1f} min") for p in t["minutes_per_person"]]
+    if t.get("others"):
+        o = t["others"]
+        people.append((f"{o['people']} others", o["minutes"], f"{o['minutes']:.1f} min"))
+    top = max(b["count"] for b in t["duration_bins"]) or 1
+    cols = "".join(
+        f"<div class='col' title='{b['low']:g}–{b['high']:g} s: {b['count']}'><span>{b['count'] or ''}</span>"
+        f"<div class='colbar' style='height:{100.0 * b['count'] / top:.1f}%'></div><small>{b['low']:g}</small></div>"
+        for b in t["duration_bins"])
+    return (f"<h2>For TTS</h2>\n<div class='card'><p><b>{_duration(3600 * t['kept_hours'])}</b> kept "
+            f"({t['kept_hours']:.3f} h) in <b>{t['segments']}</b> segments from <b>{t['people']}</b> "
+            f"{'person' if t['people'] == 1 else 'people'}; median segment {t['median_seconds']:.1f} s.</p>\n"
+            f"<h3>Minutes per person</h3>\n{_bars(people)}\n<h3>Segment durations (seconds)</h3>\n"
+            f"<div class='hist'>{cols}</div></div>")
+
+
+def _threshold_name(t) -> str:
+    return "all" if t is None else f"OVRL ≥ {t:.1f}"
 
 
 def dnsmos_section(report: dict) -> str:
@@ -100,8 +137,12 @@ def dnsmos_section(report: dict) -> str:
         f"<div class='colbar' style='height:{100.0 * b['count'] / top:.1f}%'></div><small>{b['low']:.2f}</small></div>"
         for b in d["bins"])
     means = ", ".join(f"{k.replace('dnsmos_', '').upper()} {_score(v)}" for k, v in d["means"].items())
+    rows = [f"<tr><td>{_threshold_name(t['min_dnsmos'])}</td><td>{t['segments']}</td><td>{t['seconds'] / 60:.1f}</td></tr>"
+            for t in d.get("thresholds") or []]
+    table = ("<p>What an export threshold would keep (<code>mikupal export ... min_dnsmos=3.0</code>):</p>"
+             + _table(["threshold", "segments", "minutes"], rows)) if rows else ""
     return (f"<h2>Speech quality (DNSMOS)</h2><p>{d['scored']} segments scored; means: {html.escape(means)}. "
-            f"Histogram of OVRL (bins of 0.25):</p>\n<div class='hist'>{cols}</div>")
+            f"Histogram of OVRL (bins of 0.25):</p>\n<div class='hist'>{cols}</div>{table}")
 
 
 def emotion_heatmap_section(report: dict) -> str:
@@ -122,30 +163,53 @@ def emotion_heatmap_section(report: dict) -> str:
             f"<table class='heat'><tr><th></th>{head}</tr>\n" + "\n".join(rows) + "\n</table>")
 
 
-def segments_section(segments: pa.Table) -> str:
+def segments_section(segments: pa.Table, people: Optional[dict[str, dict]] = None) -> str:
+    """The kept segments with players, in a table that wraps to the page's width (fixed layout)."""
+    people = people or {}
     rows = []
     for r in segments.slice(0, MAX_ROWS).to_pylist():
+        sid = r.get("speaker_id") or r["video_id"]
+        who = people.get(sid, {})
+        name = who.get("name") or speaker_name(r.get("source") or "", sid)
         rows.append(
             "<tr>"
-            f"<td class='mono'>{html.escape(r['segment_id'])}</td>"
-            f"<td class='mono'>{html.escape(r.get('speaker_id') or r['video_id'])}</td>"
-            f"<td>{r['start']:.2f}–{r['end']:.2f}</td>"
+            f"<td class='mono id'>{html.escape(r['segment_id'])}</td>"
+            f"<td>{_who(name, who.get('global_speaker_id'), sid)}</td>"
+            f"<td class='num'>{r['start']:.2f}–{r['end']:.2f}</td>"
             f"<td>{html.escape(r['text'])}</td>"
             f"<td>{html.escape(str(r.get('primary_emotion') or '—'))}</td>"
             f"<td>{(r.get('asd_score') or 0):.2f}</td>"
             f"<td>{_score(r.get('dnsmos_ovrl'))}</td>"
+            f"<td class='caption'>{_caption(r)}</td>"
             f"<td>{_audio(r.get('audio_path') or '')}</td>"
             f"<td>{_link(r.get('clip_path') or '', 'clip')}</td>"
             "</tr>"
         )
     more = f"<p>Showing {MAX_ROWS} of {segments.num_rows} segments.</p>" if segments.num_rows > MAX_ROWS else ""
-    return (f"<h2>Segments</h2>\n{more}\n<table class=\"clips\"><tr><th>segment</th><th>speaker</th><th>time (s)</th>"
-            "<th>text</th><th>emotion</th><th>ASD</th><th>OVRL</th><th>audio</th><th>clip</th></tr>\n"
-            + "".join(rows) + "\n</table>")
+    widths = (8, 9, 7, 22, 9, 4, 5, 18, 15, 3)  # percent of the page: the text wraps, nothing runs off the side
+    cols = "".join(f"<col style='width:{w}%'>" for w in widths)
+    return (f"<h2>Segments</h2>\n{more}\n<table class=\"clips\"><colgroup>{cols}</colgroup><tr><th>segment</th>"
+            "<th>speaker</th><th>time (s)</th><th>text</th><th>emotion</th><th>ASD</th><th>OVRL</th><th>caption</th><th>audio</th>"
+            "<th>clip</th></tr>\n" + "".join(rows) + "\n</table>")
+
+
+def labeled(report: dict) -> bool:
+    """Labeling was on for this output (its config says so, or some segment carries a label)."""
+    kind = ((report.get("config") or {}).get("labeler") or {}).get("kind")
+    return bool(report.get("emotion_distribution") or report.get("input_tokens") or (kind and kind != "none"))
+
+
+def _caption(r: dict) -> str:
+    """How the line is said, and who wrote it (the labeler, or the measured bins)."""
+    if not r.get("caption"):
+        return "—"
+    return f"{html.escape(r['caption'])} <small class='src'>({html.escape(r.get('caption_source') or '?')})</small>"
 
 
 def render_html(report: dict, segments: pa.Table) -> str:
-    funnel = [(f["stage"], f["seconds"], f"{f['count']} items, {f['seconds']:.1f} s") for f in report["funnel"]]
+    with_labels = labeled(report)
+    funnel = [(f["stage"], f["seconds"], f"{f['count']} items, {f['seconds']:.1f} s") for f in report["funnel"]
+              if with_labels or f["stage"] != "label"]
     stages = [(k, v, f"{v:.1f} s") for k, v in report["stages"].items()]
     emo = [(k, float(v), str(v)) for k, v in report.get("emotion_distribution", {}).items()]
     reasons = [(f"{r['stage']}: {r['reason']}", float(r["count"]), str(r["count"])) for r in report.get("reject_reasons", [])]
@@ -153,17 +217,23 @@ def render_html(report: dict, segments: pa.Table) -> str:
         f"<p>{report['videos']} videos, {report['segments']} segments kept, {report['rejects']} rejects. "
         f"Input {report['input_seconds']:.1f} s, kept {report['kept_seconds']:.1f} s "
         f"(retention {100 * report['retention']:.1f}%). Wall {report['wall_seconds']:.1f} s, "
-        f"speed ratio {report['speed_ratio']:.2f}x. Cost {_usd(report['cost_usd'])}.</p>"
+        f"speed ratio {report['speed_ratio']:.2f}x." + (f" Cost {_usd(report['cost_usd'])}." if with_labels else "")
+        + "</p>"
     )
+    people = {s["speaker_id"]: s for s in report.get("speakers", [])}
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>mikupal run report</title>
 <style>
-body{{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}}
+body{{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;box-sizing:border-box}}
+table.clips{{table-layout:fixed;width:100%}} table.clips td{{overflow-wrap:anywhere}} table.clips td.id{{font-size:70%}}
+table.clips audio{{width:100%;min-width:0;height:2em}} .gid{{font-family:monospace;font-size:80%;color:#555}}
+.card{{border:1px solid #ccc;border-radius:6px;padding:0.5em 1em;max-width:900px}}
 table{{border-collapse:collapse}} td,th{{padding:3px 8px;text-align:left;vertical-align:top}}
 table.bars{{width:100%}} table.bars th{{width:18em;font-weight:normal}}
 .bar{{background:#4e79a7;height:1em;min-width:1px}} .num{{white-space:nowrap;text-align:right}}
 .clips tr:nth-child(even),.grid tr:nth-child(even){{background:#f4f4f4}} .mono{{font-family:monospace;font-size:85%}}
 .grid th{{border-bottom:1px solid #ccc}} img.face{{height:48px}}
+td.caption{{max-width:26em;font-size:90%}} small.src{{color:#777}}
 .hist{{display:flex;align-items:flex-end;height:180px;gap:3px;border-bottom:1px solid #999;max-width:800px}}
 .hist .col{{flex:1;display:flex;flex-direction:column;justify-content:flex-end;align-items:center;height:100%;font-size:75%}}
 .hist .colbar{{background:#4e79a7;width:100%;min-height:1px}}
@@ -172,6 +242,7 @@ table.heat th.vert{{vertical-align:bottom;padding:2px}} table.heat th.vert span{
 </style></head><body>
 <h1>mikupal run report</h1>
 {head}
+{tts_section(report)}
 <h2>Retention funnel (seconds after each stage)</h2>
 {_bars(funnel)}
 <h2>Time per stage (worker seconds)</h2>
@@ -184,10 +255,11 @@ table.heat th.vert{{vertical-align:bottom;padding:2px}} table.heat th.vert span{
 {skipped_files_html(report)}
 {speakers_section(report)}
 {dnsmos_section(report)}
+{prosody_section(report)}
 <h2>Emotion distribution (primary)</h2>
 {_bars(emo) if emo else '<p>No labels (labeler=none or nothing kept).</p>'}
 {emotion_heatmap_section(report)}
-{segments_section(segments)}
+{segments_section(segments, people)}
 </body></html>
 """
 
@@ -219,6 +291,11 @@ def write_html(root: Path, report: dict, segments: pa.Table) -> Path:
     path = OutputPaths(root).report_html
     atomic.write_text(path, render_html(report, segments))
     return path
+
+
+def _duration(s: float) -> str:
+    """13.7 s, 12.5 min, 3.25 h: in the unit that reads best."""
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.2f} h"
 
 
 def _usd(value) -> str:

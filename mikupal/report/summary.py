@@ -138,3 +138,23 @@ def write_report(root: Path, report: dict) -> Path:
     path = OutputPaths(root).report_json
     atomic.write_text(path, json.dumps(report, indent=2, default=str))
     return path
+
+
+#: figures only a run measures: kept from the report a rebuild replaces
+RUN_FIGURES = ("videos_processed_this_run", "processed_seconds", "wall_seconds", "speed_ratio", "stages", "config",
+               "peak_rss_mb")
+
+
+def rebuild_report(out: CommittedOutput) -> dict:
+    """report.json and report.html again from the committed files (`mikupal report`)."""
+    from .html import write_html
+
+    try:
+        old = json.loads(out.paths.report_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    report = build_report(out, float(old.get("wall_seconds") or 0.0), set())
+    report.update({k: old[k] for k in RUN_FIGURES if k in old})
+    write_report(out.root, report)
+    write_html(out.root, report, out.read_segments())
+    return report

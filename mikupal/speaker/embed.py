@@ -63,43 +63,64 @@ class Windows:
         return len(self.starts)
 
 
+@dataclass
+class VoiceFrames:
+    """One stretch of audio as the encoder reads it: [T, 40] mel power frames (10 ms) and [T] loud."""
+
+    mel: np.ndarray
+    loud: np.ndarray
+
+
 class VoiceEncoder:
     """The GE2E network with its front end; `load` once per worker."""
 
-    def __init__(self, net, device: str = "cpu"):
+    def __init__(self, net, device: str = "cpu", bf16: bool = False):
         self.net = net
         self.device = device
+        self.bf16 = bf16  # CPU bf16 autocast (~1.7x faster on native bf16; embeddings within 0.005 cosine)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "VoiceEncoder":
+    def load(cls, path: str | Path, device: str = "cpu", bf16: bool = False) -> "VoiceEncoder":
         from ..nets.ge2e import Ge2eEncoder
 
-        return cls(Ge2eEncoder.from_checkpoint(path).to(device), device)
+        return cls(Ge2eEncoder.from_checkpoint(path).to(device), device, bf16)
 
-    def _embed(self, mels: np.ndarray) -> np.ndarray:
+    def _run(self, fn, x):
+        import contextlib
+
         import torch
 
+        amp = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), amp:
+            return fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)).float().cpu().numpy()
+
+    def _embed(self, mels: np.ndarray) -> np.ndarray:
         if len(mels) == 0:
             return np.zeros((0, 256), dtype=np.float32)
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(mels, dtype=np.float32)).to(self.device)
-            return self.net(x).float().cpu().numpy()
+        return self._run(self.net, mels)
+
+    def analyse(self, audio: np.ndarray, floor_db: float = -50.0) -> "VoiceFrames":
+        """Mel frames of the volume-normalised stretch, and which are loud (within 30 dB of its loud
+        frames and above `floor_db`): computed once, read by the windows and the prefix passes."""
+        a = normalise_volume(audio)
+        mel = mel_frames(a)
+        energy = frame_energy_db(a)[: len(mel)]
+        loud = energy > max(floor_db, float(np.percentile(energy, 95)) - 30.0) if len(energy) else energy > 0
+        return VoiceFrames(mel, loud)
 
     def embed_windows(
         self,
-        audio: np.ndarray,
+        audio,
         window_s: float = 1.5,
         hop_s: float = 0.5,
         min_voiced: float = 0.5,
         floor_db: float = -50.0,
     ) -> Windows:
-        """Windows of `window_s` every `hop_s` over `audio` (16 kHz); the last one ends at the end.
-        A window is `speech` when at least `min_voiced` of its 10 ms frames are within 30 dB of the
-        stretch's loud frames and above `floor_db`."""
-        a = normalise_volume(audio)
-        mel = mel_frames(a)
-        energy = frame_energy_db(a)[: len(mel)]
-        loud = energy > max(floor_db, float(np.percentile(energy, 95)) - 30.0) if len(energy) else energy > 0
+        """Windows of `window_s` every `hop_s` over `audio` (16 kHz, or its `VoiceFrames`); the last
+        one ends at the end. A window is `speech` when at least `min_voiced` of its 10 ms frames
+        are loud (see `analyse`)."""
+        vf = audio if isinstance(audio, VoiceFrames) else self.analyse(audio, floor_db)
+        mel, loud = vf.mel, vf.loud
         total = len(mel)
         w = max(1, int(round(window_s * 100)))
         h = max(1, int(round(hop_s * 100)))
@@ -115,6 +136,22 @@ class VoiceEncoder:
         en = np.minimum(st + w, total)
         speech = np.array([loud[int(s) : int(e)].mean() >= min_voiced if e > s else False for s, e in zip(st, en)])
         return Windows(st / 100.0, en / 100.0, emb, speech)
+
+    def embed_prefixes(self, vf: "VoiceFrames", starts: np.ndarray, max_frames: int) -> np.ndarray:
+        """[len(starts), max_frames, 256]: row i, step t is the embedding of mel frames
+        starts[i] .. starts[i] + t alone (one causal pass per start, batched; past the end of the
+        stretch a row repeats its last frame's embedding). Every word-bounded span up to
+        `max_frames` long starting at one of `starts` costs nothing more."""
+        n = len(vf.mel)
+        starts = np.clip(np.asarray(starts, dtype=int), 0, max(0, n - 1))
+        if len(starts) == 0 or n == 0:
+            return np.zeros((len(starts), max_frames, 256), dtype=np.float32)
+        length = max(1, min(int(max_frames), int(n - starts.min())))
+        batch = np.stack([np.pad(vf.mel[s : s + length], ((0, max(0, s + length - n)), (0, 0)), mode="edge") for s in starts])
+        out = self._run(self.net.forward_prefixes, batch)
+        if length < max_frames:
+            out = np.concatenate([out, np.repeat(out[:, -1:], max_frames - length, axis=1)], axis=1)
+        return out
 
     def embed_utterance(self, audio: np.ndarray, voiced: Optional[np.ndarray] = None) -> np.ndarray:
         """One unit-length embedding: the mean of 1.6 s partials (half overlapping) over the

@@ -1,27 +1,49 @@
 """Speaker identity within a video: which kept segments are the same person.
 
-Voices alone confuse similar people, and faces alone say nothing across shot cuts; together:
+Everything known goes in, as proof where it is proof and as evidence where it is not:
 
-* segment voices (unit GE2E embeddings) are clustered by average linkage on cosine distance,
-  merging while clusters are at least `cluster_similarity` alike;
-* the face layout adds what a camera shows: when two segments show the same faces at the same
-  places (a static two-shot) the person speaking from the same place is the same person (their
-  distance becomes 0), and the people in two different places are two people (distance 2: never
-  merged). A single face on screen says nothing (close-ups in an edited scene all sit in the
-  middle), so segments with one face rely on the voice.
+* **cannot-link** (never one id, whatever the voices say):
+  - two segments that overlap in time by more than `OVERLAP_SECONDS` (two people talking at once);
+  - a shot with two or more faces where each segment's speaker sits at a place that holds another,
+    silent face in the other segment: both people are on screen at once, at two places.
+* **must-link** (one id, unless a cannot-link says otherwise: a cannot-link always wins):
+  - the same face track spoke in two pieces of one utterance (`speaker_face`, set by the vision stage);
+  - the same place speaks in the same multi-face layout (a static two-shot), however the voices sound.
+  A single face on screen proves nothing (close-ups in an edited scene all sit in the middle).
+* **voices** (unit GE2E embeddings), clustered in three steps (`speaker/linkage.py`, constrained):
+  1. segments, or must-linked groups, with at least `min_support_seconds` of speech: average
+     linkage at `cluster_similarity`;
+  2. each shorter one joins the supported speaker whose mean voice is most similar, when that is at
+     least `attach_similarity`: a 2 s piece is too short for its pair similarities to stand on their
+     own (benchmarks/results/voice_similarity.json; the figures are in conf/speaker/ge2e.yaml);
+  3. what is left (no supported speaker is near) is clustered among itself at `attach_similarity`.
 
-Ids are `<video_id>_S<k>`, numbered by first appearance: the same items give the same ids, so a
-killed-and-resumed run (which redoes a whole video) writes the same ones.
+Ids are `<video_id>_S<k>`, numbered by first appearance: the same items give the same ids (the
+segments are sorted by time first), so a killed-and-resumed run (which redoes a whole video)
+writes the same ones.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from .linkage import average_linkage, broken, resolve_must_links
+
 SAME_PLACE_IOU = 0.3
+#: overlap in time that proves two voices (more than the padding two neighbours may share)
+OVERLAP_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class IdentityRules:
+    """The thresholds of `speaker.*` that identity uses (conf/speaker/ge2e.yaml says why)."""
+
+    cluster_similarity: float = 0.75
+    attach_similarity: float = 0.70
+    min_support_seconds: float = 4.0
 
 
 @dataclass
@@ -33,6 +55,11 @@ class SegmentVoice:
     embedding: list[float]  # unit voice embedding, or [] when voices are off
     speaker_box: list[float]  # median box of the speaker's face (source pixels)
     other_faces: list[list[float]] = field(default_factory=list)  # median boxes of the other faces on screen
+    speaker_face: str = ""  # the face track that spoke ("<decode>#<track>"): shared only within one decode
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.end - self.start)
 
 
 def _iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -44,53 +71,162 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _same_place(box: Sequence[float], places: Sequence[Sequence[float]]) -> bool:
+    return any(_iou(box, p) >= SAME_PLACE_IOU for p in places)
+
+
 def _same_layout(a: SegmentVoice, b: SegmentVoice) -> bool:
     """Both show two or more faces, at the same places."""
     fa, fb = [a.speaker_box] + a.other_faces, [b.speaker_box] + b.other_faces
     if len(fa) < 2 or len(fa) != len(fb):
         return False
-    return all(any(_iou(x, y) >= SAME_PLACE_IOU for y in fb) for x in fa)
+    return all(_same_place(x, fb) for x in fa)
 
 
-def distances(segs: Sequence[SegmentVoice]) -> np.ndarray:
-    """[n, n] cosine distance of the voices, overridden by what the face layout proves."""
+def _two_on_screen(a: SegmentVoice, b: SegmentVoice) -> bool:
+    """Each one's speaker sits where the other shows a silent face, at another place: two people."""
+    if not a.other_faces or not b.other_faces:
+        return False
+    return (not _same_place(a.speaker_box, [b.speaker_box]) and _same_place(a.speaker_box, b.other_faces)
+            and _same_place(b.speaker_box, a.other_faces))
+
+
+def similarities(segs: Sequence[SegmentVoice]) -> np.ndarray:
+    """[n, n] cosine similarity of the voices. No voices at all: one person unless the faces say
+    otherwise (1 everywhere). A segment without a voice among voiced ones is neutral to all
+    (`nan`: it joins by its links alone, or the nearest speaker that may take it)."""
     n = len(segs)
-    have_voice = all(len(s.embedding) for s in segs)
-    if have_voice:
-        e = np.asarray([s.embedding for s in segs], dtype=np.float64)
-        e /= np.maximum(1e-12, np.linalg.norm(e, axis=1, keepdims=True))
-        d = 1.0 - e @ e.T
-    else:  # no voices: one person per video unless the layout says otherwise
-        d = np.zeros((n, n))
+    has = np.array([len(s.embedding) > 0 for s in segs], dtype=bool)
+    if not has.any():
+        return np.ones((n, n))
+    dim = len(segs[int(np.argmax(has))].embedding)
+    e = np.zeros((n, dim))
+    e[has] = np.asarray([s.embedding for s in segs if len(s.embedding)], dtype=np.float64)
+    e[has] /= np.maximum(1e-12, np.linalg.norm(e[has], axis=1, keepdims=True))
+    sim = e @ e.T
+    sim[~np.outer(has, has)] = np.nan
+    np.fill_diagonal(sim, 1.0)
+    return sim
+
+
+def constraints(segs: Sequence[SegmentVoice]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """(cannot [n, n] bool, must-link pairs, surest first) from time and faces (see the module doc)."""
+    n = len(segs)
+    cannot = np.zeros((n, n), dtype=bool)
+    track_links: list[tuple[int, int]] = []
+    place_links: list[tuple[int, int]] = []
     for i in range(n):
+        a = segs[i]
         for j in range(i + 1, n):
-            if _same_layout(segs[i], segs[j]):
-                d[i, j] = d[j, i] = 0.0 if _iou(segs[i].speaker_box, segs[j].speaker_box) >= SAME_PLACE_IOU else 2.0
-    np.fill_diagonal(d, 0.0)
-    return np.clip(d, 0.0, 2.0)
+            b = segs[j]
+            if min(a.end, b.end) - max(a.start, b.start) > OVERLAP_SECONDS or _two_on_screen(a, b):
+                cannot[i, j] = cannot[j, i] = True
+            elif a.speaker_face and a.speaker_face == b.speaker_face:
+                track_links.append((i, j))
+            elif _same_layout(a, b) and _same_place(a.speaker_box, [b.speaker_box]):
+                place_links.append((i, j))
+    return cannot, track_links + place_links
 
 
-def cluster(segs: Sequence[SegmentVoice], cluster_similarity: float) -> list[int]:
-    """A cluster number per segment, numbered 0, 1, ... by first appearance in time."""
+def _mean_voices(members: list[list[int]], e: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Unit mean voice of each group, its segments weighted by their seconds."""
+    out = np.zeros((len(members), e.shape[1]))
+    for k, m in enumerate(members):
+        v = (e[m] * weights[m, None]).sum(axis=0)
+        out[k] = v / max(1e-12, float(np.linalg.norm(v)))
+    return out
+
+
+def cluster(segs: Sequence[SegmentVoice], rules: IdentityRules | float = IdentityRules()) -> list[int]:
+    """A cluster number per segment, numbered 0, 1, ... by first appearance in time. No cannot-link
+    pair ever shares a number (checked before returning)."""
+    if not isinstance(rules, IdentityRules):  # a bare similarity: the other rules at their defaults
+        rules = IdentityRules(cluster_similarity=float(rules))
     n = len(segs)
     if n == 0:
         return []
-    if n == 1:
-        return [0]
-    from sklearn.cluster import AgglomerativeClustering
+    order = sorted(range(n), key=lambda i: (segs[i].start, segs[i].end, i))
+    s = [segs[i] for i in order]
+    sim = similarities(s)
+    cannot, must = constraints(s)
+    groups = resolve_must_links(n, must, cannot)
+    labels = _cluster_groups(s, sim, cannot, groups, rules)
+    bad = broken(labels, cannot)
+    if bad:  # the clustering's own guarantee: never reached
+        raise AssertionError(f"identity joined {len(bad)} cannot-link pairs")
+    out = [0] * n
+    for pos, i in enumerate(order):
+        out[i] = labels[pos]
+    return out
 
-    labels = AgglomerativeClustering(
-        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=1.0 - cluster_similarity
-    ).fit_predict(distances(segs))
-    order = sorted(range(n), key=lambda i: (segs[i].start, i))
+
+def _cluster_groups(s: Sequence[SegmentVoice], sim: np.ndarray, cannot: np.ndarray, groups: list[int],
+                    rules: IdentityRules) -> list[int]:
+    """The three steps of the module doc, over the must-linked groups; labels by first segment."""
+    n = len(s)
+    seconds = np.array([x.seconds for x in s])
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    supported = [g for g, m in members.items() if seconds[m].sum() >= rules.min_support_seconds]
+    short = [g for g in members if g not in set(supported)]
+    if not supported:  # nobody has enough speech to anchor the others: short pieces among themselves
+        return average_linkage(np.nan_to_num(sim, nan=rules.attach_similarity), cannot, rules.attach_similarity, groups)
+    label = np.full(n, -1)
+    pts = [i for g in supported for i in members[g]]
+    first = average_linkage(np.nan_to_num(sim[np.ix_(pts, pts)], nan=rules.cluster_similarity), cannot[np.ix_(pts, pts)],
+                            rules.cluster_similarity, [groups[i] for i in pts])
+    label[pts] = first
+    _attach(s, sim, cannot, members, short, label, seconds, rules.attach_similarity)
+    rest = [i for i in range(n) if label[i] < 0]
+    if rest:
+        more = average_linkage(np.nan_to_num(sim[np.ix_(rest, rest)], nan=rules.attach_similarity), cannot[np.ix_(rest, rest)],
+                               rules.attach_similarity, [groups[i] for i in rest])
+        label[rest] = np.asarray(more) + label.max() + 1
     renumber: dict[int, int] = {}
-    for i in order:
-        renumber.setdefault(int(labels[i]), len(renumber))
-    return [renumber[int(x)] for x in labels]
+    return [renumber.setdefault(int(x), len(renumber)) for x in label]
 
 
-def speaker_ids(video_id: str, segs: Sequence[SegmentVoice], cluster_similarity: float) -> list[str]:
-    return [f"{video_id}_S{k + 1}" for k in cluster(segs, cluster_similarity)]
+def _attach(s: Sequence[SegmentVoice], sim: np.ndarray, cannot: np.ndarray, members: dict[int, list[int]], short: list[int],
+            label: np.ndarray, seconds: np.ndarray, threshold: float) -> None:
+    """Step 2: short groups join the supported speaker with the most similar mean voice (most
+    similar first), when at least `threshold` alike and no cannot-link lies between them. The
+    supported speakers' mean voices are fixed by step 1: short pieces do not move them."""
+    has = np.array([len(x.embedding) > 0 for x in s])
+    dim = max((len(x.embedding) for x in s), default=0)
+    e = np.zeros((len(s), max(dim, 1)))
+    if dim:
+        e[has] = np.asarray([x.embedding for x in s if len(x.embedding)], dtype=np.float64)
+    speakers = sorted(set(int(x) for x in label if x >= 0))
+    of = [[i for i in range(len(s)) if label[i] == k] for k in speakers]
+    voices = _mean_voices(of, e, seconds)
+    support = np.array([seconds[m].sum() for m in of])
+    blocked = np.zeros((len(short), len(of)), dtype=bool)
+    for r, g in enumerate(short):
+        for k, m in enumerate(of):
+            blocked[r, k] = cannot[np.ix_(members[g], m)].any()
+    score = np.full((len(short), len(of)), -np.inf)
+    for r, g in enumerate(short):
+        m = [i for i in members[g] if has[i]]
+        if not m or not dim:  # no voice: the best-supported speaker that may take it
+            score[r] = threshold + 1e-9 * support / max(1e-9, support.max())
+            continue
+        v = (e[m] * seconds[m, None]).sum(axis=0)
+        score[r] = voices @ (v / max(1e-12, float(np.linalg.norm(v))))
+    score[blocked] = -np.inf
+    while len(short) and np.isfinite(score).any():
+        r, k = divmod(int(np.argmax(score)), len(of))
+        if not score[r, k] >= threshold:
+            break
+        label[members[short[r]]] = speakers[k]
+        score[r, :] = -np.inf
+        for r2, g2 in enumerate(short):  # what joined speaker k now bars whoever it cannot be
+            if cannot[np.ix_(members[g2], members[short[r]])].any():
+                score[r2, k] = -np.inf
+
+
+def speaker_ids(video_id: str, segs: Sequence[SegmentVoice], rules: IdentityRules | float = IdentityRules()) -> list[str]:
+    return [f"{video_id}_S{k + 1}" for k in cluster(segs, rules)]
 
 
 def mean_embedding(embeddings: Sequence[Sequence[float]]) -> list[float]:
@@ -99,55 +235,3 @@ def mean_embedding(embeddings: Sequence[Sequence[float]]) -> list[float]:
         return []
     m = np.asarray(rows, dtype=np.float64).mean(axis=0)
     return (m / max(1e-12, float(np.linalg.norm(m)))).astype(np.float32).tolist()
-
-
-def link_across_videos(speakers: Sequence[tuple[str, Sequence[float]]], global_similarity: float) -> dict[str, Optional[str]]:
-    """`global_speaker_id` per speaker id: speakers of different videos whose mean voices are at
-    least `global_similarity` alike (average linkage) share one (`G<k>`, by sorted speaker id)."""
-    with_voice = sorted((sid, e) for sid, e in speakers if len(e))
-    out: dict[str, Optional[str]] = {sid: None for sid, _ in speakers}
-    if not with_voice:
-        return out
-    if len(with_voice) == 1:
-        return {**out, with_voice[0][0]: "G1"}
-    from sklearn.cluster import AgglomerativeClustering
-
-    e = np.asarray([x for _, x in with_voice], dtype=np.float64)
-    e /= np.maximum(1e-12, np.linalg.norm(e, axis=1, keepdims=True))
-    d = np.clip(1.0 - e @ e.T, 0.0, 2.0)
-    video = [sid.rsplit("_S", 1)[0] for sid, _ in with_voice]
-    d[np.equal.outer(video, video)] = 2.0  # two speakers of one video are two people
-    np.fill_diagonal(d, 0.0)
-    labels = AgglomerativeClustering(
-        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=1.0 - global_similarity
-    ).fit_predict(d)
-    renumber: dict[int, int] = {}
-    for (sid, _), lab in zip(with_voice, labels):
-        out[sid] = f"G{renumber.setdefault(int(lab), len(renumber) + 1)}"
-    return out
-
-
-def write_global_speakers(out_root, global_similarity: float) -> int:
-    """Link every committed video's speakers by voice into `global_speakers.parquet`; returns how
-    many global speakers there are. Recomputed from all `speakers/*.parquet` at the end of each run,
-    so it always covers the whole dataset."""
-    import pyarrow.parquet as pq
-
-    from ..records import GlobalSpeaker, Speaker
-
-    from .. import layout
-
-    paths = layout.OutputPaths(out_root)
-    files = sorted(paths.dir(layout.SPEAKERS).glob("*.parquet"))
-    rows = [s for f in files for s in Speaker.from_table(pq.read_table(f))]
-    target = paths.global_speakers
-    if not rows:
-        target.unlink(missing_ok=True)
-        return 0
-    links = link_across_videos([(s.speaker_id, s.embedding) for s in rows], global_similarity)
-    table = GlobalSpeaker.to_table([GlobalSpeaker(speaker_id=s.speaker_id, video_id=s.video_id, global_speaker_id=links[s.speaker_id] or "")
-                                    for s in rows])
-    from .. import atomic
-
-    atomic.write_parquet(table, target)
-    return len({g for g in links.values() if g})

@@ -17,7 +17,8 @@ from .. import media
 from ..audio.segmentation import cut_utterances, video_reject_reason
 from ..audio.transcribe import MAX_CLIP_SECONDS, SharedTranscription, Source, Transcriber
 from ..committed import VideoSummary
-from ..config import Resources
+from ..config import Resources, RunConfig
+from ..models_dir import ModelNeed, whisper_models, whisper_need
 from ..records import Reject, SpeechSegment
 from ..records import WorkItem
 from .base import Stage
@@ -37,16 +38,28 @@ class AsrStage(Stage):
     def resources(self) -> Resources:
         return self.cfg.asr.resources
 
+    @classmethod
+    def models(cls, cfg: RunConfig) -> list[ModelNeed]:
+        return [whisper_need(cfg.models_dir, name, component) for component, name in whisper_models(cfg)]
+
+    @property
+    def model_batch(self) -> Optional[int]:
+        return self.cfg.asr.batch_size if self.cfg.asr.batched else 1
+
+    def execution(self) -> str:
+        a = self.cfg.asr
+        device = a.device if a.device != "auto" else ("cuda" if self.holds_gpu else "cpu")
+        return f"faster-whisper {a.model}: ctranslate2 {device} {a.compute_type}"
+
     def setup(self) -> None:
         self.transcriber = Transcriber(self.cfg.asr, self.cfg.models_dir, offline=self.cfg.offline, threads=self.threads)
         self.transcriber.load()
+        self.transcriber.check_device(self.holds_gpu, self.cfg.engine.require_gpu)
 
     def iter_items(self, items: list[WorkItem]) -> Iterator[WorkItem]:
         """The call's videos transcribed together (short ones packed), then each cut and passed on
         in order, as its windows are done."""
-        if not self._ready:
-            self.setup()
-            self._ready = True
+        self.start()
         live, sources = [], []
         for it in items:
             if it.passes_through or not self._long_enough(it):
@@ -64,7 +77,8 @@ class AsrStage(Stage):
             except Exception:  # noqa: BLE001 - each video is then transcribed alone, and fails alone
                 self._call = None
         try:
-            yield from super().iter_items(items)
+            for it in items:
+                yield from self.iter_item(it)
         finally:
             self._call = None
 
@@ -96,7 +110,7 @@ class AsrStage(Stage):
 
     def process(self, item: WorkItem) -> Iterator[WorkItem]:
         if self.transcriber is None:
-            self.setup()
+            self.start()
         assert self.transcriber is not None
         if not item.data.regions:
             yield item.reject(self.name, "no_speech", "no speech regions to transcribe")

@@ -14,7 +14,9 @@ from typing import Optional
 
 from .. import media
 from ..audio.quality import SAMPLE_RATE, Dnsmos, DnsmosScores
-from ..config import Resources
+from ..config import Resources, RunConfig
+from ..models_dir import ModelNeed, dnsmos_needs
+from ..devices import onnx_providers
 from ..errors import StageError
 from ..records import WorkItem
 from .base import Stage
@@ -35,8 +37,16 @@ class QualityStage(Stage):
     def resources(self) -> Resources:
         return self.cfg.quality.resources
 
+    @classmethod
+    def models(cls, cfg: RunConfig) -> list[ModelNeed]:
+        return dnsmos_needs(cfg.quality.model_dir)
+
+    def execution(self) -> str:
+        return f"DNSMOS: onnxruntime {onnx_providers(self.holds_gpu)[0]}"
+
     def setup(self) -> None:
-        self.scorer = Dnsmos(self.cfg.quality.model_dir, threads=self.threads)
+        self.scorer = Dnsmos(self.cfg.quality.model_dir, threads=self.threads, gpu=self.holds_gpu,
+                             require_gpu=self.cfg.engine.require_gpu)
 
     def below_minimum(self, scores: DnsmosScores) -> list[str]:
         """'dnsmos_ovrl 2.41 < 3.00' for each score under its configured minimum."""
@@ -50,7 +60,7 @@ class QualityStage(Stage):
 
     def process(self, item: WorkItem) -> list[WorkItem]:
         if self.scorer is None:
-            self.setup()
+            self.start()
         assert self.scorer is not None and item.data.segment is not None
         seg = item.data.segment
         audio = media.decode_audio(item.data.analysis_path or item.path or item.source, seg.start, seg.end, SAMPLE_RATE)

@@ -19,6 +19,9 @@ class VadStage(Stage):
     def resources(self) -> Resources:
         return self.cfg.vad.resources
 
+    def execution(self) -> str:
+        return "WebRTC VAD: CPU"
+
     def process(self, item: WorkItem) -> list[WorkItem]:
         cfg = self.cfg.vad
         mixture = None

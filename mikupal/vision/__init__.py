@@ -4,7 +4,7 @@
 * `track`: shot cuts, detection schedule, IoU tracking with gap filling and smoothing -> FaceTrack
 * `crops`: 112 px grayscale face crops, the ASD models' input
 * `asd`: MFCC features and one scoring interface over Light-ASD, LR-ASD and TalkNet (offset search included)
-* `speaker`: the decoded utterance, how much of which faces ASD scores, and who speaks (`SpeakerSearch`)
+* `search`: the decoded utterance, how much of which faces ASD scores, and who speaks (`SpeakerSearch`)
 * `timeline`: per-frame ASD read as turns: changes of speaker and two faces speaking at once
 * `attribution`: tracks + ASD scores -> the utterance's speaker or a reject reason
 * `clip`: the speaker clip, the dataset audio and the debug render

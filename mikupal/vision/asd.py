@@ -209,7 +209,7 @@ class ActiveSpeakerModel:
             try:
                 self.encoders = _OnnxEncoders(self.net, threads)
                 self.runtime = "onnx"
-            except Exception as exc:  # pragma: no cover - depends on the installed exporter
+            except Exception as exc:  # noqa: BLE001  # pragma: no cover - depends on the installed exporter
                 import warnings
 
                 warnings.warn(f"ONNX export of the {kind} encoders failed ({exc}); using torch", stacklevel=2)

@@ -88,7 +88,8 @@ class FaultPlan:
 def fake_value(schema: dict, seed: str, path: str = "$") -> Any:
     """A value of `schema`, deterministic in `seed`. Numbers in [minimum, maximum] are skewed
     towards the bottom (most emotions absent); an enum whose values are the keys of a sibling
-    object of numbers picks the largest (primary = argmax of the intensities)."""
+    object of numbers picks the largest (primary = argmax of the intensities); an object with
+    `start` and `end` numbers is a span (start <= end)."""
     if "enum" in schema:
         vals = schema["enum"]
         return vals[int(_unit(seed, path) * len(vals)) % len(vals)]
@@ -108,6 +109,8 @@ def fake_value(schema: dict, seed: str, path: str = "$") -> Any:
                     (v for v in out.values() if isinstance(v, dict) and set(vals) <= set(v) and len(vals) > 1), None
                 )
                 out[name] = max(vals, key=lambda k: table[k]) if table else fake_value(sub, seed, f"{path}.{name}")
+        if isinstance(out.get("start"), (int, float)) and isinstance(out.get("end"), (int, float)):
+            out["start"], out["end"] = sorted((out["start"], out["end"]))  # a span, as a model writes one
         return {name: out[name] for name in props}
     if typ in ("number", "integer"):
         lo = float(schema.get("minimum", 0.0))

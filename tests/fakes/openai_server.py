@@ -10,6 +10,20 @@ or messages, bad roles, unknown content part types, image/video data URLs that a
 `json_schema` response format without a valid name or with a non-strict-compatible schema (every
 object needs `additionalProperties: false` and all its properties required) are 400.
 
+What each model takes is the real server's, per model (`flavor`):
+
+- `openai` (api.openai.com): content parts `text`, `image_url`, `input_audio`, `file` only (a
+  `video_url` part is "Invalid value: 'video_url'"); a vision model (gpt-4o ...) refuses
+  `input_audio`, an audio model (gpt-4o-audio-preview, gpt-audio ...) refuses `image_url`, needs
+  audio in or out, and refuses a `json_schema` response format; vLLM's extra parameters
+  (`mm_processor_kwargs`) are unknown arguments.
+- `vllm`: the model's own modalities (Qwen2.5-Omni / Qwen3-Omni: image, video, audio; Qwen2.5-VL:
+  image, video; Qwen2-Audio: audio); anything else is vLLM's 400 "At most 0 audio(s) may be
+  provided in one request." (`{"object": "error", ...}`), and `mm_processor_kwargs` is accepted.
+
+`modalities={model: {...}}` overrides the table (a model it does not list takes text only under
+vllm, text and images under openai).
+
 Usage: text ~4 characters per token, 85 tokens per `detail: low` image (765 otherwise), video_url
 at 1 frame per second times 66 + 32 audio tokens per second, input_audio 10 tokens per second
 (reported in `prompt_tokens_details.audio_tokens`).
@@ -36,6 +50,21 @@ PARAMS = {
 }
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 PART_TYPES = {"text", "image_url", "input_audio", "video_url", "audio_url", "file"}
+#: api.openai.com's content part types (vLLM adds video_url and audio_url)
+OPENAI_PART_TYPES = ("text", "image_url", "input_audio", "refusal", "audio", "file")
+#: vLLM's own request parameters beyond OpenAI's
+VLLM_PARAMS = {"mm_processor_kwargs", "top_k", "min_p", "repetition_penalty", "guided_json", "chat_template_kwargs"}
+#: the modality a content part carries
+PART_MODALITY = {"image_url": "image", "video_url": "video", "input_audio": "audio", "audio_url": "audio"}
+#: what each model takes, as its server says (text always)
+MODALITIES = {
+    "openai": {"gpt-4o": {"image"}, "gpt-4o-mini": {"image"}, "gpt-4.1": {"image"}, "gpt-4.1-mini": {"image"},
+               "gpt-4o-audio-preview": {"audio"}, "gpt-4o-mini-audio-preview": {"audio"}, "gpt-audio": {"audio"},
+               "gpt-audio-mini": {"audio"}},
+    "vllm": {"Qwen/Qwen2.5-Omni-7B": {"image", "video", "audio"}, "Qwen/Qwen2.5-Omni-3B": {"image", "video", "audio"},
+             "Qwen/Qwen3-Omni-30B-A3B-Instruct": {"image", "video", "audio"},
+             "Qwen/Qwen2.5-VL-7B-Instruct": {"image", "video"}, "Qwen/Qwen2-Audio-7B-Instruct": {"audio"}},
+}
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+);base64,(.*)$", re.S)
 
 
@@ -78,11 +107,31 @@ def _strict_schema(node: Any, where: str) -> None:
         pass  # refs are allowed; resolution is the model's business
 
 
+_PROMPT_SCHEMA = re.compile(r"JSON Schema:\s*```json\s*(\{.*?\})\s*```", re.S)
+
+
+def _prompted_schema(req: dict) -> Optional[dict]:
+    """The JSON Schema a system message spells out (when Structured Outputs are not available)."""
+    for msg in req.get("messages", []):
+        if msg.get("role") == "system" and isinstance(msg.get("content"), str):
+            m = _PROMPT_SCHEMA.search(msg["content"])
+            if m:
+                try:
+                    return json.loads(m.group(1))
+                except ValueError:
+                    return None
+    return None
+
+
 class FakeOpenAI(FakeServer):
     def __init__(self, api_key: str = "fake-openai-key", faults: Optional[FaultPlan] = None, latency_s: float = 0.0,
                  reasoning_tokens: int = 0, served: Optional[tuple[str, ...]] = None, retired: tuple[str, ...] = (),
-                 daily_quota: Optional[int] = None):
+                 daily_quota: Optional[int] = None, flavor: str = "openai",
+                 modalities: Optional[dict[str, set[str]]] = None):
         super().__init__(faults, latency_s)
+        assert flavor in MODALITIES, flavor
+        self.flavor = flavor
+        self.modalities = {**MODALITIES[flavor], **(modalities or {})}
         self.api_key = api_key
         self.reasoning_tokens = reasoning_tokens
         self.served = tuple(served) if served is not None else None  # None: any model id is served
@@ -144,11 +193,45 @@ class FakeOpenAI(FakeServer):
         req = json_body(body, _bad)
         return self._complete(req)
 
+    def takes(self, model: str) -> set[str]:
+        default = {"image"} if self.flavor == "openai" else set()
+        return {"text"} | self.modalities.get(model, default)
+
+    def _refuse_modality(self, model: str, typ: str, pw: str) -> None:
+        """The real server's 400 for a content part the model does not take."""
+        if self.flavor == "openai" and typ not in OPENAI_PART_TYPES:
+            raise HttpError(400, {"error": {"message": f"Invalid value: '{typ}'. Supported values are: 'text', "
+                                                       "'image_url', 'input_audio', 'refusal', 'audio', and 'file'.",
+                                            "type": "invalid_request_error", "param": f"{pw}.type", "code": "invalid_value"}},
+                            outcome="unsupported_input")
+        modality = PART_MODALITY.get(typ)
+        if modality is None or modality in self.takes(model):
+            return
+        if self.flavor == "openai":
+            raise HttpError(400, {"error": {"message": f"This model does not support {typ} content.",
+                                            "type": "invalid_request_error", "param": pw, "code": "invalid_value"}},
+                            outcome="unsupported_input")
+        raise HttpError(400, {"object": "error", "message": f"At most 0 {modality}(s) may be provided in one request.",
+                              "type": "BadRequestError", "param": None, "code": 400}, outcome="unsupported_input")
+
+    def _openai_model_rules(self, req: dict, audio_in: bool) -> None:
+        """api.openai.com's audio models: audio in (or out) required, no Structured Outputs."""
+        takes = self.takes(req["model"])
+        if self.flavor != "openai" or "audio" not in takes or "image" in takes:
+            return
+        if not audio_in and "audio" not in (req.get("modalities") or []):
+            raise _bad("This model requires that either input content or output modality contain audio.", "model")
+        if (req.get("response_format") or {}).get("type") == "json_schema":
+            raise _bad("Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model. "
+                       "Learn more about supported models at the Structured Outputs guide: "
+                       "https://platform.openai.com/docs/guides/structured-outputs")
+
     def _validate(self, req: Any) -> tuple[str, int, int, dict[str, Any]]:
         if not isinstance(req, dict):
             raise _bad("The request body must be a JSON object")
+        params = PARAMS | (VLLM_PARAMS if self.flavor == "vllm" else set())
         for k in req:
-            if k not in PARAMS:
+            if k not in params:
                 raise _bad(f"Unrecognized request argument supplied: {k}", k)
         if not isinstance(req.get("model"), str) or not req["model"]:
             raise _bad("you must provide a model parameter", "model")
@@ -180,6 +263,7 @@ class FakeOpenAI(FakeServer):
                 typ = part.get("type") if isinstance(part, dict) else None
                 if typ not in PART_TYPES:
                     raise _bad(f"Invalid value: '{typ}'. Supported values are: {sorted(PART_TYPES)}", f"{pw}.type")
+                self._refuse_modality(req["model"], typ, pw)
                 if msg["role"] == "system" and typ != "text":
                     raise _bad(f"Invalid '{pw}': system messages take text parts only", pw)
                 if typ == "text":
@@ -211,6 +295,7 @@ class FakeOpenAI(FakeServer):
                     except (binascii.Error, ValueError):
                         raise _bad(f"Invalid base64 input_audio at {pw}", pw) from None
                     audio_tokens += math.ceil(media_seconds(data) * 10)
+        self._openai_model_rules(req, audio_tokens > 0)
         rf = req.get("response_format")
         if rf is not None:
             if not isinstance(rf, dict) or rf.get("type") not in ("text", "json_object", "json_schema"):
@@ -247,7 +332,9 @@ class FakeOpenAI(FakeServer):
             self.record(key, fault, attempt=attempt)
             time.sleep(self.faults.slow_s)
         schema = ((rf.get("json_schema") or {}).get("schema")) if rf.get("type") == "json_schema" else None
-        text: Optional[str] = json.dumps(fake_value(schema, key)) if schema else "fake answer"
+        prompted = None if schema else _prompted_schema(req)  # a model told the schema in its prompt follows it
+        text: Optional[str] = (json.dumps(fake_value(schema, key)) if schema else
+                               f"```json\n{json.dumps(fake_value(prompted, key))}\n```" if prompted else "fake answer")
         finish = "stop"
         if fault == "invalid_json":
             text = text[: len(text) // 2]

@@ -99,7 +99,7 @@ def test_silero_segments_within_bounds_and_kept_duration(frontend, capsys):
     segs = [i.data.segment for i in items if i.status == "segment"]
     assert len(segs) >= 4
     for s in segs:
-        assert 2.0 - 1e-6 <= s.end - s.start <= 15.0 + 1e-6
+        assert 1.0 - 1e-6 <= s.end - s.start <= 15.0 + 1e-6  # segment.min_seconds / max_seconds
         assert 0.0 <= s.start < s.end <= 60.0
     kept = sum(s.end - s.start for s in segs)
     speech = items[0].data.speech_seconds
@@ -123,8 +123,9 @@ def test_inputs_without_utterances_give_zero_segments_each_with_a_reason(kind, f
     assert [i.status for i in items] == ["dropped"]
     check_fanout(items)
     reasons = {r.reason for r in items[0].rejects}
-    expected = {"silence": "no_speech", "noise": "no_speech", "half_second": "too_short"}[kind]
-    assert expected in reasons, reasons
+    # noise: whisper hears nothing, or the language check (tiny.en) hears no English in it
+    expected = {"silence": {"no_speech"}, "noise": {"no_speech", "language_mismatch"}, "half_second": {"too_short"}}[kind]
+    assert expected & reasons, reasons
 
 
 def test_batched_pipeline_on_regions(mdx_models_dir):
@@ -164,7 +165,7 @@ def test_mdx_separation_stage_feeds_snr_before_and_after(mdx_models_dir, tmp_pat
 
 
 def test_debug_entry_prints_segments_and_rejects_as_json_lines(mdx_models_dir, capsys):
-    from mikupal.commands.audio_frontend import main
+    from mikupal.commands.audio_frontend import audio_frontend_command as main
 
     rc = main([str(media_file("jfk.flac")), f"models_dir={mdx_models_dir}", "profile=cpu", "separation=none",
                "asr.model=tiny.en", "asr.cpu_threads=2", "offline=true"])

@@ -121,7 +121,7 @@ def test_budget_cap_stops_at_the_cap_under_faults(out_dir, monkeypatch):
     with FakeGemini(api_key=KEY, faults=FaultPlan(seed=13, **FAULTS)) as srv:
         st = stage(out_dir, srv.url, f"labeler.max_usd={cap}")
         out = WorkItem.from_table(st.run_batch(WorkItem.to_table(work_items(120))))
-        pool = st._pool
+        pool = st.session.pool
         reserve_one = 0.0
         lab = st._labeler
         from mikupal.labelers.base import Usage

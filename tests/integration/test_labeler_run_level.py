@@ -74,7 +74,8 @@ def test_model_retired_mid_run_stops_cleanly_and_the_rerun_labels_everything(mod
         request.getfixturevalue("ray_session")
     out = tmp_path / "out"
     with RetiredMidRun(serve=1, api_key=KEY) as srv:  # one utterance, then the model is gone
-        rc = main(argv(models_dir, inputs, out, srv.url, engine=engine))
+        # 2 s utterances: each clip is then one utterance, so the first video is whole after one answer
+        rc = main(argv(models_dir, inputs, out, srv.url, "segment.min_seconds=2.0", engine=engine))
         err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mikupal run:")]
         assert rc == 2 and len(err) == 1, err
         assert f"models/{MODEL} is not found" in err[0] and "re-run" in err[0]
@@ -90,7 +91,7 @@ def test_model_retired_mid_run_stops_cleanly_and_the_rerun_labels_everything(mod
     assert not list((out / "labeler" / "pending").glob("*.parquet"))
     first = [r for s in done for r in pq.read_table(out / "segments" / f"{s.key}.parquet").to_pylist()]
     with FakeGemini(api_key=KEY) as srv:
-        assert main(argv(models_dir, inputs, out, srv.url, engine=engine)) == 0
+        assert main(argv(models_dir, inputs, out, srv.url, "segment.min_seconds=2.0", engine=engine)) == 0
     seg = od.read_segments().to_pylist()
     assert seg and all(r["primary_emotion"] and r["labeler_model"] == MODEL for r in seg)
     assert len({s.key for s in od.summaries() if s.final}) == 2

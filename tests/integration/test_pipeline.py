@@ -111,6 +111,22 @@ def test_dataset_contract_and_loaders(full_run):
     assert set(ds[0]["emotions"][0]) == {"name", "intensity"}
 
 
+def test_every_segment_is_described(full_run):
+    """Measured prosody in plausible ranges, and what the labeler heard (fake Gemini, prompt v2)."""
+    out, _ = full_run
+    rows = pads.dataset(out / "segments", format="parquet").to_table().to_pylist()
+    assert rows
+    for r in rows:
+        assert 60 <= r["f0_median_hz"] <= 400 and r["f0_range_hz"] > 0 and r["f0_range_semitones"] > 0
+        assert 1.5 <= r["syllables_per_second"] <= 8, r["text"]
+        assert -60 <= r["loudness_lufs"] <= 0 and r["peak_dbfs"] <= 0.5 and r["vocals_snr_db"] is not None
+        assert r["pitch_bin"] and r["speaking_rate_bin"] and r["loudness_bin"] and r["noise_bin"]
+        assert r["caption"] and r["caption_source"] == "labeler" and r["prompt_version"] == "v2"
+        assert r["perceived_gender"] in ("female", "male", "unsure") and r["perceived_age"] and r["accent"]
+        assert all(0 <= e["start"] <= e["end"] <= r["duration"] for e in r["nonverbal_events"])
+    assert any(r["nonverbal_events"] for r in rows)
+
+
 def _mikupal(args: list[str], **kw) -> subprocess.Popen:
     env = dict(os.environ, RAY_AUTH_MODE="disabled", HF_HUB_OFFLINE="1")
     env.pop("RAY_ADDRESS", None)

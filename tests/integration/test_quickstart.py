@@ -20,11 +20,13 @@ def test_readme_quickstart_on_the_example(tmp_path, models_dir):
                         "separation=none", "asr.model=tiny.en", "labeler=none", "offline=true"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
-    summary = json.loads(p.stdout.strip().splitlines()[-1])
-    assert summary["videos"] == 1 and summary["segments"] >= 1
+    report = json.loads((out / "report.json").read_text())
+    assert report["videos"] == 1 and report["segments"] >= 1
+    first = p.stdout.strip().splitlines()[0]  # the result in words, pointing at the report
+    assert first.startswith(f"kept {report['kept_seconds']:.1f} s of {report['input_seconds']:.1f} s in ") and \
+        first.endswith(f" -> {out / 'report.html'}"), p.stdout
     for noise in ("Deprecat", "Traceback", "[ WARN", "INFO"):
         assert noise not in p.stderr, p.stderr
-    report = json.loads((out / "report.json").read_text())
     assert sorted(Path(s["path"]).name for s in report["skipped_files"]) == ["README.md", "talking_face.LICENSE"]
     assert report["accounting"]["reconciles"], report["accounting"]
     page = (out / "report.html").read_text()

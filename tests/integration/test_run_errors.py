@@ -1,8 +1,10 @@
 """A condition about the run stops it in one line: a model missing offline before any worker
-starts, and a model that will not load inside a Ray stage actor, never as `worker_lost` rejects."""
+starts, a broken model file at the preflight, and a model that will not load inside a stage (a Ray
+actor or the sequential engine), never as `worker_lost` rejects or a traceback."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -38,20 +40,53 @@ def test_missing_model_offline_exits_2_in_one_line(tmp_path, media):
     assert not (tmp_path / "out" / "rejects").exists() or not any((tmp_path / "out" / "rejects").iterdir())
 
 
-def test_a_model_that_will_not_load_in_an_actor_stops_the_run(tmp_path, media, models_dir, ray_session):
-    """The whisper files are present (the preflight passes) but garbage: the ASR actor's UserError
-    ends the run with its own message, and nothing is committed as a reject."""
+def _linked_models(tmp_path: Path, models_dir: Path) -> Path:
     models = tmp_path / "models"
     models.mkdir()
-    for kind in ("light-asd", "lr-asd", "yunet", "ge2e"):
+    for kind in ("light-asd", "lr-asd", "yunet", "ge2e", "whisper"):
         if (models_dir / kind).exists():
             (models / kind).symlink_to((models_dir / kind).resolve())
+    return models
+
+
+def test_a_broken_model_file_stops_the_run_at_the_preflight(tmp_path, media, models_dir):
+    """Present but garbage (what a failed download leaves): one line naming the file, before any worker."""
+    models = tmp_path / "models"
+    models.mkdir()
+    for kind in ("light-asd", "yunet", "ge2e"):
+        (models / kind).symlink_to((models_dir / kind).resolve())
     bad = models / "whisper" / "tiny.en"
     bad.mkdir(parents=True)
     (bad / "model.bin").write_bytes(b"not a ctranslate2 model")
     (bad / "config.json").write_text("{}")
     out = tmp_path / "out"
-    with pytest.raises(UserError, match="whisper model tiny.en could not be loaded"):
+    with pytest.raises(UserError, match=f"asr model file broken: {bad}: not a CTranslate2 model"):
         run(compose(_overrides(models, out, media / "vr_face1.mp4")))
+    assert not out.exists()  # checked before anything is created
+
+
+@pytest.mark.parametrize("engine", ["sequential", "ray"])
+def test_a_model_that_will_not_load_in_a_stage_stops_the_run_in_both_engines(engine, tmp_path, media, models_dir):
+    """A whole file of the wrong model passes the preflight (no published facts for a file of the
+    user's own) and fails the speaker stage's strict load: in either engine the run ends with one
+    line naming the file, exit 2; nothing is committed (the next run redoes the video), and Ray
+    neither loops on restarts nor prints its own lines."""
+    import torch
+
+    models = _linked_models(tmp_path, models_dir)
+    voice = tmp_path / "mine" / "voice.pt"
+    voice.parent.mkdir()
+    torch.save({"lstm.weight": torch.zeros(3, 3)}, voice)
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "mikupal.cli", "run",
+                        *_overrides(models, out, media / "vr_face1.mp4", f"engine={engine}", f"speaker.model={voice}")],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"})
+    assert p.returncode == 2, p.stderr[-3000:]
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"speaker stage could not load {voice}" in lines[0], p.stderr[-3000:]
+    assert "Traceback" not in p.stderr and "worker_lost" not in p.stderr and "core_worker" not in p.stderr
     od = OutputDir(out)
-    assert od.read_rejects().num_rows == 0 and od.summaries() == []  # redone by the next run, never worker_lost
+    assert od.read_rejects().num_rows == 0 and od.summaries() == []
+    assert time.monotonic() - t0 < 240

@@ -169,7 +169,7 @@ def test_the_short_first_pass_stops_only_on_a_clear_speaker(tmp_path):
     stop; a reject, a weaker speaker or a second face that might talk: score the full budget."""
     from mikupal.config import compose
     from mikupal.vision.attribution import Attribution, TrackStats
-    from mikupal.vision.speaker import SpeakerSearch
+    from mikupal.vision.search import SpeakerSearch
 
     cfg = compose([f"output={tmp_path}", "asd.early_stop_fraction=0.8", "asd.min_evidence_fraction=0.15"])
     stage = SpeakerSearch(None, cfg.faces, cfg.asd)  # the policy needs no model

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mikupal.errors import UserError
-from mikupal.commands.report import report_command
+from mikupal.commands.emotion_map import emotion_map_command
 from mikupal.evaluate.emotion_map import blend_colors, plot_emotion_map, plot_label_distribution, taxonomy_order
 from mikupal.taxonomy import load_taxonomy
 
@@ -54,7 +54,7 @@ def test_plots_are_written(tax, tmp_path):
         plot_emotion_map(segments.iloc[:1], tax, tmp_path / "x.png")
 
 
-def test_report_command_reads_a_run_dir(tax, tmp_path, capsys):
+def test_emotion_map_command_reads_a_run_dir(tax, tmp_path, capsys):
     run = tmp_path / "run"
     (run / "segments").mkdir(parents=True)
     schema = pa.schema(
@@ -69,15 +69,15 @@ def test_report_command_reads_a_run_dir(tax, tmp_path, capsys):
     for i, part in enumerate((segments.iloc[:half], segments.iloc[half:])):  # one file per video
         pq.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False), run / "segments" / f"v{i}.parquet")
 
-    assert report_command([f"map={run}"]) == 0
+    assert emotion_map_command([f"input={run}"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n_segments"] == 30
     for name in ("emotion_map.png", "label_distribution.png"):
         assert (run / name).read_bytes()[:8] == PNG
-    assert report_command([f"map={run}/segments", f"output={tmp_path}/plots", "perplexity=5", "seed=1"]) == 0
+    assert emotion_map_command([f"input={run}/segments", f"output={tmp_path}/plots", "perplexity=5", "seed=1"]) == 0
     assert (tmp_path / "plots" / "emotion_map.png").is_file()
 
     with pytest.raises(UserError, match="not found"):
-        report_command([f"map={tmp_path}/nothing"])
-    with pytest.raises(UserError, match="missing map="):
-        report_command([])
+        emotion_map_command([f"input={tmp_path}/nothing"])
+    with pytest.raises(UserError, match="missing input="):
+        emotion_map_command([])

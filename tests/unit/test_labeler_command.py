@@ -60,7 +60,7 @@ def test_labels_unlabeled_rows_atomically_and_resumes(tmp_path, capsys):
         for sid, r in rows.items():
             assert r["primary_emotion"] and len(r["emotions"]) == (1 if sid == "va_000000000" else 26)
             if sid != "va_000000000":
-                assert r["labeler_model"] == "gemini-3.8-flash" and r["prompt_version"] == "v1"
+                assert r["labeler_model"] == "gemini-3.8-flash" and r["prompt_version"] == "v2"
                 assert r["input_tokens"] > 0 and r["output_tokens"] > 0 and r["cost_usd"] > 0
                 assert r["rationale"] and r["face_analysis"] and r["voice_analysis"] and r["text_analysis"]
         assert pq.read_schema(root / "segments" / "va.parquet").equals(schema_before)

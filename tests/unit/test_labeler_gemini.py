@@ -80,8 +80,15 @@ def test_request_carries_clip_transcript_and_full_system_prompt(server, media):
     assert gen["responseJsonSchema"]["properties"]["intensities"]["required"] == CK.names()
     assert gen["mediaResolution"] == "MEDIA_RESOLUTION_LOW"
     ann = res.annotation
-    assert ann.labeler_model == "gemini-3.8-flash" and ann.prompt_version == "v1"
+    assert ann.labeler_model == "gemini-3.8-flash" and ann.prompt_version == "v2"
     assert [e.name for e in ann.emotions] == CK.names()
+    # v2 describes the delivery in the same answer: events with times inside the 2 s clip, traits, a caption
+    props = gen["responseJsonSchema"]["properties"]
+    assert list(props)[-1] == "caption" and props["nonverbal_events"]["type"] == "array"
+    assert "(it lasts 2.0 seconds)" in text_part["text"] and "`nonverbal_events`" in system
+    assert ann.nonverbal_events and all(0 <= e.start <= e.end <= 2.0 for e in ann.nonverbal_events)
+    assert ann.perceived_gender in ("female", "male", "unsure") and ann.perceived_age and ann.accent
+    assert ann.caption and ann.row_columns()["caption_source"] == "labeler"
     # per-modality tokens come from usage_metadata.prompt_tokens_details
     usage = server.log[-1]["usage"]
     by = {d["modality"].lower(): d["tokenCount"] for d in usage["promptTokensDetails"]}

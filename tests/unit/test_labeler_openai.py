@@ -13,12 +13,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mikupal.config import compose  # noqa: E402
-from mikupal.errors import UserError  # noqa: E402
-from mikupal.labelers import LabelRequest, make_labeler  # noqa: E402
-from mikupal.labelers.pool import LabelPool  # noqa: E402
-from mikupal.taxonomy import load_taxonomy  # noqa: E402
-from tests.fakes import FakeOpenAI, FaultPlan, make_audio, make_clip  # noqa: E402
+from mikupal.config import compose
+from mikupal.errors import UserError
+from mikupal.labelers import LabelRequest, make_labeler
+from mikupal.labelers.pool import LabelPool
+from mikupal.taxonomy import load_taxonomy
+from tests.fakes import FakeOpenAI, FaultPlan, make_audio, make_clip
 
 KEY = "sk-test-OPENAI-99"
 CK = load_taxonomy("cowen_keltner_26")
@@ -68,36 +68,66 @@ def test_text_mode_melt_with_context_and_strict_schema():
         assert res.annotation.output_tokens == usage["completion_tokens"]
 
 
-def test_video_as_frames_and_as_video_url(media):
+OMNI = "Qwen/Qwen2.5-Omni-7B"
+
+
+def test_video_as_frames_to_openai_and_as_video_url_to_a_vllm_omni_model(media):
     clip, _ = media
-    with FakeOpenAI(api_key=KEY) as srv:
-        req = LabelRequest("s", "look at this", "video", clip_path=clip, duration=3.0)
+    req = LabelRequest("s", "look at this", "video", clip_path=clip, duration=3.0)
+    with FakeOpenAI(api_key=KEY) as srv:  # api.openai.com: gpt-4o takes images
         [res], _ = label(srv, [req], mode="video", frames_fps=1.0, max_frames=2)
         assert res.ok, res.message
         parts = srv.requests[-1]["messages"][1]["content"]
         assert [p["type"] for p in parts] == ["image_url", "image_url", "text"]  # capped at max_frames
         assert parts[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
         assert parts[0]["image_url"]["detail"] == "low"
-        [res], _ = label(srv, [req], mode="video", video_transport="video_url")
-        assert res.ok
-        vpart = srv.requests[-1]["messages"][1]["content"][0]
+    with FakeOpenAI(api_key=KEY, flavor="vllm", served=(OMNI,)) as srv:
+        [res], _ = label(srv, [req], model=OMNI, mode="video", video_transport="video_url")
+        assert res.ok, res.message
+        body = srv.requests[-1]
+        vpart = body["messages"][1]["content"][0]
         assert vpart["type"] == "video_url"
         assert base64.b64decode(vpart["video_url"]["url"].split(",", 1)[1]) == clip.read_bytes()
+        assert body["mm_processor_kwargs"] == {"use_audio_in_video": True}  # the omni model hears the clip's voice
+        assert body["response_format"]["type"] == "json_schema"
 
 
-def test_audio_mode_sends_wav(media):
+@pytest.mark.parametrize("flavor, model, structured", [("openai", "gpt-4o-audio-preview", False),
+                                                       ("openai", "gpt-audio", False), ("vllm", OMNI, True)])
+def test_audio_mode_sends_wav_to_models_that_take_audio(media, flavor, model, structured):
     _, audio = media
-    with FakeOpenAI(api_key=KEY) as srv:
+    with FakeOpenAI(api_key=KEY, flavor=flavor, served=(model,)) as srv:
         [res], _ = label(srv, [LabelRequest("s", "hm", "audio", audio_path=audio, duration=2.0)], mode="audio",
-                         tax=IEMOCAP)
+                         tax=IEMOCAP, model=model)
         assert res.ok, res.message
-        part = srv.requests[-1]["messages"][1]["content"][0]
+        body = srv.requests[-1]
+        part = body["messages"][1]["content"][0]
         assert part["type"] == "input_audio" and part["input_audio"]["format"] == "wav"
         with wave.open(io.BytesIO(base64.b64decode(part["input_audio"]["data"]))) as w:
             assert w.getnframes() / w.getframerate() == pytest.approx(2.0, abs=0.1)
+        assert ("response_format" in body) is structured  # OpenAI's audio models refuse json_schema
         ann = res.annotation
         assert ann.primary_emotion in IEMOCAP.names() and sum(e.intensity for e in ann.emotions) == 1.0
         assert {e.name for e in ann.input_tokens_by_modality} == {"text", "audio"}
+
+
+@pytest.mark.parametrize("flavor, model, mode, extra, words", [
+    ("openai", "gpt-4o", "audio", {}, "This model does not support input_audio content"),
+    ("openai", "gpt-4o-audio-preview", "video", {}, "This model does not support image_url content"),
+    ("openai", "gpt-4o", "video", {"video_transport": "video_url"}, "Invalid value: 'video_url'"),
+    ("vllm", "Qwen/Qwen2.5-VL-7B-Instruct", "audio", {}, "At most 0 audio(s) may be provided in one request"),
+    ("vllm", "Qwen/Qwen2-Audio-7B-Instruct", "video", {}, "At most 0 image(s) may be provided in one request"),
+])
+def test_a_modality_the_model_refuses_stops_at_the_first_request(media, flavor, model, mode, extra, words):
+    """The real servers' 400s for a modality: run-level at the first answer, and the first request
+    went alone, so no other was sent."""
+    clip, audio = media
+    reqs = [LabelRequest(f"s{i}", "hm", mode, clip_path=clip, audio_path=audio, duration=2.0) for i in range(6)]
+    with FakeOpenAI(api_key=KEY, flavor=flavor, served=(model,)) as srv:
+        results, _ = label(srv, reqs, model=model, mode=mode, requests_in_flight=4, **extra)
+        assert len(srv.log) == 1 and srv.counts["unsupported_input"] == 1, srv.log
+    assert {r.reason for r in results} == {"labeler_unsupported_input"}
+    assert words in results[0].message and "labeler.mode" in results[0].message
 
 
 @pytest.mark.parametrize(

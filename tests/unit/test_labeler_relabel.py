@@ -86,7 +86,7 @@ def test_relabel_keeps_both_results_apart_and_resumes(tmp_path, capsys):
         assert label(root, srv.url, "--relabel", "labeler.model=gemini-3.5-flash") == 0
         assert srv.counts["ok"] == 3
         assert (root / "segments" / "vc.parquet").read_bytes() == before  # the first labels are untouched
-        new = pq.read_table(root / "labels" / "gemini-3.5-flash__v1" / "vc.parquet").to_pylist()
+        new = pq.read_table(root / "labels" / "gemini-3.5-flash__v2" / "vc.parquet").to_pylist()
         assert sorted(r["segment_id"] for r in new) == ["vc_000000000", "vc_000004000", "vc_000008000"]
         assert {r["labeler_model"] for r in new} == {"gemini-3.5-flash"} and all(r["primary_emotion"] for r in new)
         assert label(root, srv.url, "--relabel", "labeler.model=gemini-3.5-flash") == 0

@@ -194,11 +194,34 @@ def test_stage_scores_keeps_and_rejects_low_quality(tmp_path, jfk):
     assert dropped.data.dnsmos_ovrl < kept.data.dnsmos_ovrl - 0.3
 
 
+def test_the_default_floor_drops_only_what_holds_no_speech_signal(tmp_path, jfk):
+    """Speech in noise at 0 dB is kept with its low scores (export filters it if wanted); noise
+    alone and steady tones hold no speech signal: low_quality (what whisper may hallucinate words on)."""
+    stage = QualityStage(compose([]), tmp_path, threads=1)
+    rng = np.random.default_rng(0)
+    t = np.arange(len(jfk)) / SAMPLE_RATE
+    noise = rng.standard_normal(len(jfk)).astype(np.float32)
+    cases = {
+        "noisy": (jfk + noise * np.sqrt(float(np.mean(jfk ** 2))), True),
+        "noise": (noise * 0.05, False),
+        "tones": (0.1 * np.sin(2 * np.pi * 440 * t) * np.sin(2 * np.pi * 2 * t) + 0.05 * np.sin(2 * np.pi * 660 * t), False),
+    }
+    for name, (audio, kept) in cases.items():
+        path = tmp_path / f"{name}.wav"
+        mediafile.write_audio(path, audio.astype(np.float32), SAMPLE_RATE)
+        out = stage.run_item(_segment_item(path, len(jfk) / SAMPLE_RATE))[0]
+        assert (out.status == "segment") is kept, (name, out.data.dnsmos_sig, out.data.dnsmos_ovrl)
+        if not kept:
+            assert out.rejects[-1].reason == "low_quality" and out.rejects[-1].message.startswith("dnsmos_sig ")
+
+
 def test_stage_order_and_config():
     names = [c.name for c in stage_classes(compose(["labeler=openai"]))]
     assert names.index("speaker") < names.index("quality") < names.index("vision") < names.index("label")
+    assert names.index("vision") < names.index("prosody") < names.index("label")  # on the audio vision wrote
+    assert "prosody" not in [c.name for c in stage_classes(compose(["prosody.kind=none"]))]
     assert next(c for c in stage_classes(compose([])) if c.name == "quality").holds_model  # its ONNX sessions stay loaded
-    assert compose([]).quality.min_ovrl == 3.0
+    assert compose([]).quality.min_ovrl is None and compose([]).quality.min_sig == 1.3  # a floor; strict at export
     assert "quality" not in [c.name for c in stage_classes(compose(["quality.kind=none"]))]
 
 

@@ -73,7 +73,7 @@ def test_executors_never_name_a_stage():
     from mikupal.engine.stages import stage_classes
 
     names = {c.name for c in stage_classes(compose(["labeler=openai"]))}
-    for mod in ("ray_pipeline.py", "sequential.py", "collector.py", "run.py"):
+    for mod in ("ray_pipeline.py", "plan.py", "sequential.py", "collector.py", "run.py"):
         tree = ast.parse((PKG / "engine" / mod).read_text(encoding="utf-8"))
         named = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value in names}
         assert not named, f"engine/{mod} names stages {named}"

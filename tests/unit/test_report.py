@@ -9,16 +9,17 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mikupal.engine.commit import OutputDir  # noqa: E402
-from mikupal.records import Reject  # noqa: E402
-from mikupal.report.html import write_html  # noqa: E402
-from mikupal.report.summary import build_report  # noqa: E402
-from tests.browser import chromium_path, inspect_page  # noqa: E402
-from tests.dataset_fixtures import VIDEOS, all_rows, make_output  # noqa: E402
+from mikupal.engine.commit import OutputDir
+from mikupal.records import Reject
+from mikupal.report.html import write_html
+from mikupal.report.summary import build_report
+from tests.browser import chromium_path, inspect_page
+from tests.dataset_fixtures import VIDEOS, all_rows, make_output
 
 ROOT = Path(__file__).resolve().parents[2]
 #: MIKUPAL_REPORT_SCREENSHOT=docs/report.png refreshes the screenshot kept in docs/
@@ -57,6 +58,10 @@ def test_sections_are_built_from_the_tables(report_dir):
     hist = report["dnsmos"]
     assert sum(b["count"] for b in hist["bins"]) == len(rows) == hist["scored"]
     assert hist["means"]["dnsmos_ovrl"] == pytest.approx(sum(r["dnsmos_ovrl"] for r in rows) / len(rows), abs=1e-3)
+    for t in hist["thresholds"]:  # what each export threshold would keep
+        mine = [r for r in rows if t["min_dnsmos"] is None or r["dnsmos_ovrl"] >= t["min_dnsmos"]]
+        assert t["segments"] == len(mine) and t["seconds"] == pytest.approx(sum(r["duration"] for r in mine), abs=1e-3)
+    assert hist["thresholds"][0]["segments"] == len(rows) and "min_dnsmos=3.0" in (root / "report.html").read_text()
     heat = report["emotion_heatmap"]
     assert len(heat["categories"]) == 26 and heat["rows"][0]["count"] == len(rows)
     groups = {"all segments": rows} | {p: [r for r in rows if r["primary_emotion"] == p] for p in {r["primary_emotion"] for r in rows}}
@@ -65,6 +70,37 @@ def test_sections_are_built_from_the_tables(report_dir):
         mine = groups[h["label"]]
         expected = np.mean([[e["intensity"] for e in r["emotions"]] for r in mine], axis=0)
         assert h["count"] == len(mine) and np.allclose(h["means"], expected, atol=1e-4)
+
+
+def test_tts_card_and_readable_speaker_names(report_dir):
+    root, report = report_dir
+    rows = all_rows(root)
+    t = report["tts"]
+    assert t["kept_hours"] == pytest.approx(sum(r["duration"] for r in rows) / 3600, abs=1e-4) and t["segments"] == len(rows)
+    assert t["people"] == 3  # G1 (vida_S1), G2 (vida_S2 and vidb_S1, one voice), vidc (no speaker ids: the video)
+    minutes = {p["person"]: p["minutes"] for p in t["minutes_per_person"]}
+    g2 = sum(r["duration"] for r in rows if r.get("speaker_id") in ("vida_S2", "vidb_S1")) / 60
+    assert minutes["G2"] == pytest.approx(g2, abs=1e-3) and set(minutes) == {"G1", "G2", "vidc"}
+    assert {p["name"] for p in t["minutes_per_person"]} >= {"G1 (vida S1)", "vidc"}
+    assert sum(b["count"] for b in t["duration_bins"]) == len(rows)
+    names = {s["speaker_id"]: (s["name"], s["global_speaker_id"]) for s in report["speakers"]}
+    assert names["vida_S2"] == ("vida S2", "G2") and names["vidb_S1"] == ("vidb S1", "G2")
+    page = (root / "report.html").read_text()
+    assert "<h2>For TTS</h2>" in page and "vida S2</span> <span class='gid'>G2</span>" in page
+
+
+def test_no_cost_or_label_rows_when_labeling_was_off(report_dir):
+    import pyarrow as pa
+
+    from mikupal.report.html import render_html
+
+    _, report = report_dir
+    off = report | {"config": {"labeler": {"kind": "none"}}, "emotion_distribution": {}, "input_tokens": 0, "cost_usd": 0.0}
+    page = render_html(off, pa.table({"segment_id": pa.array([], pa.string())}).slice(0, 0))
+    head = page.split("<h2>", 1)[0]
+    assert "Cost" not in head and "<tr><th>label</th>" not in page
+    on = render_html(report | {"config": {"labeler": {"kind": "gemini"}}}, pa.table({"segment_id": pa.array([], pa.string())}))
+    assert "Cost $" in on.split("<h2>", 1)[0] and "<tr><th>label</th>" in on
 
 
 def test_speakers_fall_back_to_videos_without_a_speakers_table(tmp_path):
@@ -88,7 +124,8 @@ def test_report_in_headless_chromium(report_dir, tmp_path):
     for a in seen["audio"]:
         assert a["error"] is None and a["duration"] > 0, a
     assert seen["played"] > 0, "the first player did not play"
-    assert seen["heatCells"] == 26 * len(report["emotion_heatmap"]["rows"]) and seen["histBars"] == 16
+    assert seen["heatCells"] == 26 * len(report["emotion_heatmap"]["rows"])
+    assert seen["histBars"] == 16 + len(report["tts"]["duration_bins"])  # DNSMOS bins, then the TTS card's durations
     assert failed == []
     assert all(i["ok"] for i in seen["images"]), seen["images"]
     assert seen["links"]
@@ -96,6 +133,42 @@ def test_report_in_headless_chromium(report_dir, tmp_path):
         url = urlparse(link)
         assert url.scheme == "file" and Path(unquote(url.path)).is_file(), link
         assert Path(unquote(url.path)).resolve().is_relative_to(root.resolve())
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+#: the page's width, and the right edge of the segments table and of its last column's cells
+FIT_CHECK = """({
+  page: document.documentElement.scrollWidth,
+  table: document.querySelector('table.clips').getBoundingClientRect().right,
+  cells: Math.max(...[...document.querySelectorAll('table.clips td, table.clips th')].map(c => c.getBoundingClientRect().right)),
+  players: [...document.querySelectorAll('table.clips audio')].map(a => a.getBoundingClientRect().width),
+})"""
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed (CI installs it: .ci/run)")
+def test_the_segments_table_wraps_and_fits_1400_px(tmp_path):
+    """A long transcript and long ids wrap inside their cells: at 1,400 px nothing (emotion,
+    quality, the players) is off the side of the page (a screenshot is kept beside the report)."""
+    pytest.importorskip("websocket")
+    import pyarrow.parquet as pq
+
+    from tests.browser import Chromium
+
+    root = make_output(tmp_path / "run")
+    f = sorted((root / "segments").glob("*.parquet"))[0]
+    t = pq.read_table(f)
+    texts = t.column("text").to_pylist()
+    texts[0] = " ".join(["an unusually long transcript that goes on"] * 25) + " " + "x" * 120
+    pq.write_table(t.set_column(t.schema.get_field_index("text"), "text", pa.array(texts)), f)
+    out = OutputDir(root)
+    write_html(root, build_report(out, wall_seconds=1.0, processed_keys=set(VIDEOS)), out.read_segments())
+    with Chromium(tmp_path / "profile") as page:
+        page.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False})
+        page.open((root / "report.html").resolve().as_uri())
+        fit = page.evaluate(FIT_CHECK)
+        shot = page.screenshot(root / "report_1400.png")
+    assert fit["page"] <= 1400 and fit["table"] <= 1400 and fit["cells"] <= 1400, fit
+    assert fit["players"] and min(fit["players"]) >= 100, fit  # each player keeps a usable width
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -16,7 +16,7 @@ from mikupal.engine.inputs import expand_inputs
 from mikupal.engine.lock import OutputLock, mark_output
 from mikupal.layout import MARKER as OUTPUT_MARKER
 from mikupal.errors import UserError
-from mikupal.models_dir import preflight
+from mikupal.engine.stages import preflight
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,9 +108,9 @@ def test_missing_model_offline_is_one_line_before_any_worker(tmp_path):
     assert "tiny.en" in msg and str(tmp_path) in msg and "\n" not in msg
 
 
-def test_missing_face_model_offline_names_the_file_and_its_source(tmp_path):
-    (tmp_path / "whisper" / "tiny.en").mkdir(parents=True)
-    (tmp_path / "whisper" / "tiny.en" / "model.bin").write_bytes(b"0")
+def test_missing_face_model_offline_names_the_file_and_its_source(tmp_path, models_dir):
+    (tmp_path / "whisper").symlink_to(models_dir / "whisper")  # tiny.en, and base for the language check
+    (tmp_path / "ge2e").symlink_to((models_dir / "ge2e").resolve())
     cfg = compose([f"models_dir={tmp_path}", "offline=true", "asr.model=tiny.en", "separation=none", "labeler=none"])
     with pytest.raises(UserError) as e:
         preflight(cfg)

@@ -121,8 +121,9 @@ def test_padding_never_reaches_into_a_neighbour_word():
 
 
 def test_short_region_is_too_short():
-    w = sentence("hi there.", 3.0)
-    segs, rejects = cut_utterances(VID, SRC, [rt([seg(w)], 2.8, 4.2)], CFG)
+    w = sentence("hi there.", 3.0)  # 1.05 s padded: kept under the default 1 s minimum, too short under 2 s
+    assert cut_utterances(VID, SRC, [rt([seg(w)], 2.8, 4.2)], CFG)[0]
+    segs, rejects = cut_utterances(VID, SRC, [rt([seg(w)], 2.8, 4.2)], SegmentConfig(min_seconds=2.0))
     assert segs == []
     assert [(r.reason, r.stage) for r in rejects] == [("too_short", "asr")]
     r = rejects[0]

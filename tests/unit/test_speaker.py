@@ -16,8 +16,9 @@ from mikupal.config import SegmentConfig
 from mikupal.engine.collector import complete_utterances
 from mikupal.records import FaceTrack, SpeechSegment, VoiceWindows, Word, join_words, segment_id
 from mikupal.speaker.change import find_changes
-from mikupal.speaker.identity import SegmentVoice, cluster, link_across_videos, speaker_ids
-from mikupal.speaker.split import OVERLAPPING_SPEECH, SPEAKER_CHANGE, Removal, snap_to_boundary, split_utterance
+from mikupal.speaker.global_ids import link_across_videos
+from mikupal.speaker.identity import SegmentVoice, cluster, speaker_ids
+from mikupal.audio.word_cuts import OVERLAPPING_SPEECH, SPEAKER_CHANGE, Removal, snap_to_boundary, split_utterance
 from mikupal.records import Payload, WorkItem
 from mikupal.vision.timeline import face_turns, slice_track
 

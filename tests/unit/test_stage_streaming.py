@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mikupal.config import Resources, compose
+from mikupal.config import compose
 from mikupal.engine.collector import Collector, Progress
 from mikupal.errors import StageError
 from mikupal.records import SpeechSegment
@@ -98,9 +98,11 @@ def test_collector_commits_when_all_arrived_in_any_order_once(cfg, tmp_path, ord
 
 
 def test_pool_workers_get_one_thread_per_whole_cpu():
-    assert Resources(num_cpus=0.5).worker_threads == 1
-    assert Resources(num_cpus=1).worker_threads == 1
-    assert Resources(num_cpus=4).worker_threads == 4
+    from mikupal.engine.plan import worker_threads
+
+    assert worker_threads(0.5) == 1
+    assert worker_threads(1) == 1
+    assert worker_threads(4) == 4
 
 
 class Slow(Stage):

@@ -3,12 +3,18 @@
 The vision stage decodes an utterance once (`Utterance`: frames, face tracks, the audio's MFCCs
 and which frames are voiced) and asks `SpeakerSearch`:
 
-* `score(u)` fills every candidate track's per-frame ASD scores and returns the audio/video offset
-  used. How much is scored is the policy: with two or more faces that could be the speaker, every
-  frame of each (who speaks *when* must be seen; a turn change between sampled windows would go
-  unseen); with one, a sample (`asd.first_pass_seconds`, the full `asd.max_scored_seconds` only when
-  the first pass leaves the speaker in doubt): whether a second *voice* joins is the voice check's job.
-* `turns(u)` reads the scores as a timeline (`timeline.py`): changes of speaker and overlaps.
+* `score(u, doubt)` fills every candidate track's per-frame ASD scores and returns the audio/video
+  offset used. How much is scored is the policy: with two or more faces that could be the speaker,
+  every frame of each (who speaks *when* must be seen; a turn change between sampled windows would
+  go unseen); with one, every frame too when `doubt` (the voice check found a suspect short turn,
+  or the words hold a question and its reply: `asd.dense_on_doubt`), and then every face big
+  enough, however briefly on screen (a cut to the other person for a one-word reply); else a
+  sample (`asd.first_pass_seconds`, the full `asd.max_scored_seconds` only when the first pass
+  leaves the speaker in doubt).
+* `turns(u)` reads the scores as a timeline (`timeline.py`): changes of speaker and overlaps;
+  `short_turns(...)`, where the faces were scored for it, a voice off screen and the voice suspects
+  (`turn_check.py`): with one face, a voice suspect gets every frame around it and at both ends
+  of the utterance scored, a question and its reply every frame.
 * `find_speaker(tracks, n, voiced)` picks the speaker of a (piece of an) utterance (`attribution.py`).
 
 The offset search is a property of the file, not of a face: one offset for the whole utterance,
@@ -20,21 +26,48 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
 
 import numpy as np
 
 from .. import media
 from ..errors import StageError
-from ..records import FaceTrack
+from ..records import FaceTrack, VoiceSuspect
 from . import attribution as attr
 from . import timeline
 from .asd import MFCC_PER_FRAME, VIDEO_FPS, audio_mfcc
 from .steps import Steps
 from .track import detect_and_track
+from .turn_check import TurnVerdicts, check_turns, sure_suspects
 
 OFFSET_PENALTY = 0.01  # speaking fraction an audio/video offset must gain per frame of shift
+FOCUS_MARGIN = 0.5  # seconds scored on each side of a voice suspect (the face before and after it) ...
+FOCUS_SECONDS = 2.0  # ... and at least this much in all (ASD needs context)
+FOCUS_EDGE_SECONDS = 1.5  # ... and the utterance's first and last seconds (where another turn's tail hides)
+
+
+def focus_frames(suspects: Sequence[VoiceSuspect], t0: float, n: int) -> list[tuple[int, int]]:
+    """[a, b) utterance frames around each suspect (source seconds; the utterance starts at `t0`)
+    and at both ends of the utterance."""
+    edge = int(round(FOCUS_EDGE_SECONDS * VIDEO_FPS))
+    out = [(0, min(n, edge)), (max(0, n - edge), n)]
+    for s in suspects:
+        a, b = s.start - t0 - FOCUS_MARGIN, s.end - t0 + FOCUS_MARGIN
+        grow = max(0.0, FOCUS_SECONDS - (b - a)) / 2.0
+        out.append((max(0, int((a - grow) * VIDEO_FPS)), min(n, int(math.ceil((b + grow) * VIDEO_FPS)))))
+    return merge_ranges(out)
+
+
+def merge_ranges(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping [a, b) ranges covering the same frames as `spans`."""
+    out: list[list[int]] = []
+    for a, b in sorted((int(a), int(b)) for a, b in spans if b > a):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
 
 
 @dataclass
@@ -47,6 +80,9 @@ class Utterance:
     mfcc: np.ndarray  # rows `row0 + 4k` are the audio of frame k (with room for the offset search)
     row0: int
     voiced: np.ndarray  # [n] bool
+    audio: np.ndarray  # 16 kHz analysis audio from frame 0 on (the voice check of short turns)
+    dense: bool = False  # every frame of the faces was scored
+    focus: list[tuple[int, int]] = field(default_factory=list)  # else, frames scored whole around the voice suspects
 
     @property
     def n(self) -> int:
@@ -72,7 +108,7 @@ def decode_utterance(video_path, audio_path, start: float, end: float, display_w
     audio16 = media.decode_audio(audio_path, start - pad, end + asd_cfg.max_offset_frames / VIDEO_FPS, media.ANALYSIS_RATE)
     head = int(round(pad * media.ANALYSIS_RATE))
     voiced = attr.voiced_frames(audio16[head : head + int(round(n / VIDEO_FPS * media.ANALYSIS_RATE))], n, VIDEO_FPS)
-    u = Utterance(frames, scale, tracks, audio_mfcc(audio16), pad_frames * MFCC_PER_FRAME, voiced)
+    u = Utterance(frames, scale, tracks, audio_mfcc(audio16), pad_frames * MFCC_PER_FRAME, voiced, audio16[head:])
     steps.tick("mfcc", t)
     return u
 
@@ -85,15 +121,29 @@ class SpeakerSearch:
 
     # ---------------------------------------------------------------- policy
 
-    def could_speak(self, track: FaceTrack, n_frames: int) -> bool:
-        """A face big enough and on screen long enough to be the speaker (only those are scored)."""
-        return attr.face_size(track) >= self.fc.min_face_px and len(track.frames) >= self.ac.min_coverage * n_frames
+    def could_speak(self, track: FaceTrack, n_frames: int, briefly: bool = False) -> bool:
+        """A face big enough and on screen long enough to be the speaker (only those are scored);
+        `briefly`: long enough for a short turn (`asd.min_turn_seconds`)."""
+        least = self.ac.min_turn_seconds * VIDEO_FPS if briefly else self.ac.min_coverage * n_frames
+        return attr.face_size(track) >= self.fc.min_face_px and len(track.frames) >= least
 
-    def score(self, u: Utterance) -> int:
-        dense_from = self.ac.dense_from_faces
+    def score(self, u: Utterance, exchange: bool = False, suspects: Sequence[VoiceSuspect] = (), t0: float = 0.0) -> int:
+        """Score the faces of `u` (see the module docstring). `exchange`: the words look like two
+        people (every frame); `suspects`: the voice check's doubts (source seconds; the utterance
+        starts at `t0`): the usual sample and every frame around each of them."""
+        dense_from, on_doubt = self.ac.dense_from_faces, self.ac.dense_on_doubt
         if dense_from and sum(self.could_speak(t, u.n) for t in u.tracks) >= dense_from:
             self.steps.counts["dense_items"] += 1
-            self.last_offset = self.score_tracks(u, dense=True)
+            u.dense = True
+            self.last_offset = self.score_tracks(u, dense=True, briefly=on_doubt and (exchange or bool(suspects)))
+        elif exchange and on_doubt:
+            self.steps.counts["dense_on_doubt"] += 1
+            u.dense = True
+            self.last_offset = self.score_tracks(u, dense=True, briefly=True)
+        elif suspects and on_doubt:
+            self.steps.counts["focused_on_doubt"] += 1
+            u.focus = focus_frames(suspects, t0, u.n)
+            self.last_offset = self.score_tracks(u, briefly=True, focus=u.focus)
         else:
             self.last_offset = self.score_one_face(u)
         return self.last_offset
@@ -134,9 +184,11 @@ class SpeakerSearch:
             max_frames = win_frames = max(1, int(round(budget_seconds * VIDEO_FPS)))
         return max_frames, win_frames
 
-    def score_tracks(self, u: Utterance, budget_seconds: Optional[float] = None, dense: bool = False) -> int:
-        """Fill `asd_scores` (NaN where not scored) of the tracks that could be the speaker, in
-        windows spread over their voiced frames; returns the offset used."""
+    def score_tracks(self, u: Utterance, budget_seconds: Optional[float] = None, dense: bool = False, briefly: bool = False,
+                     focus: Sequence[tuple[int, int]] = ()) -> int:
+        """Fill `asd_scores` (NaN where not scored) of the tracks that could be the speaker (`briefly`:
+        of a short turn), in windows spread over their voiced frames and over every frame of the
+        `focus` ranges (utterance frames); returns the offset used."""
         from .crops import face_crops
 
         max_frames, win_frames = self._budget(budget_seconds, dense)
@@ -145,11 +197,13 @@ class SpeakerSearch:
         pieces: list[tuple[FaceTrack, int, int, np.ndarray]] = []  # track, a, b, scores [offsets, b - a]
         for tr in u.tracks:
             tr.asd_scores = [math.nan] * len(tr.frames)
-            if not self.could_speak(tr, u.n):
+            if not self.could_speak(tr, u.n, briefly):
                 continue
             boxes = np.asarray(tr.boxes, dtype=np.float64) * u.scale
             fr = np.asarray(tr.frames)
-            for a, b in attr.scored_windows(len(fr), max_frames, win_frames, u.voiced[fr]):
+            spans = attr.scored_windows(len(fr), max_frames, win_frames, u.voiced[fr])
+            spans += [(int(np.searchsorted(fr, fa)), int(np.searchsorted(fr, fb))) for fa, fb in focus]
+            for a, b in merge_ranges(spans):
                 t = time.perf_counter()
                 crops = face_crops([u.frames[f] for f in fr[a:b]], boxes[a:b])
                 t = self.steps.tick("crops", t)
@@ -187,9 +241,23 @@ class SpeakerSearch:
 
     # ---------------------------------------------------------------- reading the scores
 
+    @property
+    def min_turn_frames(self) -> int:
+        return max(1, int(round(self.ac.min_turn_seconds * VIDEO_FPS)))
+
     def turns(self, u: Utterance) -> timeline.FaceTurns:
-        return timeline.face_turns(u.tracks, u.n, self.ac.threshold, u.voiced, VIDEO_FPS,
-                                   max(1, int(round(self.ac.min_turn_seconds * VIDEO_FPS))))
+        return timeline.face_turns(u.tracks, u.n, self.ac.threshold, u.voiced, VIDEO_FPS, self.min_turn_frames)
+
+    def short_turns(self, u: Utterance, words, suspects, t0: float, doubt, voice_sim) -> TurnVerdicts:
+        """Cuts for an unseen voice and confirmed voice suspects, where the faces were scored for them
+        (`turn_check.py`); else the voice's sure suspects alone."""
+        if not u.dense and not u.focus:
+            return sure_suspects(suspects, t0, u.n / VIDEO_FPS)
+        out = check_turns(u.tracks, u.n, u.voiced, words, suspects, t0, self.ac.threshold, self.min_turn_frames, doubt,
+                          voice_sim, VIDEO_FPS)
+        self.steps.counts["short_turns_cut"] += len(out.notes)
+        self.steps.counts["short_turns_kept"] += len(out.kept)
+        return out
 
     def find_speaker(self, tracks: list[FaceTrack], n_frames: int, voiced: Optional[np.ndarray]) -> attr.Attribution:
         return attr.attribute_with(tracks, n_frames, self.fc, self.ac, voiced)

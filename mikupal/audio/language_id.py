@@ -1,0 +1,146 @@
+"""Which language is spoken, when the ASR model cannot say: a multilingual whisper's language ID.
+
+An English-only whisper (`*.en`) has no language token: it transcribes any speech as English and
+invents an English text for Mandarin or Hindi ("Okay, even, I'm gonna kind of work on my eye out.").
+Its own scores do not give it away reliably, so a small multilingual whisper (`asr.language_id_model`,
+`base` by default) identifies the language first, and the clips that are not in the ASR model's
+language are rejected (`language_mismatch`) instead of transcribed.
+
+Whisper's language ID reads a padded 30 s window whatever the speech's length, so short clips are
+packed into windows of up to 30 s of speech (consecutive clips, in time order) and identified
+together: a monologue's 250 s of speech costs about 9 windows, not one per clip. A window whose
+guess is not confident (`CONFIDENT`) may mix languages (a video switching language inside it): its
+clips are then identified one by one.
+
+Once `SETTLED_AFTER` windows in a row are confidently the model's language, `LanguageSchedule` skips
+identification for most later windows (every `RECHECK_EVERY`th is still identified first), and a
+skipped window is identified after all when its transcript looks invented (mean avg_logprob under
+`SUSPECT_LOGPROB`: tiny.en's English for Mandarin scored -0.98, real English -0.2 to -0.5). A long
+English video then pays for a few windows instead of all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import UserError
+from ..models_dir import is_offline, whisper_model
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+WINDOW_SECONDS = 30.0  # whisper's window: the most speech one identification reads
+#: a packed window's guess at least this probable holds for all its clips; below it, each clip is identified alone
+CONFIDENT = 0.9
+#: windows in a row confidently in the model's language before identification is skipped
+SETTLED_AFTER = 2
+#: a settled video still has every this-many-th window identified before it is transcribed
+RECHECK_EVERY = 4
+#: a skipped window whose transcript's mean avg_logprob is under this is identified after all
+SUSPECT_LOGPROB = -0.6
+
+
+@dataclass(frozen=True)
+class LanguageGuess:
+    language: str  # ISO code of the most likely language
+    probability: float  # its probability
+    target_probability: float  # the probability of the ASR model's own language
+
+
+def pack_windows(durations: Sequence[float], window_seconds: float = WINDOW_SECONDS) -> list[list[int]]:
+    """Consecutive clip indices packed into windows of at most `window_seconds` of audio (a clip
+    longer than that is a window of its own)."""
+    windows: list[list[int]] = []
+    total = 0.0
+    for i, d in enumerate(durations):
+        if windows and total + d <= window_seconds + 1e-9:
+            windows[-1].append(i)
+            total += d
+        else:
+            windows.append([i])
+            total = d
+    return windows
+
+
+def is_mismatch(guess: LanguageGuess, min_target_probability: float) -> bool:
+    """Not the ASR model's language: another language is the most likely one, and the model's own
+    language is less likely than `min_target_probability` (accented speech keeps some of it)."""
+    return guess.target_probability < min_target_probability and guess.probability > guess.target_probability
+
+
+class LanguageSchedule:
+    """Which windows of one file to identify before transcribing (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.settled_run = 0  # confident windows in a row
+        self.index = -1
+        self.settled_probability = 0.0  # the model's language's probability in the last identified window
+
+    def next_window(self) -> bool:
+        """Move to the next window: True when it must be identified before it is transcribed."""
+        self.index += 1
+        return self.settled_run < SETTLED_AFTER or self.index % RECHECK_EVERY == 0
+
+    def record(self, guesses: Sequence[LanguageGuess], target: str) -> None:
+        confident = bool(guesses) and all(g.language == target and g.probability >= CONFIDENT for g in guesses)
+        self.settled_run = self.settled_run + 1 if confident else 0
+        if guesses:
+            self.settled_probability = min(g.target_probability for g in guesses)
+
+    @staticmethod
+    def suspect(avg_logprobs: Sequence[float]) -> bool:
+        """A skipped window's transcript that may be invented: identify it after all."""
+        return bool(avg_logprobs) and sum(avg_logprobs) / len(avg_logprobs) < SUSPECT_LOGPROB
+
+
+class LanguageIdentifier:
+    """A multilingual whisper, loaded once, used only for its language ID."""
+
+    def __init__(self, name: str, models_dir: str | Path, target: str, offline: bool = False,
+                 device: str = "auto", compute_type: str = "default", threads: int = 0):
+        self.name, self.target = name, target
+        self.models_dir, self.offline = Path(models_dir), offline
+        self.device, self.compute_type, self.threads = device, compute_type, threads
+        self.model = None
+
+    def load(self) -> None:
+        if self.model is not None:
+            return
+        from faster_whisper import WhisperModel
+
+        ref = whisper_model(self.models_dir, self.name, self.offline)
+        try:
+            self.model = WhisperModel(ref, device=self.device, compute_type=self.compute_type, cpu_threads=int(self.threads or 0),
+                                      local_files_only=is_offline(self.offline) or Path(ref).is_dir())
+        except Exception as e:  # noqa: BLE001 - a model that will not load is a user problem
+            raise UserError(f"language ID model {self.name} could not be loaded ({ref}): {type(e).__name__}: {e}") from None
+        if not self.model.model.is_multilingual:
+            raise UserError(f"asr.language_id_model={self.name} is English-only: language ID needs a multilingual whisper (e.g. base)")
+
+    def identify(self, audio16k: np.ndarray) -> LanguageGuess:
+        """The language of up to 30 s of 16 kHz speech."""
+        self.load()
+        language, probability, ranked = self.model.detect_language(audio16k)
+        target = next((p for code, p in ranked if code == self.target), 0.0)
+        return LanguageGuess(language, float(probability), float(target))
+
+    def identify_clips(self, clips: Sequence[np.ndarray]) -> list[LanguageGuess]:
+        """One guess per clip: clips packed into 30 s windows, each window identified once."""
+        guesses: list[LanguageGuess] = [LanguageGuess("", 0.0, 0.0)] * len(clips)
+        for window in pack_windows([len(c) / SAMPLE_RATE for c in clips]):
+            audio = np.concatenate([clips[i] for i in window])[: int(WINDOW_SECONDS * SAMPLE_RATE)]
+            guess = self.identify(audio.astype(np.float32, copy=False))
+            for i in window:
+                guesses[i] = guess
+            if len(window) > 1 and guess.probability < CONFIDENT:
+                for i in window:
+                    guesses[i] = self.identify(clips[i].astype(np.float32, copy=False))
+        return guesses
+
+
+__all__ = ["LanguageIdentifier", "LanguageGuess", "LanguageSchedule", "pack_windows", "is_mismatch"]

