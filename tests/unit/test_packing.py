@@ -65,8 +65,7 @@ def test_words_of_a_segment_spanning_two_clips_go_back_to_their_own_clip_in_sour
     segments = [_seg(0.0, 2.0, [("one", 0.1, 0.5), ("two", 0.6, 1.9)], text="One, two."),
                 _seg(3.0, 7.5, [("three", 3.1, 3.8), ("four", 5.2, 5.9), ("five", 6.0, 7.4)])]
     _fill(plan, window, results, segments, SimpleNamespace(language="en", language_probability=1.0))
-    (sa, a), (sb, b) = results
-    assert (sa, sb) == (0, 1)
+    a, b = results[(0, 0)], results[(1, 0)]
     assert [s.text for s in a.segments] == ["One, two.", "three"]  # a whole segment keeps whisper's text
     assert [s.text for s in b.segments] == ["four five"]
     assert [(w.word.strip(), w.start, w.end) for w in a.words] == [("one", 10.1, 10.5), ("two", 10.6, 11.9), ("three", 13.1, 13.8)]
