@@ -9,10 +9,18 @@ import numpy as np
 import pytest
 
 from mikupal.audio.pitch import PRAAT_EXTRA, require_tracker
-from mikupal.audio.prosody import PitchSettings, loudness_lufs, measure, pitch_track, semitones, snr_db, speech_intervals
+from mikupal.audio.prosody import (
+    PitchSettings,
+    loudness_lufs,
+    measure,
+    pitch_track,
+    semitones,
+    snr_db,
+    speech_intervals,
+)
 from mikupal.audio.syllables import count_syllables, count_text_syllables
-from mikupal.describe import PITCH_BINS, bins, describe_columns, measured_caption, pitch_bin
 from mikupal.config import compose
+from mikupal.describe import PITCH_BINS, bins, describe_columns, measured_caption, pitch_bin
 from mikupal.errors import UserError
 from mikupal.records import Prosody, Word
 
