@@ -10,8 +10,9 @@
   3. *in a voiced run of at least 3 frames* (30 ms), so isolated clicks go.
   On the shared clips its median is within 0.2 semitones of Praat's and its 5-95% range within 1.1,
   save vr_face4, where Praat follows a creak an octave below the voice (10% of its frames at 80-96 Hz
-  against a 204 Hz median) that this tracker leaves out; exact on harmonic tones 85-330 Hz; about the
-  cost of Praat's tracker (0.0043 CPU s per media second against 0.0041), `benchmarks/prosody.md`.
+  against a 204 Hz median) that this tracker leaves out; exact on harmonic tones 85-330 Hz (within
+  0.03 Hz); 0.0066 CPU s per media second against Praat's 0.0045 in the same run
+  (`benchmarks/prosody.md`), DIO alone 0.0066 at full rate.
 - **praat** (optional, `pip install "mikupal[praat]"`): Praat's autocorrelation tracker
   (`praat-parselmouth`, `Sound.to_pitch_ac`). praat-parselmouth is GPL-3.0, as Praat is, so the
   default install leaves it out.

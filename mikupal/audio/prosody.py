@@ -7,7 +7,7 @@ model: pitch, speaking rate, loudness, peak level and an SNR estimate.
   tracker (GPL-3.0, now the optional `praat`), Harvest and librosa's YIN / pYIN on the shared clips
   and synthetic tones (`benchmarks/prosody.md`): exact on harmonic tones 85-330 Hz, medians within 0.2
   semitones of Praat's and 5-95% ranges within 1.1 (save one creaky clip, where Praat's range takes in
-  the creak an octave below), at Praat's cost (0.0043 CPU s per media second; Harvest 0.18, pYIN 0.09);
+  the creak an octave below), near Praat's cost (0.0066 CPU s per media second, Praat 0.0045, Harvest 0.19, pYIN 0.1);
   DIO without the clean-up puts noise and octave errors in the ranges (12 semitones wider on vr_face5).
   Median and mean over voiced frames; the range is the 5th to 95th percentile (octave errors and
   creaks at the tails stay out). Semitones are re 100 Hz (Praat's convention): 12 log2(f / 100).
