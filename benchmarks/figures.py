@@ -36,6 +36,7 @@ RUNS: dict[str, list[str]] = {
     "quality": ["-m", "benchmarks.quality"],
     "speakers": ["-m", "benchmarks.speakers", "--baseline"],
     "audio_memory": ["-m", "pytest", "benchmarks/test_audio_memory.py", "-m", "benchmark", "-s", "-q"],
+    "small_files": ["-m", "benchmarks.pipeline", "small-files", "--clips", "120"],
 }
 
 
@@ -168,6 +169,33 @@ def audio_memory_rows() -> list[Row]:
              "`python -m pytest benchmarks/test_audio_memory.py -m benchmark -s`")]
 
 
+def small_files_rows() -> list[Row]:
+    r = load("small_files_120")
+    if not r:
+        return [_missing("120 clips of 3-6 s against the same seconds as one file", "small_files")]
+    best = r["best"]
+    one, many = best["one_file"], best["clips"]
+    cmd = "`python -m benchmarks.pipeline small-files --clips 120`"
+    speed = (f"**{100 * one['wall_s'] / many['wall_s']:.0f}%** of the one file's speed (wall, {many['wall_s']} s against "
+             f"{one['wall_s']} s; target >= 90%), {100 * one['cpu_s'] / many['cpu_s']:.0f}% in CPU-s")
+    un = r.get("unpacked")
+    if un:
+        speed += f"; each clip alone (`asr.pack=false`): {100 * one['wall_s'] / un['wall_s']:.0f}%"
+    rows = [("120 clips of 3-6 s against the same seconds as one file", speed, when("small_files_120", r), cmd)]
+    diff = r.get("packed_vs_unpacked")
+    if diff:
+        rows.append(("packed clips' text against each clip alone", f"word error rate {100 * diff['word_error_rate']:.1f}% "
+                     f"(case and punctuation aside); {diff['videos_words_differ']} of {diff['videos_with_segments']} clips "
+                     f"differ in a word, {diff['videos_kept_only_one_side']} kept on one side only", when("small_files_120", r), cmd))
+    mem = many.get("memory_by_process", {})
+    workers = [(k, v) for k, v in mem.items() if k.endswith("Stage") or k.startswith("driver")]
+    if workers:
+        rows.append(("peak memory per worker, the 120 clips' run (RSS; USS: its own pages)",
+                     ", ".join(f"{k.split(' (')[0]} {v['peak_rss_mb']:.0f} MB ({v['peak_uss_mb']:.0f})" for k, v in workers),
+                     when("small_files_120", r), cmd))
+    return rows
+
+
 def extra_rows() -> list[Row]:
     """Rows other benchmarks declare in their result files (`"readme": {...}`)."""
     out = []
@@ -182,8 +210,8 @@ def extra_rows() -> list[Row]:
     return out
 
 
-SECTIONS: list[Callable[[], list[Row]]] = [speed_rows, scaling_rows, parallel_rows, vision_rows, quality_rows, speakers_rows,
-                                           cost_rows, audio_memory_rows, extra_rows]
+SECTIONS: list[Callable[[], list[Row]]] = [speed_rows, small_files_rows, scaling_rows, parallel_rows, vision_rows, quality_rows,
+                                           speakers_rows, cost_rows, audio_memory_rows, extra_rows]
 
 
 def table() -> str:

@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -89,7 +90,7 @@ def process_role(cmdline: list[str]) -> str:
     return f"ray {name}" if "ray" in line else name
 
 
-def timed(cmd: list[str], env: dict | None = None) -> dict:
+def timed(cmd: list[str], env: dict | None = None, timeout_s: float = 1200.0) -> dict:
     """Run a command; wall time, the peak RSS summed over its process tree and the CPU seconds that
     tree used (both sampled 5x/s: a process's last 0.2 s before it exits can be missed), in all and
     by process role (`process_role`); and each role's memory: the peak RSS and USS (the pages only
@@ -99,7 +100,7 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
     env.setdefault("RAY_AUTH_MODE", "disabled")
     env.pop("RAY_ADDRESS", None)
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     peak = 0
     cpu: dict[int, float] = {}  # pid -> latest user + system seconds
     role: dict[int, str] = {}  # pid -> process_role (a Ray worker is titled once it holds a stage)
@@ -134,7 +135,13 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    out, err = p.communicate()
+    try:
+        out, err = p.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:  # a hung run must not hold the machine: its whole process group goes
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        stop.set()
+        raise RuntimeError(f"{' '.join(cmd[:6])} ... did not finish within {timeout_s:.0f} s") from None
     wall = time.perf_counter() - t0
     stop.set()
     th.join()
@@ -308,7 +315,9 @@ def _per_hour(value, factor: float = 1.0):
 
 def cmd_small_files(a) -> None:
     """A corpus of short clips (MELD-like, 3-6 s each) against the same seconds as one file, timed in
-    the same command (the host's speed varies): the one file first, then the clips, `--repeat` times."""
+    the same command (the host's speed varies): the one file first, then the clips, `--repeat` times;
+    then the clips once more with `asr.pack=false` (each clip padded to a 30 s window alone): its
+    speed, and how much the packed transcripts differ from those."""
     folder, joined = small_clips(a.clips)
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -317,12 +326,50 @@ def cmd_small_files(a) -> None:
             many = mikupal_run(folder, Path(tmp) / f"many{k}", *a.set)
             rounds.append({"one_file": one, "clips": many,
                            "speed_of_one_file": round(one["wall_s"] / many["wall_s"], 3)})
+        unpacked = mikupal_run(folder, Path(tmp) / "unpacked", *a.set, "asr.pack=false") if a.unpacked else None
+        texts = packing_difference(Path(tmp) / "many0", Path(tmp) / "unpacked") if a.unpacked else None
     best = max(rounds, key=lambda r: r["speed_of_one_file"])
     name = f"small_files_{a.clips}" + ("_" + "_".join(o.replace("=", "-").replace(".", "-") for o in a.set) if a.set else "")
     save(name, {"clips": a.clips, "input": folder.name, "joined": joined.name, "overrides": a.set,
                 "speed_of_one_file": [r["speed_of_one_file"] for r in rounds], "rounds": rounds,
                 "median_speed_of_one_file": sorted(r["speed_of_one_file"] for r in rounds)[len(rounds) // 2],
-                "best": best})
+                "best": best, "unpacked": unpacked, "packed_vs_unpacked": texts})
+
+
+def packing_difference(packed: Path, unpacked: Path) -> dict:
+    """How the clips' text differs with short videos packed into shared windows and each alone: per
+    video, the words of its kept segments (lower case, no punctuation), their word error rate
+    against the unpacked run, and how many videos differ at all (as written, and in words)."""
+    import re
+
+    import pyarrow.dataset as pads
+
+    def words(root: Path) -> dict[str, list[str]]:
+        t = pads.dataset(str(root / "segments")).to_table(columns=["video_id", "start", "text"]).to_pylist()
+        out: dict[str, list[tuple[float, str]]] = {}
+        for r in t:
+            out.setdefault(r["video_id"], []).append((r["start"], r["text"]))
+        return {v: " ".join(x for _, x in sorted(rows)) for v, rows in out.items()}
+
+    def norm(text: str) -> list[str]:
+        return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
+
+    def edits(a: list[str], b: list[str]) -> int:
+        d = list(range(len(b) + 1))
+        for i in range(1, len(a) + 1):
+            prev, d[0] = d[0], i
+            for j in range(1, len(b) + 1):
+                prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
+        return d[len(b)]
+
+    p, u = words(packed), words(unpacked)
+    vids = sorted(set(p) | set(u))
+    ref_words = sum(len(norm(u.get(v, ""))) for v in vids)
+    errors = sum(edits(norm(u.get(v, "")), norm(p.get(v, ""))) for v in vids)
+    return {"videos_with_segments": len(vids), "videos_text_differs": sum(p.get(v) != u.get(v) for v in vids),
+            "videos_words_differ": sum(norm(p.get(v, "")) != norm(u.get(v, "")) for v in vids),
+            "videos_kept_only_one_side": sum((v in p) != (v in u) for v in vids),
+            "word_error_rate": round(errors / max(1, ref_words), 4), "reference_words": ref_words}
 
 
 COST_MODELS = ("gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-3-flash-preview", "gemini-2.5-pro")
@@ -370,6 +417,8 @@ def main() -> None:
             p.add_argument("--clips", type=int, default=120)
             p.add_argument("--repeat", type=int, default=1)
             p.add_argument("--set", nargs="*", default=[], help="config overrides for both sides")
+            p.add_argument("--no-unpacked", dest="unpacked", action="store_false",
+                           help="skip the third run (the clips with asr.pack=false)")
         elif name != "cost":
             p.add_argument("--minutes", type=int, default=5)
         if name == "cost":

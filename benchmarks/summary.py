@@ -72,6 +72,10 @@ def speed_section(minutes: int = 5) -> list[str]:
         *(["CPU seconds by process (user + system, sampled 5x/s; a stage's pool workers summed, their start-up "
            "and model loading included):", "", "| process | CPU s |", "|---|---|",
            *[f"| {k} | {v} |" for k, v in run["cpu_s_by_process"].items()], ""] if "cpu_s_by_process" in run else []),
+        *(["Peak memory by process (sampled 5x/s; a pool's figure is its largest worker's; USS: the pages only that "
+           "process holds, what it costs beside shared libraries; processes under 100 MB left out):", "",
+           "| process | processes | peak RSS MB | peak USS MB |", "|---|---|---|---|", *_memory_rows(run), ""]
+          if "memory_by_process" in run else []),
         "Worker seconds per stage (summed over workers; stages overlap in time):",
         "",
         "| stage | seconds |",
@@ -275,9 +279,65 @@ def cpu_scaling_section() -> list[str]:
     ]
 
 
+def _memory_rows(run: dict) -> list[str]:
+    return [f"| {k} | {v['processes']} | {v['peak_rss_mb']:.0f} | {v['peak_uss_mb']:.0f} |"
+            for k, v in run.get("memory_by_process", {}).items() if v["peak_rss_mb"] >= 100]
+
+
+def small_files_section(clips: int = 120) -> list[str]:
+    r = _load(f"small_files_{clips}")
+    if not r:
+        return [f"_No small-files result yet: run `python -m benchmarks.pipeline small-files --clips {clips}`._", ""]
+    best = r["best"]
+    one, many = best["one_file"], best["clips"]
+    ro, rm = one["report"], many["report"]
+    stages = sorted(set(ro["stages"]) | set(rm["stages"]))
+    out = [
+        f"### Small clips: {clips} clips of 3-6 s against the same seconds as one file ({r['when']}, {r['machine']['cpus']} cores)",
+        "",
+        f"Command: `python -m benchmarks.pipeline small-files --clips {clips}"
+        + (f" --repeat {len(r['rounds'])}" if len(r["rounds"]) > 1 else "") + "` (both sides timed whole, start-up "
+        "included, one after the other in the same command: the host's speed varies). The clips are cut one after "
+        "another from the 10-minute input (`benchmarks/inputs.py: small_clips`); the one file is them joined without "
+        "re-encoding, so both sides hold the same media.",
+        "",
+        "| input | wall s | speed ratio | CPU s | segments | rejects | peak RSS MB (all processes) |",
+        "|---|---|---|---|---|---|---|",
+        f"| one file ({ro['input_seconds']:.0f} s) | {one['wall_s']} | {one['speed_ratio_whole_command']}x | {one['cpu_s']} | "
+        f"{ro['segments']} | {ro['rejects']} | {one['peak_rss_mb']:.0f} |",
+        f"| {clips} clips ({rm['input_seconds']:.0f} s) | {many['wall_s']} | {many['speed_ratio_whole_command']}x | "
+        f"{many['cpu_s']} | {rm['segments']} | {rm['rejects']} | {many['peak_rss_mb']:.0f} |",
+        "",
+        f"The clips ran at **{100 * r['speed_of_one_file'][r['rounds'].index(best)]:.0f}%** of the one file's speed "
+        f"(wall time; rounds: {', '.join(f'{100 * x:.0f}%' for x in r['speed_of_one_file'])}); in CPU seconds, "
+        f"{100 * one['cpu_s'] / many['cpu_s']:.0f}%. Worker seconds per stage (summed over workers):",
+        "",
+        "| stage | one file | clips |",
+        "|---|---|---|",
+        *[f"| {k} | {ro['stages'].get(k, 0):.1f} | {rm['stages'].get(k, 0):.1f} |" for k in stages],
+        "",
+        "CPU seconds by process (a stage's pool workers summed):",
+        "",
+        "| process | one file | clips |",
+        "|---|---|---|",
+        *[f"| {k} | {one['cpu_s_by_process'].get(k, 0)} | {many['cpu_s_by_process'].get(k, 0)} |"
+          for k in list(many["cpu_s_by_process"])[:8]],
+        "",
+        f"Peak memory by process, the {clips} clips' run (a pool's figure is its largest worker's; USS: the "
+        "pages only that process holds; processes under 100 MB left out):",
+        "",
+        "| process | processes | peak RSS MB | peak USS MB |",
+        "|---|---|---|---|",
+        *_memory_rows(many),
+        "",
+    ]
+    return out
+
+
 def main() -> None:
     body = [START, ""]
-    for section in (speed_section, scaling_section, parallel_section, cpu_scaling_section, sweep_section, cost_section):
+    for section in (speed_section, small_files_section, scaling_section, parallel_section, cpu_scaling_section,
+                    sweep_section, cost_section):
         body += section()
     body.append(END)
     text = README.read_text() if README.is_file() else f"# Benchmarks\n\n{START}\n{END}\n"

@@ -69,13 +69,18 @@ class CommittedOutput:
 
     def is_done(self, key: str) -> bool:
         """Committed as final: a video committed as not final (a transient failure) is redone."""
+        summary = self.summary(key)
+        return summary is not None and summary.final
+
+    def summary(self, key: str) -> Optional[VideoSummary]:
+        """The video's commit marker, or None when it has none (or an unreadable one)."""
         p = self.marker(key)
         if not p.is_file():
-            return False
+            return None
         try:
-            return VideoSummary.model_validate_json(p.read_text(encoding="utf-8")).final
+            return VideoSummary.model_validate_json(p.read_text(encoding="utf-8"))
         except ValueError:
-            return False
+            return None
 
     def summaries(self) -> list[VideoSummary]:
         out = []

@@ -113,6 +113,7 @@ class AsrConfig(_Strict):
     language: Optional[str]
     language_id_model: Optional[str] = None  # multilingual whisper that checks the language for a *.en model
     language_id_min_probability: float = Field(0.2, ge=0, le=1)  # below this p of the model's language: language_mismatch
+    pack: bool  # short videos of one call share whisper windows (audio/packing.py)
     cpu_threads: int = Field(ge=0)
     resources: Resources
 

@@ -461,10 +461,20 @@ class WorkItem(Record):
     A rejected item becomes `status="dropped"` with a `Reject` attached; later stages pass it
     through untouched, so it still reaches the writer and lands in `rejects/`: nothing is lost."""
 
+    @property
+    def passes_through(self) -> bool:
+        """Stages leave it as it is: dropped (it travels to the writer) or a placeholder."""
+        return self.status in ("dropped", "placeholder")
+
     source: str  # the input path as given
     path: str = ""  # the resolved absolute path (workers may run elsewhere than the driver's cwd)
     video_id: str = ""
-    status: Literal["video", "segment", "dropped"] = "video"
+    # "placeholder": a committed video that only keeps its place in its call's group (below); every
+    # stage passes it on untouched and the writer ignores it
+    status: Literal["video", "segment", "dropped", "placeholder"] = "video"
+    # the group of videos a stage taking several per call gets together: the run's inputs in order,
+    # `items_per_call` at a time, the same in every run (-1: no group)
+    group: int = -1
     fanout_total: int = 1  # items this video became at the fan-out: the writer commits when all arrived
     # an utterance a later stage split into pieces: each piece carries its utterance's id and its
     # share of it (1/k of its parent's share), so the writer knows when every piece has arrived

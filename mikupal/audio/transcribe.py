@@ -5,6 +5,10 @@ near the limit, so the split falls between words). The plain model transcribes c
 each with its own language detection; the batched pipeline (GPU default) transcribes groups of
 clips in one call, with one language detection per group. Audio is read clip by clip from a
 file when given a path, so memory does not grow with the length of the video.
+
+Several short videos of one stage call share windows (`shared`, `audio/packing.py`): their clips
+are laid into 30 s windows with short gaps, the language check reads each such window once, and
+each word goes back to its own clip.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from ..config import AsrConfig
 from ..devices import expose_pip_cuda_libs, fallback
 from ..errors import UserError
 from ..models_dir import is_offline, whisper_model
-from ..records import SpeechRegion, Word
+from ..records import SpeechRegion, Word, join_words
 from .language_id import LanguageGuess, LanguageIdentifier, LanguageSchedule, is_mismatch
+from .packing import Placed, Window, fits_one_window, plan_windows
 
 SAMPLE_RATE = 16000
 MAX_CLIP_SECONDS = 30.0  # whisper's window
@@ -205,6 +210,101 @@ class Transcriber:
     def multilingual(self) -> bool:
         return bool(self.model is not None and self.model.model.is_multilingual)
 
+    @property
+    def packs(self) -> bool:
+        """Short videos share windows (`audio/packing.py`) only where the language is known: a
+        window gets one language."""
+        return bool(self.cfg.pack) and (bool(self.cfg.language) or not self.multilingual)
+
+    def shared(self, sources: Sequence["Source"]) -> "SharedTranscription":
+        """A call's videos transcribed together: the short ones (no longer than a window, their
+        clips fitting one) packed into shared windows, the others each as `iter_transcribe` does;
+        each video's transcripts are read with `for_source(i)`, in the order of `sources`."""
+        self.load()
+        audios = [_Audio(s.audio) for s in sources]
+        clips = [plan_clips(s.regions, a) for s, a in zip(sources, audios)]
+        packed = [self.packs and s.duration is not None and 0.0 < s.duration <= MAX_CLIP_SECONDS
+                  and fits_one_window([c.end - c.start for c in cs], MAX_CLIP_SECONDS) for s, cs in zip(sources, clips)]
+        durations = [[c.end - c.start for c in cs] if p else [] for cs, p in zip(clips, packed)]
+        plan = CallPlan(audios, clips, plan_windows(durations, packed, MAX_CLIP_SECONDS))
+        alone = {i: (lambda s=s: self.iter_transcribe(s.audio, s.regions)) for i, (s, p) in enumerate(zip(sources, packed)) if not p}
+        return SharedTranscription(self._run_windows(plan), [len(d) for d in durations], alone)
+
+    def _run_windows(self, plan: "CallPlan") -> Iterator[list[tuple[int, "RegionTranscript"]]]:
+        """The plan's windows in order, one at a time (or a batched group at a time): the
+        transcripts of the clips each held, tagged with their source's index."""
+        per_call = max(1, int(self.cfg.batch_size) * GROUP_CLIPS_PER_BATCH) if self.pipeline is not None else 1
+        for g in range(0, len(plan.windows), per_call):
+            windows = plan.windows[g : g + per_call]
+            checked = [self._checked_window(plan, w) for w in windows]
+            kept = [w for w, _ in checked]
+            done = self._batch_windows(plan, kept) if self.pipeline is not None else [self._transcribe_window(plan, w) for w in kept]
+            for window, (_, foreign), rts in zip(windows, checked, done):
+                found = {**foreign, **rts}
+                yield [(p.source, found[(p.source, p.index)]) for p in window.placed]
+
+    def _checked_window(self, plan: "CallPlan", window: Window) -> tuple[Window, dict]:
+        """The window's clips the language check lets through, laid out again (a foreign clip is
+        not transcribed: its `mismatch` transcript), and the foreign clips' transcripts. The check
+        reads the clips together (`identify_clips`: one identification when it is confident)."""
+        if self.identifier is None:
+            return window, {}
+        guesses = self.identifier.identify_clips([plan.audios[p.source].read(plan.clip(p).start, plan.clip(p).end)
+                                                  for p in window.placed])
+        kept, foreign = Window(), {}
+        for p, g in zip(window.placed, guesses):
+            c = plan.clip(p)
+            if g.language and is_mismatch(g, self.cfg.language_id_min_probability):
+                why = (f"{self.identifier.name} hears {g.language} (p={g.probability:.2f}; {self.identifier.target} "
+                       f"p={g.target_probability:.2f}): model {self.cfg.model} transcribes {self.identifier.target} only")
+                foreign[(p.source, p.index)] = RegionTranscript(region_index=c.region_index, start=c.start, end=c.end,
+                                                                language=g.language, language_probability=round(g.probability, 4),
+                                                                mismatch=why)
+                continue
+            kept.add(p.source, p.index, p.duration)
+            if g.language:  # the identified language replaces an English-only model's own claim (en, p=1)
+                plan.heard[(p.source, p.index)] = (self.identifier.target, g.target_probability)
+        return kept, foreign
+
+    def _transcribe_window(self, plan: "CallPlan", window: Window) -> dict:
+        x = plan.window_audio(window)
+        results = plan.empty(window)
+        if not window.placed or len(x) < SAMPLE_RATE // 10:
+            return results
+        segments, info = self.model.transcribe(x, **self._options())
+        _fill(plan, window, results, list(segments), info)
+        return results
+
+    def _batch_windows(self, plan: "CallPlan", group: list[Window]) -> list[dict]:
+        """Concatenate the group's windows, transcribe them as clip_timestamps, map times back."""
+        parts, stamps = [], []
+        pos = 0.0
+        for w in group:
+            x = plan.window_audio(w)
+            parts.append(x)
+            stamps.append({"start": pos, "end": pos + len(x) / SAMPLE_RATE})
+            pos += len(x) / SAMPLE_RATE
+        results = [plan.empty(w) for w in group]
+        keep = [i for i, st in enumerate(stamps) if group[i].placed and st["end"] - st["start"] >= 0.1]
+        if not keep:
+            return results
+        segments, info = self.pipeline.transcribe(
+            np.concatenate(parts), language=self.cfg.language, beam_size=int(self.cfg.beam_size),
+            temperature=[float(t) for t in self.cfg.temperature], word_timestamps=True, vad_filter=False,
+            clip_timestamps=[stamps[i] for i in keep], batch_size=int(self.cfg.batch_size),
+        )
+        per_window: list[list] = [[] for _ in group]
+        for seg in segments:
+            # whisper's times are on a 20 ms grid: a segment can start a little before its window
+            # does, so it belongs to the window holding its middle
+            mid = (float(seg.start) + float(seg.end)) / 2.0
+            k = min(keep, key=lambda i: 0.0 if stamps[i]["start"] <= mid <= stamps[i]["end"]
+                    else min(abs(mid - stamps[i]["start"]), abs(mid - stamps[i]["end"])))
+            per_window[k].append(_Shifted(seg, -stamps[k]["start"]))
+        for k in keep:
+            _fill(plan, group[k], results[k], per_window[k], info)
+        return results
+
     # ------------------------------------------------------------ public
 
     def transcribe(self, audio16k: AudioSource, regions: Sequence[SpeechRegion]) -> list[RegionTranscript]:
@@ -343,7 +443,119 @@ class Transcriber:
         return results
 
 
+@dataclass
+class Source:
+    """One video of a call: its 16 kHz audio, the regions to transcribe and its duration (None:
+    unknown, never packed)."""
+
+    audio: AudioSource
+    regions: Sequence[SpeechRegion]
+    duration: Optional[float] = None
+
+
+@dataclass
+class CallPlan:
+    """Every clip of a call's packed videos and the windows they are transcribed in."""
+
+    audios: list[_Audio]
+    clips: list[list[_Clip]]
+    windows: list[Window]
+    #: (source, clip index) -> the language the check heard it in (target, its probability)
+    heard: dict[tuple[int, int], tuple[str, float]] = field(default_factory=dict)
+
+    def clip(self, p: Placed) -> _Clip:
+        return self.clips[p.source][p.index]
+
+    def window_audio(self, window: Window) -> np.ndarray:
+        parts = []
+        for k, p in enumerate(window.placed):
+            if k:
+                parts.append(np.zeros(int(round((p.offset - window.placed[k - 1].end) * SAMPLE_RATE)), np.float32))
+            c = self.clip(p)
+            parts.append(self.audios[p.source].read(c.start, c.end))
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def empty(self, window: Window) -> dict[tuple[int, int], RegionTranscript]:
+        return {(p.source, p.index): RegionTranscript(region_index=self.clip(p).region_index, start=self.clip(p).start,
+                                                      end=self.clip(p).end) for p in window.placed}
+
+
+class SharedTranscription:
+    """A call's transcription, read video by video: `for_source(i)` yields video i's transcripts as
+    the windows holding its clips are done (windows run in the order of the videos, so a video's
+    neighbours' clips are kept until their turn); a video that is not packed is transcribed alone
+    at its turn. A window that fails fails every video in it."""
+
+    def __init__(self, windows: Iterator[list[tuple[int, RegionTranscript]]], clips_per_source: list[int],
+                 alone: Optional[dict] = None):
+        self._windows = windows
+        self._left = list(clips_per_source)
+        self._alone = alone or {}
+        self._ready: dict[int, list[list[RegionTranscript]]] = {i: [] for i in range(len(clips_per_source))}
+        self._error: Optional[BaseException] = None
+
+    def for_source(self, i: int) -> Iterator[list[RegionTranscript]]:
+        if i in self._alone:
+            yield from self._alone[i]()
+            return
+        while True:
+            while self._ready[i]:
+                yield self._ready[i].pop(0)
+            if self._left[i] <= 0:
+                return
+            if self._error is not None:
+                raise self._error
+            try:
+                done = next(self._windows)
+            except StopIteration:
+                return
+            except Exception as e:  # noqa: BLE001 - raised for every video the window held
+                self._error = e
+                raise
+            by_source: dict[int, list[RegionTranscript]] = {}
+            for s, rt in done:
+                by_source.setdefault(s, []).append(rt)
+            for s, rts in by_source.items():
+                self._ready[s].append(rts)
+                self._left[s] -= len(rts)
+
+
 # ---------------------------------------------------------------- helpers
+
+
+class _Shifted:
+    """A faster-whisper segment of a batched group, with its times moved into its own window."""
+
+    def __init__(self, s, shift: float):
+        self.start, self.end, self.text = float(s.start) + shift, float(s.end) + shift, s.text
+        self.no_speech_prob, self.avg_logprob = s.no_speech_prob, s.avg_logprob
+        self.compression_ratio = getattr(s, "compression_ratio", 0.0)
+        self.words = [_ShiftedWord(w, shift) for w in s.words or []]
+
+
+class _ShiftedWord:
+    def __init__(self, w, shift: float):
+        self.word, self.start, self.end, self.probability = w.word, float(w.start) + shift, float(w.end) + shift, w.probability
+
+
+def _fill(plan: CallPlan, window: Window, results: dict, segments: list, info) -> None:
+    """Give each clip of a window its part of whisper's segments (times in window seconds): a word
+    belongs to the clip its middle falls in; a segment whose words fall in two clips becomes one
+    segment per clip, with its scores and the text of its own words."""
+    for s in segments:
+        words = list(s.words or [])
+        owners = [window.locate((float(w.start) + float(w.end)) / 2.0) for w in words]
+        mine = sorted(set(owners)) if words else [window.locate((float(s.start) + float(s.end)) / 2.0)]
+        for k in mine:
+            p = window.placed[k]
+            clip = plan.clip(p)
+            part = None if len(mine) == 1 else [w for w, o in zip(words, owners) if o == k]
+            results[(p.source, p.index)].segments.append(_segment(s, clip.start - p.offset, clip, part))
+    for p in window.placed:
+        rt = results[(p.source, p.index)]
+        rt.language, rt.language_probability = plan.heard.get((p.source, p.index),
+                                                              (info.language or "", float(info.language_probability or 0.0)))
+        _monotonic(rt)
 
 
 def _windows(clips: list[_Clip]) -> list[list[_Clip]]:
@@ -363,16 +575,23 @@ def _clamp(t: float, lo: float, hi: float) -> float:
     return float(min(max(t, lo), hi))
 
 
-def _segment(s, offset: float, clip: _Clip) -> WhisperSegment:
-    """A faster-whisper Segment in source seconds, clamped inside its clip."""
+def _segment(s, offset: float, clip: _Clip, part: Optional[list] = None) -> WhisperSegment:
+    """A faster-whisper Segment in source seconds, clamped inside its clip (`part`: only these of
+    its words, the segment's share of a packed window)."""
     words = []
-    for w in s.words or []:
+    for w in (s.words or []) if part is None else part:
         text = w.word or ""  # whisper's own spacing (a leading space in spaced scripts)
         if not text.strip():
             continue
         a = _clamp(float(w.start) + offset, clip.start, clip.end)
         b = _clamp(float(w.end) + offset, clip.start, clip.end)
         words.append(Word(word=text, start=round(a, 3), end=round(max(a, b), 3), probability=float(w.probability)))
+    if part is not None:
+        return WhisperSegment(
+            start=words[0].start if words else clip.start, end=words[-1].end if words else clip.start,
+            text=join_words(words), words=words, no_speech_prob=float(s.no_speech_prob or 0.0),
+            avg_logprob=float(s.avg_logprob or 0.0), compression_ratio=float(getattr(s, "compression_ratio", 0.0) or 0.0),
+        )
     return WhisperSegment(
         start=round(_clamp(float(s.start) + offset, clip.start, clip.end), 3),
         end=round(_clamp(float(s.end) + offset, clip.start, clip.end), 3),
@@ -399,4 +618,4 @@ def _monotonic(rt: RegionTranscript) -> None:
             seg.end = max(seg.end, seg.words[-1].end)
 
 
-__all__ = ["Transcriber", "RegionTranscript", "WhisperSegment", "plan_clips"]
+__all__ = ["Transcriber", "RegionTranscript", "WhisperSegment", "Source", "SharedTranscription", "plan_clips"]

@@ -42,6 +42,8 @@ class Collector:
         self.on_commit = on_commit
 
     def add(self, item: WorkItem) -> None:
+        if item.status == "placeholder":  # committed earlier: it only kept its group's shape
+            return
         full = next((r for r in item.rejects if r.reason == "disk_full"), None)
         if full is not None:
             raise DiskFull(full.message)

@@ -2,19 +2,21 @@
 
 Ray's C++ core (in the driver: "core_worker.cc:2465: Actor with class name ... max_restarts > 0")
 and OpenCV write to file descriptor 2 directly, past Python's logging. For the run's duration, fd 2
-is a pipe read by a thread: a line in one of those libraries' formats goes to the `native` logger
-(the run's log file); anything else goes on to the terminal unchanged. Python's own `sys.stderr`
-keeps writing to the terminal itself, so a terminal stays a terminal (the progress line).
+is a pipe read by a thread: a line in one of those libraries' formats is appended to the run's log
+file; anything else goes on to the terminal unchanged. Python's own `sys.stderr` keeps writing to
+the terminal itself, so a terminal stays a terminal (the progress line). The thread takes no lock
+another thread may hold (no `logging`): whatever still writes to fd 2 can never wait on it.
 """
 
 from __future__ import annotations
 
 import io
-import logging
 import os
 import re
 import sys
 import threading
+import time
+from pathlib import Path
 from typing import Optional
 
 #: "[2026-12-06 18:04:03,075 E 23897 23897] core_worker.cc:2465: ..." (Ray's C++ log format)
@@ -22,7 +24,6 @@ RAY_CORE_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWEF] \d+ \
 #: "[ WARN:0@4.494] global net_impl_backend.cpp:388 setPreferableTarget ..." (OpenCV's)
 OPENCV_LINE = re.compile(r"^\[ ?(?:DEBUG|INFO|WARN|ERROR)(?::\d+)?@[\d.]+\] ")
 
-log = logging.getLogger("native")
 
 
 def is_library_line(line: str) -> bool:
@@ -37,9 +38,10 @@ def is_fatal_line(line: str) -> bool:
 
 
 class NativeStderr:
-    """`with NativeStderr():` the filter above on fd 2; a no-op where fd 2 cannot be replaced."""
+    """`with NativeStderr(log_path):` the filter above on fd 2; a no-op where fd 2 cannot be replaced."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_path: Optional[Path] = None) -> None:
+        self.log_path = log_path
         self._terminal_fd: Optional[int] = None
         self._python_stderr = None
         self._thread: Optional[threading.Thread] = None
@@ -57,25 +59,31 @@ class NativeStderr:
         self._python_stderr = sys.stderr
         sys.stderr = io.TextIOWrapper(io.FileIO(os.dup(self._terminal_fd), "w"), encoding="utf-8",
                                       errors="backslashreplace", line_buffering=True)
-        self._thread = threading.Thread(target=self._pump, args=(read_fd, os.dup(self._terminal_fd)),
+        self._thread = threading.Thread(target=self._pump, args=(read_fd, os.dup(self._terminal_fd), self.log_path),
                                         name="native-stderr", daemon=True)
         self._thread.start()
         return self
 
     @staticmethod
-    def _pump(read_fd: int, terminal_fd: int) -> None:
+    def _pump(read_fd: int, terminal_fd: int, log_path: Optional[Path]) -> None:
+        try:
+            log_fd: Optional[int] = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if log_path else None
+        except OSError:
+            log_fd = None
         with open(read_fd, "rb", closefd=True) as pipe:
             for raw in pipe:
                 line = raw.decode("utf-8", "backslashreplace")
-                if is_library_line(line):
-                    log.warning("%s", line.rstrip("\n"))
-                    if not is_fatal_line(line):
-                        continue
                 try:
-                    os.write(terminal_fd, raw)
-                except OSError:
+                    if not is_library_line(line) or is_fatal_line(line):
+                        os.write(terminal_fd, raw)
+                    if is_library_line(line) and log_fd is not None:
+                        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+                        os.write(log_fd, f"{stamp} WARNING native: {line.rstrip()}\n".encode("utf-8", "backslashreplace"))
+                except OSError:  # a full disk or a closed terminal: the line is lost, the run goes on
                     pass
         os.close(terminal_fd)
+        if log_fd is not None:
+            os.close(log_fd)
 
     def __exit__(self, *exc) -> None:
         if self._terminal_fd is None:

@@ -135,7 +135,7 @@ def _declared(stage: Stage, cluster: Cluster) -> StagePlan:
         num_cpus=res.num_cpus,
         num_gpus=res.num_gpus,
         threads=worker_threads(res.num_cpus),
-        items_per_call=1 if stage.level == "video" else stage.items_per_call,  # videos fan out: one per call
+        items_per_call=stage.items_per_call,  # video-level: a group of videos (run._plan), the same in every run
         model_batch=stage.model_batch,
         execution=stage.execution() or "-",
     )

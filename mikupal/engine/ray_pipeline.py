@@ -24,7 +24,7 @@ from ..stages.faults import FAULT_ENV
 from .plan import Cluster, make_plan
 from .run_log import quiet_consoles
 from .cluster import init_ray
-from .stages import stage_classes
+from .stages import stage_classes, video_group_size
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,30 @@ def _one_row_blocks(items: Iterator[WorkItem]) -> Iterator[pa.Table]:
 def _run_task(batch: pa.Table, cls: type[Stage], cfg: RunConfig, out_dir: str) -> Iterator[pa.Table]:
     stage = cls(cfg, out_dir)
     try:
-        yield from _one_row_blocks(stage.iter_batch(batch))
+        yield from _one_row_blocks(_calls(stage, batch))
     except UserError as e:
         yield from _one_row_blocks(_user_error_items(batch, cls.name, e))
     finally:
         if stage._ready:
             stage.teardown()
+
+
+def _calls(stage: Stage, batch: pa.Table) -> Iterator[WorkItem]:
+    """A batch through the stage. A video-level stage gets one group of videos per call (the run's
+    inputs in order, `items_per_call` at a time: `run._plan`); should Ray Data ever bundle a batch
+    across groups, each group still gets a call of its own, and the log says so (a group split
+    across two batches would be worked on in two parts, which a packing stage would notice)."""
+    if stage.level != "video":
+        yield from stage.iter_batch(batch)
+        return
+    groups: dict[int, list[WorkItem]] = {}
+    for it in WorkItem.from_table(batch):
+        groups.setdefault(it.group, []).append(it)
+    if len(groups) > 1:
+        log.warning("%s got videos of %d groups in one batch (%s): each group is worked on apart", stage.name,
+                    len(groups), sorted(groups))
+    for part in groups.values():
+        yield from stage.iter_items(part)
 
 
 class _Secrets(dict):
@@ -94,7 +112,7 @@ class _StageActor:
             yield from _one_row_blocks(_user_error_items(batch, self.stage.name, self.error))
             return
         try:
-            yield from _one_row_blocks(self.stage.iter_batch(batch))
+            yield from _one_row_blocks(_calls(self.stage, batch))
         except UserError as e:  # a run condition (a model that will not load): the driver stops the run
             yield from _one_row_blocks(_user_error_items(batch, self.stage.name, e))
 
@@ -128,6 +146,10 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
     ctx.max_errored_blocks = -1  # a block lost to a dead worker must not end the run: the driver records it
     ctx.enable_operator_progress_bars = False
     ctx.target_max_block_size = 1  # rows are small (paths, times): one row per block spreads work evenly
+    # a video-level stage taking several videos per call gets the same ones together in every run:
+    # rows reach it in input order, so each batch is one group of run._plan (Ray Data bundles a
+    # batch from consecutive rows)
+    ctx.execution_options.preserve_order = video_group_size(cfg) > 1
     plan = make_plan(cfg, Cluster.of_ray())
     plan.check_fits()
 

@@ -29,6 +29,7 @@ from ..speaker.global_ids import write_global_speakers
 from .inputs import check_paths, expand_inputs, write_skipped
 from .lock import OutputLock, mark_output
 from .run_log import RunLog
+from .stages import depends_on_call, video_group_size
 from .progress import probe_durations
 from .terminal import Display, Terminal
 from ..stages.activity import clear_activity
@@ -150,11 +151,12 @@ def _run(cfg: RunConfig, stream) -> dict:
     stream = None
     peak = 0.0
     try:
-        todo = _plan(out, inputs, collector, progress)
+        todo = _plan(cfg, out, inputs, collector, progress)
         if progress.skipped_videos:
             printer.say(f"resuming: {progress.skipped_videos} of {progress.videos_total} videos already committed "
-                        f"({progress.skipped_seconds:.1f} s of media) are skipped; {len(todo)} to run")
-        stop_probe = probe_durations(progress, [it.path or it.source for it in todo])
+                        f"({progress.skipped_seconds:.1f} s of media) are skipped; "
+                        f"{sum(it.status != 'placeholder' for it in todo)} to run")
+        stop_probe = probe_durations(progress, [it.path or it.source for it in todo if it.status != "placeholder"])
         if cfg.engine.kind == "ray" and todo:
             from .ray_pipeline import stream as engine_stream
         else:
@@ -180,7 +182,7 @@ def _run(cfg: RunConfig, stream) -> dict:
 
         _record_lost(todo, out, collector)
         wall = time.perf_counter() - t0
-        processed = {it.video_id for it in todo} | {r.item_id for r in inputs.rejects}
+        processed = {it.video_id for it in todo if it.status != "placeholder"} | {r.item_id for r in inputs.rejects}
         write_global_speakers(out.root, cfg.speaker.global_similarity)
         report = build_report(out, wall, processed, config=_safe_config(cfg), peak_rss_mb=round(max(peak, _peak_rss_mb()), 1))
         write_report(out.root, report)
@@ -202,32 +204,54 @@ def _run(cfg: RunConfig, stream) -> dict:
     return report
 
 
-def _plan(out: OutputDir, inputs, collector: Collector, progress: Progress) -> list[WorkItem]:
+def _plan(cfg: RunConfig, out: OutputDir, inputs, collector: Collector, progress: Progress) -> list[WorkItem]:
     """Commit the inputs rejected before any stage, skip what is committed, clear what a crashed
-    attempt left, and return the videos to run."""
-    todo: list[WorkItem] = []
+    attempt left, and return the videos to run: whole groups of `video_group_size`, in input
+    order, as the video-level stages get them in every run (an uninterrupted run's groups)."""
     for rej in inputs.rejects:
         if not out.is_done(rej.item_id):
             collector.record(out.commit_rejects(rej.item_id, [rej], rej.source, rej.video_id))
             collector.committed.add(rej.item_id)
         else:
             progress.skip(None)
-    for src, path, vid in inputs.videos:
+    k = video_group_size(cfg)
+    todo: list[WorkItem] = []
+    for g in range(0, len(inputs.videos), k):
+        todo.extend(_plan_group(cfg, out, inputs.videos[g : g + k], g // k if k > 1 else -1, progress))
+    return todo
+
+
+def _plan_group(cfg: RunConfig, out: OutputDir, group: list, index: int, progress: Progress) -> list[WorkItem]:
+    """One group's videos: nothing when all are committed; else the unfinished ones, the committed
+    ones whose results depend on their group (redone with it, so they come out as before), and
+    placeholders for the other committed ones (they keep the group's shape, and pass untouched)."""
+    summaries = {}
+    for src, _, vid in group:
         stale = source_key(src)  # this source was missing or a duplicate in an earlier run
         if out.marker(stale).exists():
             out.clear_unfinished(stale)
-        if out.is_done(vid):
-            progress.skip(_summary(out, vid))
-            continue
-        out.clear_unfinished(vid)
-        todo.append(WorkItem(source=src, path=path, video_id=vid))
-    return todo
+        summaries[vid] = out.summary(vid)
+    if all(s is not None and s.final for s in summaries.values()):
+        for s in summaries.values():
+            progress.skip(s)
+        return []
+    items = []
+    for src, path, vid in group:
+        s = summaries[vid]
+        item = WorkItem(source=src, path=path, video_id=vid, group=index)
+        if s is not None and s.final and not depends_on_call(cfg, s):
+            item.status = "placeholder"
+            progress.skip(s)
+        else:
+            out.clear_unfinished(vid)
+        items.append(item)
+    return items
 
 
 def _record_lost(todo: list[WorkItem], out: OutputDir, collector: Collector) -> None:
     """Anything the pipeline lost (a worker died for good) is recorded, and redone by the next run."""
     for it in todo:
-        if it.video_id not in collector.committed:
+        if it.status != "placeholder" and it.video_id not in collector.committed:
             pending = collector.pending.pop(it.video_id, {})
             rej = Reject(
                 item_id=it.video_id, video_id=it.video_id, source=it.source, stage="engine", reason="worker_lost",
@@ -266,12 +290,3 @@ def _close_limits(limits, root: Path) -> None:
         log.warning("could not write %s: %s", OutputPaths(root).cost, e)
     finally:
         limits.close()
-
-
-def _summary(out: OutputDir, key: str):
-    try:
-        from ..committed import VideoSummary
-
-        return VideoSummary.model_validate_json(out.marker(key).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None

@@ -61,7 +61,7 @@ class RunLog:
         self._saved: dict[str, tuple[int, bool]] = {}
         self._filtered: list[logging.Handler] = []
         self._attached: list[logging.Logger] = []
-        self._native = NativeStderr()
+        self._native = NativeStderr(self.path)
 
     def __enter__(self) -> "RunLog":
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # inherited by Ray's local workers

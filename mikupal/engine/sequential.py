@@ -1,5 +1,6 @@
-"""The same stages in one process, one video after another: for debugging, and the baseline the
-Ray pipeline is measured against."""
+"""The same stages in one process, one group of videos after another: for debugging, and the
+baseline the Ray pipeline is measured against. Video-level stages get each group in one call
+(`items_per_call`, as under Ray), so both engines give the same dataset."""
 
 from __future__ import annotations
 
@@ -8,18 +9,22 @@ from typing import Iterator
 
 from ..config import RunConfig
 from ..records import WorkItem
-from .stages import stage_classes
+from .stages import stage_classes, video_group_size
 
 
 def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[WorkItem]:
     """Each item through every stage. A stage's `setup()` failure (`Stage.start`) leaves as the
     run's UserError before its video is passed on; every stage that set up is torn down at the end."""
     stages = [cls(cfg, out_dir, threads=cfg.engine.threads) for cls in stage_classes(cfg)]
+    k = video_group_size(cfg)
     try:
-        for item in items:
-            current = [item]
+        for g in range(0, len(items), k):
+            current = items[g : g + k]
             for stage in stages:
-                current = [out for it in current for out in stage.iter_item(it)]
+                if stage.level == "video":
+                    current = list(stage.iter_items(current))
+                else:
+                    current = [out for it in current for out in stage.iter_item(it)]
             yield from current
     finally:
         for stage in stages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..committed import VideoSummary
 from ..config import RunConfig
 from ..models_dir import ModelNeed
 from ..stages.base import Stage
@@ -41,3 +42,15 @@ def preflight(cfg: RunConfig) -> None:
 def model_needs(cfg: RunConfig) -> list[ModelNeed]:
     """The model files the configured run loads, stage by stage (`mikupal models`)."""
     return [need for cls in stage_classes(cfg) for need in cls.models(cfg)]
+
+
+def video_group_size(cfg: RunConfig) -> int:
+    """How many videos the video-level stages get per call at most (their `items_per_call`): the
+    run's inputs are handed on in groups of this many, the same groups in every run."""
+    return max([1] + [cls(cfg, "/tmp").items_per_call for cls in stage_classes(cfg) if cls.level == "video"])
+
+
+def depends_on_call(cfg: RunConfig, video: VideoSummary) -> bool:
+    """Whether a committed video's results depend on the other videos of its group (see
+    `Stage.depends_on_call`): a resumed run then redoes it with them."""
+    return any(cls(cfg, "/tmp").depends_on_call(video) for cls in stage_classes(cfg) if cls.level == "video")

@@ -3,7 +3,10 @@
 Utterances are passed on as each whisper clip is transcribed (a generator), so the vision pool
 starts on a video's first utterances while the rest of it is still being transcribed. Whisper
 clips never cross a region boundary and utterances never cross a clip, so cutting clip by clip
-gives the same utterances as cutting the whole file at once."""
+gives the same utterances as cutting the whole file at once.
+
+A call holds `asr.resources.items_per_call` videos: short ones share whisper windows
+(`audio/packing.py`), each video's utterances still passed on as soon as its clips are done."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from typing import Iterator, Optional
 
 from .. import media
 from ..audio.segmentation import cut_utterances, video_reject_reason
-from ..audio.transcribe import Transcriber
+from ..audio.transcribe import MAX_CLIP_SECONDS, SharedTranscription, Source, Transcriber
+from ..committed import VideoSummary
 from ..config import Resources, RunConfig
 from ..models_dir import ModelNeed, whisper_models, whisper_need
 from ..records import Reject, SpeechSegment
@@ -27,6 +31,8 @@ class AsrStage(Stage):
     fans_out = True
 
     transcriber: Optional[Transcriber] = None
+    #: the current call's videos transcribed together (video id -> its index there), or None
+    _call: Optional[tuple[SharedTranscription, dict[str, int]]] = None
 
     @property
     def resources(self) -> Resources:
@@ -50,6 +56,50 @@ class AsrStage(Stage):
         self.transcriber.load()
         self.transcriber.check_device(self.holds_gpu, self.cfg.engine.require_gpu)
 
+    def iter_items(self, items: list[WorkItem]) -> Iterator[WorkItem]:
+        """The call's videos transcribed together (short ones packed), then each cut and passed on
+        in order, as its windows are done."""
+        self.start()
+        live, sources = [], []
+        for it in items:
+            if it.passes_through or not self._long_enough(it):
+                continue
+            try:
+                audio = self._audio(it)
+            except Exception:  # noqa: BLE001 - a video that cannot be read fails alone, in process()
+                continue
+            live.append(it)
+            sources.append(Source(audio, self._long_enough(it), it.data.video.duration if it.data.video else None))
+        self._call = None
+        if live:
+            try:
+                self._call = (self.transcriber.shared(sources), {it.video_id: k for k, it in enumerate(live)})
+            except Exception:  # noqa: BLE001 - each video is then transcribed alone, and fails alone
+                self._call = None
+        try:
+            for it in items:
+                yield from self.iter_item(it)
+        finally:
+            self._call = None
+
+    def depends_on_call(self, video: VideoSummary) -> bool:
+        """A short video's text depends on the videos packed with it (`audio/packing.py`)."""
+        return bool(self.cfg.asr.pack) and 0.0 < video.duration <= MAX_CLIP_SECONDS
+
+    def _long_enough(self, item: WorkItem) -> list:
+        """The regions worth whisper: one shorter than the shortest utterance cannot yield one."""
+        min_s = self.cfg.segment.min_seconds
+        return [r for r in item.data.regions if r.end - r.start >= min_s - 1e-9]
+
+    @staticmethod
+    def _audio(item: WorkItem):
+        return item.data.analysis_path or media.decode_audio(item.data.video.path if item.data.video else item.source)
+
+    def _transcripts(self, item: WorkItem, regions: list):
+        if self._call is not None and item.video_id in self._call[1]:
+            return self._call[0].for_source(self._call[1][item.video_id])
+        return self.transcriber.iter_transcribe(self._audio(item), regions)
+
     def _too_short(self, item: WorkItem) -> list[Reject]:
         min_s = self.cfg.segment.min_seconds
         return [
@@ -65,10 +115,8 @@ class AsrStage(Stage):
         if not item.data.regions:
             yield item.reject(self.name, "no_speech", "no speech regions to transcribe")
             return
-        # a region shorter than the shortest utterance cannot yield one: do not spend whisper on it
-        min_s = self.cfg.segment.min_seconds
         regions = item.data.regions
-        long_enough = [r for r in regions if r.end - r.start >= min_s - 1e-9]
+        long_enough = self._long_enough(item)
         # video-level accounting (earlier rejects and stage times) travels once, on the first item;
         # rejects found while transcribing ride on the next utterance passed on (or the last one)
         rejects: list[Reject] = list(item.rejects) + self._too_short(item)
@@ -77,8 +125,7 @@ class AsrStage(Stage):
         held: Optional[WorkItem] = None
         n = 0
         if long_enough:
-            audio = item.data.analysis_path or media.decode_audio(item.data.video.path if item.data.video else item.source)
-            for transcripts in self.transcriber.iter_transcribe(audio, long_enough):
+            for transcripts in self._transcripts(item, long_enough):
                 segments, cut_rejects = cut_utterances(item.video_id, item.source, transcripts, self.cfg.segment, regions)
                 rejects.extend(cut_rejects)
                 all_rejects.extend(cut_rejects)

@@ -26,6 +26,7 @@ from typing import ClassVar, Iterable, Iterator, Literal, Optional
 import pyarrow as pa
 
 from .. import layout
+from ..committed import VideoSummary
 from ..config import Resources, RunConfig
 from ..errors import ModelLoadError, StageError, UserError
 from ..models_dir import ModelNeed, check, ensure
@@ -180,7 +181,7 @@ class Stage(ABC):
         already passed on, one more item carrying the reject. This stage's time rides on the last
         item; a fan-out stage marks the last one with how many there were (`fanout_total`, 0 =
         more to come), so the writer knows when a video is complete."""
-        if item.status == "dropped":
+        if item.passes_through:
             yield item
             return
         self.start()
@@ -255,9 +256,21 @@ class Stage(ABC):
         return None
 
     def iter_batch(self, batch: pa.Table) -> Iterator[WorkItem]:
-        """Every item of an Arrow batch through `iter_item` (the labeler overrides it to batch
-        requests); side by side in threads when the stage merges their model calls."""
-        items = WorkItem.from_table(batch)
+        """Every item of an Arrow batch through `iter_items` (the labeler overrides it to batch
+        requests)."""
+        yield from self.iter_items(WorkItem.from_table(batch))
+
+    def depends_on_call(self, video: "VideoSummary") -> bool:
+        """Whether a committed video's results depend on the other videos of its call. The engine
+        hands a video-level stage the same videos together in every run (the inputs in order,
+        `items_per_call` at a time); a resumed run redoes such a video with its call's unfinished
+        ones, so it ends as an uninterrupted run would have (the ASR's packing)."""
+        return False
+
+    def iter_items(self, items: list[WorkItem]) -> Iterator[WorkItem]:
+        """One call's items (`items_per_call` of them), each through `iter_item`, in order; side by
+        side in threads when the stage merges their model calls. A stage that works on a call's
+        items together (the ASR packs short videos into shared windows) overrides it."""
         if len(items) > 1 and self.items_per_call > 1:
             if not self._ready:
                 self.setup()  # a UserError (a model that will not load) stops the run, here

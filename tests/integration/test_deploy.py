@@ -35,12 +35,10 @@ def _free_port() -> int:
 
 
 def _env(**extra: str) -> dict:
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", PATH=f"{RAY.parent}{os.pathsep}{os.environ.get('PATH', '')}", **extra)
-    env.pop("RAY_ADDRESS", None)
-    env.pop("MIKUPAL_MODELS_DIR", None)
-    for k in ("OPENCV_LOG_LEVEL", "MALLOC_ARENA_MAX", "RAY_BACKEND_LOG_LEVEL"):  # what the run must set itself
-        env.pop(k, None)
-    return env
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", PATH=f"{RAY.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    for k in ("RAY_ADDRESS", "MIKUPAL_MODELS_DIR", "OPENCV_LOG_LEVEL", "MALLOC_ARENA_MAX", "RAY_BACKEND_LOG_LEVEL"):
+        env.pop(k, None)  # the user's choices below, and what the run must set itself
+    return {**env, **extra}
 
 
 @pytest.fixture(scope="module")

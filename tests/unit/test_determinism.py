@@ -59,3 +59,72 @@ def test_asr_decodes_without_sampling_by_default():
     assert compose([]).asr.temperature == [0.0]
     assert compose(["profile=cpu"]).asr.temperature == [0.0]
     assert compose(["asr.temperature=[0.0,0.2,0.4]"]).asr.temperature == [0.0, 0.2, 0.4]
+
+
+def _summary(out: OutputDir, vid: str, duration: float, final: bool = True) -> None:
+    from mikupal.committed import VideoSummary
+
+    out.marker(vid).parent.mkdir(parents=True, exist_ok=True)
+    out.marker(vid).write_text(VideoSummary(key=vid, video_id=vid, source=f"{vid}.mp4", duration=duration,
+                                            final=final).model_dump_json())
+
+
+def test_a_resumed_run_plans_whole_groups_with_placeholders_for_committed_long_videos(tmp_path):
+    """Groups of items_per_call videos in input order: a group with nothing left is skipped; in
+    one with an unfinished video, committed short videos (their text depends on the group) are
+    redone, and a committed long one is a placeholder that keeps the group's shape."""
+    from mikupal.engine.collector import Progress
+    from mikupal.engine.inputs import InputSet
+    from mikupal.engine.run import _plan
+
+    cfg = compose(["asr.resources.items_per_call=3"])
+    out = OutputDir(tmp_path / "out")
+    inputs = InputSet(videos=[(f"v{i}.mp4", f"/in/v{i}.mp4", f"v{i}") for i in range(8)])
+    for vid, duration in [("v0", 5.0), ("v1", 4.0), ("v2", 6.0), ("v3", 5.0), ("v5", 45.0), ("v6", 3.0)]:
+        _summary(out, vid, duration)
+    _summary(out, "v7", 4.0, final=False)  # a transient failure: redone
+    progress = Progress(videos_total=8)
+    todo = _plan(cfg, out, inputs, collector=None, progress=progress)
+    assert [(it.video_id, it.group, it.status) for it in todo] == [
+        ("v3", 1, "video"), ("v4", 1, "video"), ("v5", 1, "placeholder"),  # v3 short: redone with v4
+        ("v6", 2, "video"), ("v7", 2, "video"),
+    ]
+    assert progress.videos_done == 4  # v0-v2 and the placeholder v5
+    assert not out.marker("v3").exists() and out.marker("v5").exists()
+
+
+def test_one_video_per_call_plans_as_before(tmp_path):
+    from mikupal.engine.collector import Progress
+    from mikupal.engine.inputs import InputSet
+    from mikupal.engine.run import _plan
+
+    cfg = compose(["asr.resources.items_per_call=1"])
+    out = OutputDir(tmp_path / "out")
+    _summary(out, "v1", 5.0)
+    todo = _plan(cfg, out, InputSet(videos=[(f"v{i}.mp4", f"/in/v{i}.mp4", f"v{i}") for i in range(3)]), None,
+                 Progress(videos_total=3))
+    assert [(it.video_id, it.group, it.status) for it in todo] == [("v0", -1, "video"), ("v2", -1, "video")]
+
+
+def test_a_batch_spanning_two_groups_is_worked_on_group_by_group(caplog):
+    """Ray Data bundles a video-level stage's batch from consecutive rows (rows in input order): one
+    group. Should it ever bundle across groups, each group still gets a call of its own, and the
+    log says so."""
+    from mikupal.engine.ray_pipeline import _calls
+
+    calls = []
+
+    class Stage:
+        name, level = "asr", "video"
+
+        def iter_items(self, items):
+            calls.append([it.video_id for it in items])
+            yield from items
+
+    batch = WorkItem.to_table([WorkItem(source=f"{v}.mp4", video_id=v, group=g) for v, g in [("a", 0), ("b", 0), ("c", 1)]])
+    with caplog.at_level("WARNING"):
+        assert [it.video_id for it in _calls(Stage(), batch)] == ["a", "b", "c"]
+    assert calls == [["a", "b"], ["c"]] and "2 groups" in caplog.text
+    calls.clear()
+    list(_calls(Stage(), WorkItem.to_table([WorkItem(source="d.mp4", video_id="d", group=2)])))
+    assert calls == [["d"]]

@@ -26,10 +26,9 @@ def test_fd2_lines_reach_the_log_and_only_the_user_s_and_fatal_ones_the_terminal
     log = tmp_path / "native.log"
     lines = [ACTOR, OPENCV, EXITS, "plain words\n"]
     code = f"""
-import logging, os
+import os
 from mikupal.engine.native_log import NativeStderr
-logging.getLogger("native").addHandler(logging.FileHandler({str(log)!r}))
-with NativeStderr():
+with NativeStderr({str(log)!r}):
     for line in {lines!r}:
         os.write(2, line.encode())
 """

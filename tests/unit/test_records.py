@@ -118,7 +118,7 @@ def test_work_item_keeps_the_engine_protocol_apart_from_the_payload():
     """The engine's columns are the item's own; what the stages carry is one `data` struct, and
     face tracks (only tests and debug renders read them) do not travel at all."""
     schema = WorkItem.arrow_schema()
-    assert set(schema.names) == {"source", "path", "video_id", "status", "fanout_total", "origin_id", "share",
+    assert set(schema.names) == {"source", "path", "video_id", "status", "group", "fanout_total", "origin_id", "share",
                                  "rejects", "times", "data"}
     payload = schema.field("data").type
     assert pa.types.is_struct(payload) and "segment" in [f.name for f in payload]
