@@ -151,6 +151,7 @@ class SpeakerConfig(_Strict):
     cluster_similarity: float = Field(ge=-1, le=1)
     attach_similarity: float = Field(ge=-1, le=1)
     min_support_seconds: float = Field(ge=0)
+    pair_similarity: float = Field(ge=-1, le=1)
     global_similarity: float = Field(ge=-1, le=1)
     resources: Resources
 
