@@ -46,7 +46,7 @@ def corpus(tmp_path_factory, media) -> Path:
 
 def _run(models_dir: Path, corpus: Path, out: Path, *extra: str) -> dict:
     cfg = compose([f"input={corpus}", f"output={out}", f"models_dir={models_dir}", "profile=cpu", "separation=none",
-                   "asr.model=tiny.en", "offline=true", "labeler=none", "engine.progress=false", *extra])
+                   "asr.model=tiny.en", "offline=true", "labeler=none", "engine.progress=false", "asr.pack=true", *extra])
     return run(cfg)
 
 

@@ -78,12 +78,13 @@ def jfk16k():
     return media.decode_audio(media_file("jfk.flac"))
 
 
-def test_packed_clips_get_their_own_words_and_the_same_text_every_time(transcriber, jfk16k):
+def test_packed_clips_get_their_own_words_and_the_same_text_every_time(transcriber, jfk16k, monkeypatch):
     """JFK's 11 s twice, as two short videos sharing one window: each gets the whole sentence, timed
     inside its own clip, the same on every call; close to its text alone (tiny.en)."""
     end = len(jfk16k) / 16000
     regions = [SpeechRegion(start=0.0, end=end)]
     alone = transcriber.transcribe(jfk16k, regions)
+    monkeypatch.setattr(transcriber, "cfg", transcriber.cfg.model_copy(update={"pack": True}))  # off by default
     assert transcriber.packs  # an English-only model: the language is known
     runs = []
     for _ in range(2):
