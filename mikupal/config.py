@@ -151,6 +151,7 @@ class SpeakerConfig(_Strict):
     cluster_similarity: float = Field(ge=-1, le=1)
     attach_similarity: float = Field(ge=-1, le=1)
     min_support_seconds: float = Field(ge=0)
+    pair_similarity: float = Field(ge=-1, le=1)
     global_similarity: float = Field(ge=-1, le=1)
     resources: Resources
 
@@ -288,10 +289,18 @@ class ProsodyConfig(_Strict):
     _section: ClassVar[str] = "prosody"
     """Measured pitch, speaking rate, loudness, peak and SNR of each kept segment (`audio/prosody.py`)."""
 
-    kind: Literal["praat", "none"]
+    kind: Literal["measured", "none"]
+    #: world: WORLD's DIO + StoneMask with a clean-up (MIT, the default install); praat: Praat's
+    #: autocorrelation tracker (GPL-3.0, `pip install "mikupal[praat]"`); `audio/pitch.py`
+    pitch_tracker: Literal["world", "praat"]
     pitch_floor_hz: float = Field(gt=0)
     pitch_ceiling_hz: float = Field(gt=0)
     resources: Resources
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind_praat(cls, v: Any) -> Any:
+        return "measured" if v == "praat" else v  # the name before pitch_tracker: Praat is now one tracker of two
 
     @model_validator(mode="after")
     def _range(self) -> "ProsodyConfig":

@@ -174,6 +174,18 @@ class FaceTrack(Record):
     asd_scores: list[float] = Field(default_factory=list)
 
 
+class FaceEnds(Record):
+    """Where, when and in what shot a segment's speaking face was first and last seen: identity
+    continues a face track across the pause between two utterances (`speaker/identity.py`)."""
+
+    first_time: float  # source seconds of the first frame the track is on
+    last_time: float
+    first_box: list[float]  # [x1, y1, x2, y2] in source pixels
+    last_box: list[float]
+    first_look: list[Float32]  # coarse HSV histogram of that whole frame (`vision/track.py:frame_look`)
+    last_look: list[Float32]
+
+
 class VoiceWindows(Record):
     """Voice embeddings of sliding windows over one utterance, in source seconds."""
 
@@ -435,6 +447,7 @@ class Payload(Record):
     asd_score: Optional[float] = None
     speaking_fraction: Optional[float] = None
     other_faces: list[list[float]] = Field(default_factory=list)  # median boxes of the other faces on screen
+    speaker_ends: Optional[FaceEnds] = None  # vision: the speaking face's first and last frame (identity's track continuity)
     audio_path: Optional[str] = None  # vision: dataset audio, relative to the output dir
     clip_path: Optional[str] = None  # vision: the speaker clip the labeler sees, relative to the output dir
     prosody: Optional[Prosody] = None  # prosody: measured pitch, rate, loudness, SNR of the dataset audio

@@ -1,16 +1,16 @@
 """Measured delivery of one kept segment, from its dataset audio (the separated vocals), with no
 model: pitch, speaking rate, loudness, peak level and an SNR estimate.
 
-- **F0** (`pitch_track`): Praat's autocorrelation pitch tracker (`praat-parselmouth`,
-  `Sound.to_pitch_ac`, 10 ms steps, 60-500 Hz by default) on the audio resampled to 16 kHz. Chosen
-  over WORLD (`pyworld` DIO + StoneMask, Harvest) and librosa (YIN, pYIN) on the shared clips and
-  synthetic tones (`benchmarks/prosody.md`): Praat and WORLD are exact on harmonic tones (85-330 Hz
-  within 0.03 Hz), Praat costs 0.005 CPU s per media second (DIO 0.007, Harvest 0.18, pYIN 0.09)
-  and its voicing decision keeps octave jumps out of the ranges (vr_face3: a 98 Hz 5-95% range
-  where DIO finds 176 and Harvest 211); `pyworld` 0.3.5 also needs setuptools' `pkg_resources` to
-  import. praat-parselmouth is GPL-3.0, as Praat is. Median and mean over voiced
-  frames; the range is the 5th to 95th percentile (octave errors and creaks at the tails stay
-  out). Semitones are re 100 Hz (Praat's convention): 12 log2(f / 100).
+- **F0** (`pitch_track`, `pitch.py`): 10 ms frames on the audio resampled to 16 kHz, 60-500 Hz by
+  default, by the tracker `prosody.pitch_tracker` names. The default, `world` (WORLD's DIO + StoneMask,
+  MIT, with a periodicity, octave and run-length clean-up), was chosen over Praat's autocorrelation
+  tracker (GPL-3.0, now the optional `praat`), Harvest and librosa's YIN / pYIN on the shared clips
+  and synthetic tones (`benchmarks/prosody.md`): exact on harmonic tones 85-330 Hz, medians within 0.2
+  semitones of Praat's and 5-95% ranges within 1.1 (save one creaky clip, where Praat's range takes in
+  the creak an octave below), near Praat's cost (0.0066 CPU s per media second, Praat 0.0045, Harvest 0.19, pYIN 0.1);
+  DIO without the clean-up puts noise and octave errors in the ranges (12 semitones wider on vr_face5).
+  Median and mean over voiced frames; the range is the 5th to 95th percentile (octave errors and
+  creaks at the tails stay out). Semitones are re 100 Hz (Praat's convention): 12 log2(f / 100).
 - **Speaking rate**: syllables (`syllables.py`, any script) per second of speech, where the speech
   is the union of the word intervals, so pauses between words do not count (articulation rate).
 - **Loudness**: integrated loudness, ITU-R BS.1770-4 (`pyloudnorm`, gated, LUFS) at the dataset
@@ -22,50 +22,25 @@ model: pitch, speaking rate, loudness, peak level and an SNR estimate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 
 from ..records import Prosody, Word
+from .pitch import PitchSettings, pitch_track
 from .syllables import count_syllables
 
-PITCH_RATE = 16000  # the pitch tracker's input rate: speech F0 and its harmonics are far below 8 kHz
+__all__ = ["PitchSettings", "pitch_track", "measure", "semitones", "loudness_lufs", "peak_dbfs", "snr_db",
+           "speech_intervals"]
+
 FRAME_S = 0.02  # SNR frames
 SNR_MIN_DB, SNR_MAX_DB = -10.0, 100.0
 SEMITONE_REF_HZ = 100.0
 MIN_VOICED_FRAMES = 5  # fewer voiced frames: no F0 figures (a whisper, a breath)
 
 
-@dataclass(frozen=True)
-class PitchSettings:
-    floor_hz: float = 60.0
-    ceiling_hz: float = 500.0
-    step_s: float = 0.01
-
-
 def semitones(hz: float, ref: float = SEMITONE_REF_HZ) -> float:
     return float(12.0 * np.log2(hz / ref))
-
-
-def pitch_track(audio: np.ndarray, sample_rate: int, settings: PitchSettings = PitchSettings()) -> np.ndarray:
-    """F0 in Hz of every 10 ms frame Praat finds voiced (unvoiced frames left out)."""
-    import parselmouth
-
-    x = np.asarray(audio, dtype=np.float64)
-    if sample_rate != PITCH_RATE:
-        from scipy.signal import resample_poly
-
-        g = np.gcd(int(sample_rate), PITCH_RATE)
-        x = resample_poly(x, PITCH_RATE // g, int(sample_rate) // g)
-    min_len = 3.0 / settings.floor_hz  # Praat needs three periods of the lowest pitch
-    if len(x) < min_len * PITCH_RATE:
-        return np.zeros(0)
-    sound = parselmouth.Sound(x, sampling_frequency=PITCH_RATE)
-    pitch = sound.to_pitch_ac(time_step=settings.step_s, pitch_floor=settings.floor_hz,
-                              pitch_ceiling=settings.ceiling_hz)
-    f0 = pitch.selected_array["frequency"]
-    return f0[f0 > 0]
 
 
 def speech_intervals(words: Sequence[Word], offset: float, duration: float) -> list[tuple[float, float]]:

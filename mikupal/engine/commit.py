@@ -91,7 +91,7 @@ def _voice(item: WorkItem) -> SegmentVoice:
     b = np.asarray(item.data.speaker_boxes, dtype=np.float64)
     box = [float(x) for x in np.median(b, axis=0)] if len(b) else []
     return SegmentVoice(item.data.segment.start, item.data.segment.end, list(item.data.speaker_embedding), box,
-                        list(item.data.other_faces), item.data.speaker_face)
+                        list(item.data.other_faces), item.data.speaker_face, item.data.speaker_ends)
 
 
 def identify(video_id: str, kept: list[WorkItem], rows: list[DatasetSegment], rules: IdentityRules,

@@ -132,7 +132,8 @@ def _ray_is_up() -> bool:
 def _run(cfg: RunConfig, stream) -> dict:
     t0 = time.perf_counter()
     sc = cfg.speaker
-    out = OutputDir(cfg.output, cfg.dataset.sample_rate, IdentityRules(sc.cluster_similarity, sc.attach_similarity, sc.min_support_seconds),
+    out = OutputDir(cfg.output, cfg.dataset.sample_rate, IdentityRules(sc.cluster_similarity, sc.attach_similarity, sc.min_support_seconds,
+                                                                        sc.pair_similarity, cfg.faces.shot_cut_threshold),
                     rules_of(cfg.duplicates))
     mark_output(out.root)  # never read back as input, by this run or another
     out.sweep_partials()

@@ -8,6 +8,10 @@ Everything known goes in, as proof where it is proof and as evidence where it is
     silent face in the other segment: both people are on screen at once, at two places.
 * **must-link** (one id, unless a cannot-link says otherwise: a cannot-link always wins):
   - the same face track spoke in two pieces of one utterance (`speaker_face`, set by the vision stage);
+  - the same face track goes on across the pause between two segments: the speaking face was last
+    seen in one and first seen in the next at most `CONTINUED_SECONDS` apart, at the same place
+    (IoU >= `SAME_PLACE_IOU`), in frames that look like one shot (histogram distance at most
+    `shot_cut_threshold`, the tracker's own test for a cut): a track the tracker would have joined;
   - the same place speaks in the same multi-face layout (a static two-shot), however the voices sound.
   A single face on screen proves nothing (close-ups in an edited scene all sit in the middle).
 * **voices** (unit GE2E embeddings), clustered in three steps (`speaker/linkage.py`, constrained):
@@ -16,7 +20,9 @@ Everything known goes in, as proof where it is proof and as evidence where it is
   2. each shorter one joins the supported speaker whose mean voice is most similar, when that is at
      least `attach_similarity`: a 2 s piece is too short for its pair similarities to stand on their
      own (benchmarks/results/voice_similarity.json; the figures are in conf/speaker/ge2e.yaml);
-  3. what is left (no supported speaker is near) is clustered among itself at `attach_similarity`.
+  3. what is left (no supported speaker is near, or nobody has that much speech) is clustered among
+     itself at `pair_similarity`: the similarity of two short pieces runs lower than a piece's to a
+     whole voice, so the bar for a pair is lower too (the figures are in conf/speaker/ge2e.yaml).
 
 Ids are `<video_id>_S<k>`, numbered by first appearance: the same items give the same ids (the
 segments are sorted by time first), so a killed-and-resumed run (which redoes a whole video)
@@ -26,15 +32,18 @@ writes the same ones.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
+from ..records import FaceEnds
 from .linkage import average_linkage, broken, resolve_must_links
 
 SAME_PLACE_IOU = 0.3
 #: overlap in time that proves two voices (more than the padding two neighbours may share)
 OVERLAP_SECONDS = 0.25
+#: the longest pause across which one face track goes on from a segment to the next
+CONTINUED_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,8 @@ class IdentityRules:
     cluster_similarity: float = 0.75
     attach_similarity: float = 0.70
     min_support_seconds: float = 4.0
+    pair_similarity: float = 0.67
+    shot_cut_threshold: float = 0.5  # faces.shot_cut_threshold: two frames further apart are two shots
 
 
 @dataclass
@@ -56,6 +67,7 @@ class SegmentVoice:
     speaker_box: list[float]  # median box of the speaker's face (source pixels)
     other_faces: list[list[float]] = field(default_factory=list)  # median boxes of the other faces on screen
     speaker_face: str = ""  # the face track that spoke ("<decode>#<track>"): shared only within one decode
+    ends: Optional[FaceEnds] = None  # where, when and in what shot that face was first and last seen
 
     @property
     def seconds(self) -> float:
@@ -91,6 +103,24 @@ def _two_on_screen(a: SegmentVoice, b: SegmentVoice) -> bool:
             and _same_place(b.speaker_box, a.other_faces))
 
 
+def look_distance(a: Sequence[float], b: Sequence[float]) -> float:
+    """Bhattacharyya distance of two L1-normalised histograms (0 = same colours, 1 = disjoint), as
+    OpenCV's HISTCMP_BHATTACHARYYA that finds the tracker's shot cuts."""
+    if len(a) != len(b) or not len(a):
+        return 1.0
+    bc = float(np.sqrt(np.clip(np.asarray(a, dtype=np.float64) * np.asarray(b, dtype=np.float64), 0, None)).sum())
+    return float(np.sqrt(max(0.0, 1.0 - bc)))
+
+
+def continued(a: SegmentVoice, b: SegmentVoice, cut: float) -> bool:
+    """`b`'s speaking face is `a`'s face track going on across the pause between them (`a` first)."""
+    x, y = a.ends, b.ends
+    if x is None or y is None:
+        return False
+    return (0.0 <= y.first_time - x.last_time <= CONTINUED_SECONDS and _iou(x.last_box, y.first_box) >= SAME_PLACE_IOU
+            and look_distance(x.last_look, y.first_look) <= cut)
+
+
 def similarities(segs: Sequence[SegmentVoice]) -> np.ndarray:
     """[n, n] cosine similarity of the voices. No voices at all: one person unless the faces say
     otherwise (1 everywhere). A segment without a voice among voiced ones is neutral to all
@@ -109,8 +139,9 @@ def similarities(segs: Sequence[SegmentVoice]) -> np.ndarray:
     return sim
 
 
-def constraints(segs: Sequence[SegmentVoice]) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """(cannot [n, n] bool, must-link pairs, surest first) from time and faces (see the module doc)."""
+def constraints(segs: Sequence[SegmentVoice], cut: float = IdentityRules.shot_cut_threshold) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """(cannot [n, n] bool, must-link pairs, surest first) from time and faces (see the module doc);
+    `segs` in time order, `cut` the shot-cut threshold."""
     n = len(segs)
     cannot = np.zeros((n, n), dtype=bool)
     track_links: list[tuple[int, int]] = []
@@ -121,7 +152,7 @@ def constraints(segs: Sequence[SegmentVoice]) -> tuple[np.ndarray, list[tuple[in
             b = segs[j]
             if min(a.end, b.end) - max(a.start, b.start) > OVERLAP_SECONDS or _two_on_screen(a, b):
                 cannot[i, j] = cannot[j, i] = True
-            elif a.speaker_face and a.speaker_face == b.speaker_face:
+            elif (a.speaker_face and a.speaker_face == b.speaker_face) or continued(a, b, cut):
                 track_links.append((i, j))
             elif _same_layout(a, b) and _same_place(a.speaker_box, [b.speaker_box]):
                 place_links.append((i, j))
@@ -148,7 +179,7 @@ def cluster(segs: Sequence[SegmentVoice], rules: IdentityRules | float = Identit
     order = sorted(range(n), key=lambda i: (segs[i].start, segs[i].end, i))
     s = [segs[i] for i in order]
     sim = similarities(s)
-    cannot, must = constraints(s)
+    cannot, must = constraints(s, rules.shot_cut_threshold)
     groups = resolve_must_links(n, must, cannot)
     labels = _cluster_groups(s, sim, cannot, groups, rules)
     bad = broken(labels, cannot)
@@ -171,7 +202,7 @@ def _cluster_groups(s: Sequence[SegmentVoice], sim: np.ndarray, cannot: np.ndarr
     supported = [g for g, m in members.items() if seconds[m].sum() >= rules.min_support_seconds]
     short = [g for g in members if g not in set(supported)]
     if not supported:  # nobody has enough speech to anchor the others: short pieces among themselves
-        return average_linkage(np.nan_to_num(sim, nan=rules.attach_similarity), cannot, rules.attach_similarity, groups)
+        return average_linkage(np.nan_to_num(sim, nan=rules.pair_similarity), cannot, rules.pair_similarity, groups)
     label = np.full(n, -1)
     pts = [i for g in supported for i in members[g]]
     first = average_linkage(np.nan_to_num(sim[np.ix_(pts, pts)], nan=rules.cluster_similarity), cannot[np.ix_(pts, pts)],
@@ -180,8 +211,8 @@ def _cluster_groups(s: Sequence[SegmentVoice], sim: np.ndarray, cannot: np.ndarr
     _attach(s, sim, cannot, members, short, label, seconds, rules.attach_similarity)
     rest = [i for i in range(n) if label[i] < 0]
     if rest:
-        more = average_linkage(np.nan_to_num(sim[np.ix_(rest, rest)], nan=rules.attach_similarity), cannot[np.ix_(rest, rest)],
-                               rules.attach_similarity, [groups[i] for i in rest])
+        more = average_linkage(np.nan_to_num(sim[np.ix_(rest, rest)], nan=rules.pair_similarity), cannot[np.ix_(rest, rest)],
+                               rules.pair_similarity, [groups[i] for i in rest])
         label[rest] = np.asarray(more) + label.max() + 1
     renumber: dict[int, int] = {}
     return [renumber.setdefault(int(x), len(renumber)) for x in label]

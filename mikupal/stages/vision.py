@@ -23,7 +23,7 @@ from ..models_dir import ModelNeed, ensure_file, file_need
 from ..speaker.embed import VoiceEncoder, mean_voice, slice_windows
 from ..speaker.turns import TurnRules, question_then_reply, stretch_similarity
 from ..audio.word_cuts import OVERLAPPING_SPEECH, Removal, split_utterance
-from ..vision import clip as clipmod, runtime, timeline
+from ..vision import clip as clipmod, runtime, timeline, track as tracking
 from ..vision.asd import VIDEO_FPS, use_bf16
 from ..vision.search import SpeakerSearch, Utterance, decode_utterance
 from ..vision.steps import Steps
@@ -144,7 +144,7 @@ class VisionStage(Stage):
         self.steps.tick("export", t)
         d.speaker_track, d.speaker_boxes = result.speaker_track, result.boxes
         d.asd_score = float(result.asd_score) if result.asd_score is not None and math.isfinite(result.asd_score) else None
-        d.speaking_fraction = result.speaking_fraction
-        d.audio_path, d.clip_path = paths["audio"], paths["clip"]
+        d.speaking_fraction, d.audio_path, d.clip_path = result.speaking_fraction, paths["audio"], paths["clip"]
         d.other_faces = [timeline.median_box(t) for t in tracks if t.track_id != result.speaker_track and len(t.frames) >= ac.min_coverage * n]
+        d.speaker_ends = tracking.face_ends(tracks, result.speaker_track, frames, seg.start, VIDEO_FPS)
         return item

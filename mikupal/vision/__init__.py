@@ -13,7 +13,7 @@
 
 from .attribution import REASONS, Attribution, attribute, attribute_with, scored_windows, speaker_boxes
 from .clip import relative_paths, speaker_frames, write_speaker_clip
-from .track import detection_frames, shot_cuts, track_faces
+from .track import detection_frames, frame_look, shot_cuts, track_faces
 
 __all__ = [
     "REASONS",
@@ -27,5 +27,6 @@ __all__ = [
     "write_speaker_clip",
     "detection_frames",
     "shot_cuts",
+    "frame_look",
     "track_faces",
 ]

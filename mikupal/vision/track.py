@@ -18,10 +18,12 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..records import FaceTrack
+from ..records import FaceEnds, FaceTrack
 
 __all__ = [
     "frame_histogram",
+    "frame_look",
+    "face_ends",
     "histogram_distances",
     "shot_cuts",
     "shot_ranges",
@@ -33,17 +35,38 @@ __all__ = [
 
 HIST_WIDTH = 96  # frames are shrunk to this width before the histogram: colour statistics need no detail
 HIST_BINS = (16, 16, 8)  # H, S, V
+LOOK_BINS = (8, 8, 4)  # a frame's look kept with a segment (256 numbers): enough to tell two shots apart
 
 
-def frame_histogram(frame_bgr: np.ndarray, width: int = HIST_WIDTH) -> np.ndarray:
+def frame_histogram(frame_bgr: np.ndarray, width: int = HIST_WIDTH, bins: Sequence[int] = HIST_BINS) -> np.ndarray:
     """Normalised 3-D HSV histogram of one BGR frame (subsampled to about `width` pixels wide first)."""
     step = max(1, frame_bgr.shape[1] // width)
     if step > 1:  # plain subsampling: ten times cheaper than an area resize, and colours are all we need
         frame_bgr = np.ascontiguousarray(frame_bgr[::step, ::step])
     hsv = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2HSV)
-    hist = cv2.calcHist([hsv], [0, 1, 2], None, list(HIST_BINS), [0, 180, 0, 256, 0, 256])
+    hist = cv2.calcHist([hsv], [0, 1, 2], None, list(bins), [0, 180, 0, 256, 0, 256])
     cv2.normalize(hist, hist, 1.0, 0.0, cv2.NORM_L1)
     return hist
+
+
+def frame_look(frame_bgr: np.ndarray) -> list[float]:
+    """A coarse colour histogram of one frame, flat: two frames of one shot look alike
+    (`look_distance` below the shot-cut threshold), two shots do not."""
+    return [float(x) for x in frame_histogram(frame_bgr, bins=LOOK_BINS).ravel()]
+
+
+def face_ends(tracks: Sequence[FaceTrack], track_id: Optional[int], frames_bgr: Sequence[np.ndarray], start: float,
+              fps: float) -> Optional[FaceEnds]:
+    """The first and last frame the track `track_id` is on (frame 0 at source second `start`): time,
+    box and look; None without that track."""
+    track = next((t for t in tracks if t.track_id == track_id), None)
+    if track is None or not track.frames:
+        return None
+    a, b = int(track.frames[0]), int(track.frames[-1])
+    if not (0 <= a < len(frames_bgr) and 0 <= b < len(frames_bgr)):
+        return None
+    return FaceEnds(first_time=start + a / fps, last_time=start + b / fps, first_box=list(track.boxes[0]),
+                    last_box=list(track.boxes[-1]), first_look=frame_look(frames_bgr[a]), last_look=frame_look(frames_bgr[b]))
 
 
 def histogram_distances(frames_bgr: Sequence[np.ndarray], width: int = HIST_WIDTH) -> np.ndarray:

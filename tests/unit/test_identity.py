@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from audio_fixtures import ge2e_weights
 
-from mikupal.speaker.identity import OVERLAP_SECONDS, IdentityRules, SegmentVoice, cluster, speaker_ids
+from mikupal.records import FaceEnds
+from mikupal.speaker.identity import OVERLAP_SECONDS, IdentityRules, SegmentVoice, cluster, constraints, speaker_ids
 from mikupal.speaker.linkage import average_linkage, broken, resolve_must_links
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "media"
@@ -181,6 +182,83 @@ def test_no_voices_one_person_unless_the_faces_say_otherwise():
             SegmentVoice(12, 13, [], RIGHT, [LEFT])]
     labels = cluster(segs)
     assert labels[0] == labels[1] and labels[2] != labels[3]
+
+
+def at_similarity(a: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
+    """A unit vector whose cosine with unit `a` is exactly `c`."""
+    o = rng.normal(size=a.shape)
+    o = unit(o - (o @ a) * a)
+    return c * a + np.sqrt(1 - c * c) * o
+
+
+SHOT_A = unit(np.r_[np.ones(4), np.zeros(252)]) ** 2  # two L1-normalised looks with no colour in common
+SHOT_B = unit(np.r_[np.zeros(4), np.ones(4), np.zeros(248)]) ** 2
+
+
+def seen(first: float, last: float, box=MIDDLE, look=SHOT_A, last_box=None, last_look=None) -> FaceEnds:
+    return FaceEnds(first_time=first, last_time=last, first_box=list(box), last_box=list(last_box or box),
+                    first_look=list(look), last_look=list(look if last_look is None else last_look))
+
+
+def test_a_face_track_goes_on_across_a_short_pause():
+    """Two short pieces whose voices sit well under any bar (0.62, a real single-speaker clip's two
+    pieces): the face the speaker is seen on goes on from one to the next in one shot, so one person."""
+    rng = np.random.default_rng(5)
+    a = unit(rng.normal(size=DIM))
+    b = at_similarity(a, 0.62, rng)
+    segs = [SegmentVoice(0.0, 1.8, a.tolist(), MIDDLE, ends=seen(0.0, 1.76)),
+            SegmentVoice(2.2, 3.4, b.tolist(), MIDDLE, ends=seen(2.24, 3.4))]
+    assert cluster(segs) == [0, 0]
+    assert constraints(segs)[1] == [(0, 1)]
+
+
+@pytest.mark.parametrize("why", ["cut", "pause", "place", "unseen"])
+def test_no_track_goes_on_across_a_cut_a_long_pause_or_to_another_place(why):
+    rng = np.random.default_rng(5)
+    a = unit(rng.normal(size=DIM))
+    b = at_similarity(a, 0.62, rng)
+    second = {"cut": seen(2.24, 3.4, look=SHOT_B), "pause": seen(1.76 + 1.2, 4.0),
+              "place": seen(2.24, 3.4, box=RIGHT), "unseen": None}[why]
+    segs = [SegmentVoice(0.0, 1.8, a.tolist(), MIDDLE, ends=seen(0.0, 1.76)),
+            SegmentVoice(2.2, 4.0, b.tolist(), MIDDLE, ends=second)]
+    assert constraints(segs)[1] == []
+    assert cluster(segs) == [0, 1]
+
+
+def test_a_continued_track_never_joins_two_people_on_screen():
+    """The track link says one person, the two-shot says two (each speaker sits where the other shows
+    a silent face): the cannot-link wins, whatever the voices and the link say."""
+    rng = np.random.default_rng(6)
+    a = unit(rng.normal(size=DIM))
+    segs = [SegmentVoice(0.0, 1.8, a.tolist(), LEFT, [RIGHT], ends=seen(0.0, 1.76, box=MIDDLE)),
+            SegmentVoice(2.2, 3.4, a.tolist(), RIGHT, [LEFT], ends=seen(2.24, 3.4, box=MIDDLE))]
+    cannot, must = constraints(segs)
+    assert cannot[0, 1] and must == []
+    assert cluster(segs) == [0, 1]
+
+
+def test_short_pieces_nobody_supports_pair_at_pair_similarity():
+    """No one has min_support_seconds of speech. Two pieces of one voice at 0.69 (under
+    attach_similarity, over pair_similarity) are one person; a third voice near one of them (0.68)
+    but far from the pair's other piece stays apart: average linkage takes the group's mean."""
+    rng = np.random.default_rng(7)
+    a = unit(rng.normal(size=DIM))
+    b = unit(at_similarity(a, 0.69, rng))
+    o = at_similarity(a, 0.0, rng)
+    o = unit(o - (o @ b) * b / 1.0)
+    c = unit(0.68 * b + np.sqrt(1 - 0.68 ** 2) * o)  # 0.68 to b, less to a
+    segs = [SegmentVoice(0.0, 2.3, a.tolist(), MIDDLE), SegmentVoice(3.0, 4.5, c.tolist(), MIDDLE),
+            SegmentVoice(5.0, 6.5, b.tolist(), MIDDLE)]
+    assert float(a @ c) < 0.67 and float(a @ b) == pytest.approx(0.69) and float(b @ c) == pytest.approx(0.68, abs=1e-6)
+    assert cluster(segs, IdentityRules(pair_similarity=0.70)) == [0, 1, 2]  # the old bar: one person, three ids
+    assert cluster(segs) == [0, 1, 0]
+
+
+def test_short_pieces_alike_but_talking_at_once_stay_two():
+    rng = np.random.default_rng(8)
+    a = unit(rng.normal(size=DIM))
+    segs = [SegmentVoice(0.0, 2.0, a.tolist(), MIDDLE), SegmentVoice(1.0, 2.5, at_similarity(a, 0.95, rng).tolist(), MIDDLE)]
+    assert cluster(segs) == [0, 1]
 
 
 @pytest.fixture(scope="module")

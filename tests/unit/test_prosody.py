@@ -1,4 +1,4 @@
-"""Measured prosody: the pitch tracker on synthetic tones and a real voice, the speaking rate from the
+"""Measured prosody: the pitch trackers (WORLD by default, Praat where installed) on synthetic tones and a real voice, the speaking rate from the
 word times, BS.1770 loudness, peak, SNR; syllables in several scripts; bins and the measured caption."""
 
 from __future__ import annotations
@@ -8,9 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mikupal.audio.prosody import PitchSettings, loudness_lufs, measure, pitch_track, semitones, snr_db, speech_intervals
+from mikupal.audio.pitch import PRAAT_EXTRA, require_tracker
+from mikupal.audio.prosody import (
+    PitchSettings,
+    loudness_lufs,
+    measure,
+    pitch_track,
+    semitones,
+    snr_db,
+    speech_intervals,
+)
 from mikupal.audio.syllables import count_syllables, count_text_syllables
+from mikupal.config import compose
 from mikupal.describe import PITCH_BINS, bins, describe_columns, measured_caption, pitch_bin
+from mikupal.errors import UserError
 from mikupal.records import Prosody, Word
 
 JFK = Path(__file__).resolve().parents[1] / "data" / "media" / "jfk.flac"
@@ -22,10 +33,65 @@ def tone(f0: float, seconds: float = 2.0, sr: int = 44100, amp: float = 0.3) -> 
     return (amp * x / np.max(np.abs(x))).astype(np.float32)
 
 
+def has_praat() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("parselmouth") is not None
+
+
+TRACKERS = ["world", pytest.param("praat", marks=pytest.mark.skipif(not has_praat(), reason='no "mikupal[praat]"'))]
+
+
+@pytest.mark.parametrize("tracker", TRACKERS)
 @pytest.mark.parametrize("f0", [85.0, 120.0, 210.0, 330.0])
-def test_pitch_of_a_harmonic_tone(f0):
-    track = pitch_track(tone(f0), 44100)
+def test_pitch_of_a_harmonic_tone(f0, tracker):
+    track = pitch_track(tone(f0), 44100, PitchSettings(tracker=tracker))
     assert len(track) > 150 and np.median(track) == pytest.approx(f0, rel=0.002)
+
+
+def test_world_leaves_out_frames_an_octave_from_the_median():
+    # 1.8 s at 200 Hz, then 0.2 s at 90 Hz (a creak, or an octave error): 10% of the frames, in the 5th percentile
+    sr = 16000
+    t = np.arange(2 * sr) / sr
+    f = np.where(t < 1.8, 200.0, 90.0)
+    x = 0.1 * sum(np.sin(2 * np.pi * k * np.cumsum(f) / sr) / k for k in range(1, 6))
+    world = pitch_track(x, sr)
+    assert len(world) > 150 and world.min() == pytest.approx(200.0, rel=0.01)
+    if has_praat():  # Praat follows the drop: its 5-95% range spans both tones
+        praat = pitch_track(x, sr, PitchSettings(tracker="praat"))
+        assert np.percentile(praat, 5) == pytest.approx(90.0, rel=0.01)
+    rng = np.random.default_rng(0)
+    assert len(pitch_track(0.1 * rng.standard_normal(2 * sr), sr)) < 10  # noise is not voiced
+
+
+@pytest.mark.skipif(not has_praat(), reason='no "mikupal[praat]"')
+def test_world_agrees_with_praat_on_a_real_voice():
+    from mikupal.media import decode_audio
+
+    voice = decode_audio(JFK, 0.0, None, 16000)
+    world, praat = pitch_track(voice, 16000), pitch_track(voice, 16000, PitchSettings(tracker="praat"))
+    assert abs(semitones(float(np.median(world)), float(np.median(praat)))) < 0.5
+    wr, pr = (semitones(float(np.percentile(f, 95)), float(np.percentile(f, 5))) for f in (world, praat))
+    assert wr == pytest.approx(pr, abs=2.0)  # 5-95% ranges, in semitones
+
+
+def test_tracker_config_and_a_missing_praat_in_one_line(monkeypatch):
+    import importlib.util
+
+    from mikupal.stages.prosody import ProsodyStage
+
+    assert compose([]).prosody.pitch_tracker == "world" and compose([]).prosody.kind == "measured"
+    assert compose(["prosody.kind=praat"]).prosody.kind == "measured"  # the name before pitch_tracker
+    with pytest.raises(UserError, match="pitch_tracker"):
+        compose(["prosody.pitch_tracker=crepe"])
+    cfg = compose(["prosody.pitch_tracker=praat"])
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "parselmouth" else real(name, *a))
+    with pytest.raises(UserError) as e:
+        ProsodyStage.preflight(cfg)
+    assert str(e.value) == PRAAT_EXTRA and "mikupal[praat]" in PRAAT_EXTRA and "\n" not in PRAAT_EXTRA
+    ProsodyStage.preflight(compose([]))  # world: nothing optional
+    require_tracker("world")
 
 
 def test_pitch_of_a_glide_spans_its_range():
@@ -110,6 +176,8 @@ def test_bins_relative_to_gender_and_the_measured_caption():
     assert "caption" not in describe_columns({**row, "caption": "Said by the model.", "caption_source": "labeler"})
 
 
-def test_pitch_settings_bound_the_search():
+@pytest.mark.parametrize("tracker", TRACKERS)
+def test_pitch_settings_bound_the_search(tracker):
     low = tone(70.0)
-    assert len(pitch_track(low, 44100, PitchSettings(floor_hz=90.0))) < len(pitch_track(low, 44100))
+    settings = PitchSettings(tracker=tracker)
+    assert len(pitch_track(low, 44100, PitchSettings(floor_hz=90.0, tracker=tracker))) < len(pitch_track(low, 44100, settings))

@@ -7,6 +7,8 @@ import pytest
 
 from mikupal.vision.track import (
     detection_frames,
+    face_ends,
+    frame_look,
     histogram_distances,
     iou_matrix,
     moving_average,
@@ -132,3 +134,23 @@ def test_shot_cuts_from_colour_histograms():
     assert d[0] == 0 and d[12] > 0.9 and np.delete(d, 12).max() < 0.5
     assert shot_cuts(frames, 0.5) == [12]
     assert shot_cuts(frames[:12], 0.5) == []
+
+
+def test_face_ends_give_time_box_and_a_look_that_tells_two_shots_apart():
+    from mikupal.records import FaceTrack
+    from mikupal.speaker.identity import look_distance
+
+    rng = np.random.default_rng(1)
+
+    def shot(bgr):
+        return np.clip(np.array(bgr, dtype=np.float32) + rng.normal(0, 6, (72, 128, 3)), 0, 255).astype(np.uint8)
+
+    frames = [shot([40, 60, 200]) for _ in range(10)] + [shot([200, 120, 30]) for _ in range(10)]
+    track = FaceTrack(track_id=3, frames=[2, 3, 4, 5, 6, 7], boxes=[[10.0 + k, 0.0, 60.0 + k, 50.0] for k in range(6)])
+    ends = face_ends([track], 3, frames, start=5.0, fps=25.0)
+    assert ends.first_time == 5.0 + 2 / 25 and ends.last_time == 5.0 + 7 / 25
+    assert ends.first_box == [10.0, 0.0, 60.0, 50.0] and ends.last_box == [15.0, 0.0, 65.0, 50.0]
+    assert len(ends.first_look) == 256 and abs(sum(ends.first_look) - 1.0) < 1e-4
+    assert look_distance(ends.first_look, ends.last_look) < 0.3  # one shot
+    assert look_distance(ends.last_look, frame_look(frames[15])) > 0.9  # the next shot
+    assert face_ends([track], 4, frames, 5.0, 25.0) is None  # no such track
