@@ -11,7 +11,10 @@ nothing of its neighbours), and compared with the voice of the rest of the utter
   `min_seconds` to `max_seconds` long. One causal GE2E pass per start gives every end's embedding
   (`VoiceEncoder.embed_prefixes`), so the test costs a few passes per utterance;
 * the rest's voice is the mean of the utterance's 1.5 s speech windows that lie (almost) outside
-  the span, and the exact embeddings of the words before and after it where those passes reach;
+  the span and hold words (`WORDED_FRACTION`), and the exact embeddings of the words before and
+  after it where those passes reach. A stretch without words (a laugh, a sob, a scream) is voiced,
+  but it is not the person's speaking voice: measured against it, their own words look like
+  another voice (benchmarks/short_turns.md, "Laughter and shouting by the same person");
 * a span is a **suspect** when its similarity to the rest is below the doubt threshold for its
   length, and **sure** below the sure threshold (both interpolated over `thresholds`, measured in
   `benchmarks/ge2e_windows.py`: a short stretch of one voice is less like that voice than a long
@@ -44,6 +47,9 @@ EDGE_SECONDS = 1.0
 WINDOW_SPILL = 0.25
 #: the rest must hold at least this much voice (s) to be compared with
 MIN_REST_SECONDS = 0.75
+#: a 1.5 s window stands for the rest's voice only when words cover this share of it: a laugh, a
+#: sob or a shout without words is voiced but is not how the person speaks (benchmarks/short_turns.md)
+WORDED_FRACTION = 0.5
 PUNCTUATION = tuple(".?!,;:。？！，、")
 
 
@@ -63,6 +69,15 @@ class TurnRules:
 
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(1e-12, float(np.linalg.norm(v)))
+
+
+def word_coverage(windows: VoiceWindows, words: Sequence[Word]) -> np.ndarray:
+    """The share of each window (source seconds) that whisper's words cover."""
+    st, en = np.asarray(windows.starts, dtype=np.float64), np.asarray(windows.ends, dtype=np.float64)
+    covered = np.zeros(len(st))
+    for w in words:
+        covered += np.clip(np.minimum(en, w.end) - np.maximum(st, w.start), 0.0, None)
+    return covered / np.maximum(en - st, 1e-9)
 
 
 def turn_starts(words: Sequence[Word], edge_seconds: float = EDGE_SECONDS) -> list[int]:
@@ -103,7 +118,8 @@ class _Voice:
     """One utterance as the test reads it: its words, loud 10 ms frames, speech windows and passes."""
 
     def __init__(self, words: Sequence[Word], loud: np.ndarray, windows: VoiceWindows, passes: dict[int, _Pass], t0: float):
-        keep = [i for i, s in enumerate(windows.speech) if s]
+        worded = word_coverage(windows, words) >= WORDED_FRACTION
+        keep = [i for i, s in enumerate(windows.speech) if s and worded[i]]
         self.starts = np.asarray([windows.starts[i] for i in keep], dtype=np.float64)
         self.ends = np.asarray([windows.ends[i] for i in keep], dtype=np.float64)
         self.emb = np.asarray([windows.embeddings[i] for i in keep], dtype=np.float64).reshape(len(keep), -1)

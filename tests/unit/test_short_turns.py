@@ -16,7 +16,8 @@ from audio_fixtures import ge2e_weights
 
 from mikupal.records import FaceTrack, VoiceSuspect, VoiceWindows, Word
 from mikupal.speaker.embed import VoiceFrames
-from mikupal.speaker.turns import TurnRules, question_then_reply, short_turns, turn_starts
+import mikupal.speaker.turns as turns_mod
+from mikupal.speaker.turns import TurnRules, question_then_reply, short_turns, turn_starts, word_coverage
 from mikupal.vision.turn_check import check_turns
 
 RULES = TurnRules([[0.5, 0.56, 0.45], [0.75, 0.60, 0.50], [1.0, 0.63, 0.52], [1.5, 0.65, 0.55]], 0.4, 2.0, 0.05)
@@ -49,8 +50,8 @@ class MeanVoiceEncoder:
 def conversation(turns: list[tuple[np.ndarray, float, list[str]]], gap: float = 0.15):
     """(voices per 10 ms frame, words, 1.5 s windows) of turns (voice, seconds, words) in a row."""
     frames, words, t = [], [], 0.0
-    for voice, seconds, ws in turns:
-        per = seconds / len(ws)
+    for voice, seconds, ws in turns:  # a turn without words: a laugh, a sob (voiced, no word from whisper)
+        per = seconds / max(1, len(ws))
         for k, w in enumerate(ws):
             words.append(Word(word=" " + w, start=round(t + k * per, 2), end=round(t + (k + 1) * per - 0.05, 2), probability=0.9))
         frames += [voice] * int(round(seconds * 100)) + [voice] * int(round(gap * 100))
@@ -87,6 +88,30 @@ def test_a_short_turn_of_another_voice_is_a_sure_suspect_with_its_words_bounds(w
     yes = next(w for w in words if w.word == " yes")
     assert [(s.start, s.end, s.words) for s in found] == [(yes.start, yes.end, 1)]
     assert found[0].sure and found[0].similarity < 0.3
+
+
+LAUGH = unit(RNG.normal(size=32))  # a laugh of the same person: voiced, no words, unlike their speech
+
+
+def test_a_laugh_without_words_is_not_the_voice_the_words_are_measured_against(monkeypatch):
+    """Speech then a long laugh of the same person: against the laugh's windows, the person's own
+    words would look like another voice (a sure suspect). Only windows that hold words stand for
+    the rest's voice, so the words are not suspects."""
+    turns = [(A, 1.4, ["hey", "my", "name", "is", "kory"]), (LAUGH, 3.0, [])]
+    frames, enc, words, windows = conversation(turns)
+    assert short_turns(enc, frames, windows, words, 0.0, RULES) == []
+    cover = word_coverage(windows, words)
+    assert cover[0] >= turns_mod.WORDED_FRACTION > cover[1] and cover[-1] == 0.0, cover
+    monkeypatch.setattr(turns_mod, "WORDED_FRACTION", 0.0)  # every voiced window: the laugh makes the words a suspect
+    assert any(s.sure for s in short_turns(enc, frames, windows, words, 0.0, RULES))
+
+
+def test_a_reply_beside_a_laugh_is_still_found():
+    """The rule keeps the worded windows: another voice's reply between speech and a laugh is found."""
+    frames, enc, words, windows = conversation([(A, 3.5, ["a"] * 9), (B, 0.6, ["yes"]), (LAUGH, 2.0, [])])
+    found = short_turns(enc, frames, windows, words, 0.0, RULES)
+    yes = next(w for w in words if w.word == " yes")
+    assert [(s.start, s.end) for s in found] == [(yes.start, yes.end)] and found[0].sure, found
 
 
 # ---------------------------------------------------------------- the faces' verdicts
@@ -192,3 +217,28 @@ def test_a_suspect_gets_every_frame_around_it_and_at_both_ends_scored():
     assert merge_ranges([(5, 9), (0, 3), (2, 4), (9, 12)]) == [(0, 4), (5, 12)]
     # 10 s utterance from source second 100: a 0.4 s suspect at 105 s grows to 2 s; both 1.5 s ends
     assert focus_frames([suspect(105.0, 105.4)], 100.0, 250) == [(0, 38), (105, 156), (212, 250)]
+
+
+LAUGH_CLIP = Path(__file__).resolve().parents[1] / "data" / "media" / "laugh_intro.flac"  # tests/data/README.md
+
+
+def test_a_real_laugh_of_the_same_person_makes_no_suspect(monkeypatch):
+    """A man says "Hey, my name is Kory." (1.1-2.4 s) and laughs (2.6-5.3 s), in one take (whisper
+    tiny.en's words). Measured against the laugh's windows, "name is Kory." was a suspect (GE2E
+    similarity 0.52 < doubt 0.62; 0.02 above the sure line); against the words it is not."""
+    weights = ge2e_weights()
+    if weights is None or not LAUGH_CLIP.is_file():
+        pytest.skip("GE2E weights (resemblyzer wheel) or tests/data/media/laugh_intro.flac absent")
+    from mikupal import media
+    from mikupal.speaker.embed import VoiceEncoder, windows_record
+
+    encoder = VoiceEncoder.load(weights)
+    t0 = 0.9
+    audio = media.decode_audio(LAUGH_CLIP, t0, 5.29, 16000)
+    words = real_words([("Hey,", 1.08, 1.4), ("my", 1.54, 1.62), ("name", 1.62, 1.76), ("is", 1.76, 2.04), ("Kory.", 2.04, 2.4)])
+    frames = encoder.analyse(audio)
+    windows = windows_record(encoder.embed_windows(frames), t0)
+    assert short_turns(encoder, frames, windows, words, t0, RULES) == []
+    monkeypatch.setattr(turns_mod, "WORDED_FRACTION", 0.0)
+    before = short_turns(encoder, frames, windows, words, t0, RULES)
+    assert before and all(s.start >= 1.5 for s in before), before
