@@ -77,7 +77,7 @@ def test_a_resumed_run_plans_whole_groups_with_placeholders_for_committed_long_v
     from mikupal.engine.inputs import InputSet
     from mikupal.engine.run import _plan
 
-    cfg = compose(["asr.resources.items_per_call=3"])
+    cfg = compose(["asr.resources.items_per_call=3", "asr.pack=true"])  # packing: a short video's text depends on its group
     out = OutputDir(tmp_path / "out")
     inputs = InputSet(videos=[(f"v{i}.mp4", f"/in/v{i}.mp4", f"v{i}") for i in range(8)])
     for vid, duration in [("v0", 5.0), ("v1", 4.0), ("v2", 6.0), ("v3", 5.0), ("v5", 45.0), ("v6", 3.0)]:
@@ -91,6 +91,20 @@ def test_a_resumed_run_plans_whole_groups_with_placeholders_for_committed_long_v
     ]
     assert progress.videos_done == 4  # v0-v2 and the placeholder v5
     assert not out.marker("v3").exists() and out.marker("v5").exists()
+
+
+def test_without_packing_a_committed_short_video_is_not_redone(tmp_path):
+    """asr.pack off (the default): no video's text depends on its group, so a committed one stays."""
+    from mikupal.engine.collector import Progress
+    from mikupal.engine.inputs import InputSet
+    from mikupal.engine.run import _plan
+
+    out = OutputDir(tmp_path / "out")
+    inputs = InputSet(videos=[(f"v{i}.mp4", f"/in/v{i}.mp4", f"v{i}") for i in range(3)])
+    _summary(out, "v0", 5.0)
+    todo = _plan(compose(["asr.resources.items_per_call=3"]), out, inputs, collector=None, progress=Progress(videos_total=3))
+    assert [(it.video_id, it.status) for it in todo] == [("v0", "placeholder"), ("v1", "video"), ("v2", "video")]
+    assert out.marker("v0").exists()
 
 
 def test_one_video_per_call_plans_as_before(tmp_path):
