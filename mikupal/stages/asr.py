@@ -60,16 +60,19 @@ class AsrStage(Stage):
         """The call's videos transcribed together (short ones packed), then each cut and passed on
         in order, as its windows are done."""
         self.start()
+        if not self.transcriber.packs:  # nothing is shared: each video read and transcribed in its turn
+            yield from super().iter_items(items)
+            return
         live, sources = [], []
         for it in items:
-            if it.passes_through or not self._long_enough(it):
-                continue
+            if it.passes_through or not self._long_enough(it) or not self._packable(it):
+                continue  # a longer video's windows are its own: read when its turn comes, not held meanwhile
             try:
                 audio = self._audio(it)
             except Exception:  # noqa: BLE001 - a video that cannot be read fails alone, in process()
                 continue
             live.append(it)
-            sources.append(Source(audio, self._long_enough(it), it.data.video.duration if it.data.video else None))
+            sources.append(Source(audio, self._long_enough(it), it.data.video.duration))
         self._call = None
         if live:
             try:
@@ -85,6 +88,11 @@ class AsrStage(Stage):
     def depends_on_call(self, video: VideoSummary) -> bool:
         """A short video's text depends on the videos packed with it (`audio/packing.py`)."""
         return bool(self.cfg.asr.pack) and 0.0 < video.duration <= MAX_CLIP_SECONDS
+
+    @staticmethod
+    def _packable(item: WorkItem) -> bool:
+        """Short enough to share a window (`Transcriber.shared` checks its clips fit one too)."""
+        return item.data.video is not None and 0.0 < item.data.video.duration <= MAX_CLIP_SECONDS
 
     def _long_enough(self, item: WorkItem) -> list:
         """The regions worth whisper: one shorter than the shortest utterance cannot yield one."""
