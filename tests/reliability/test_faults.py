@@ -6,7 +6,6 @@ clear line, nothing committed is damaged, and the resumed run's output equals th
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -106,14 +105,35 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
-def _fill(disk: Path) -> Path:
-    ballast = disk / "ballast"
-    block = b"\0" * (1 << 16)
-    with open(ballast, "wb", buffering=0) as f:
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(block)
-    return ballast
+class _DiskFiller:
+    """Keeps the disk full while the run goes on: the run frees its scratch (`.work/`) after each
+    commit, and a one-off fill would let the next video commit into that freed space."""
+
+    def __init__(self, disk: Path):
+        self.ballast = disk / "ballast"
+        self._stop = threading.Event()
+        self._full = threading.Event()
+        self._thread = threading.Thread(target=self._keep_full, daemon=True)
+
+    def _keep_full(self) -> None:
+        block = b"\0" * (1 << 12)
+        with open(self.ballast, "wb", buffering=0) as f:
+            while not self._stop.is_set():
+                try:
+                    f.write(block)
+                except OSError:
+                    self._full.set()
+                    time.sleep(0.005)
+
+    def __enter__(self) -> "_DiskFiller":
+        self._thread.start()
+        self._full.wait(60)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.ballast.unlink()
 
 
 def test_disk_full_stops_cleanly_and_resumes(small_disk, clean_ref, fault_inputs, models_dir):
@@ -122,13 +142,12 @@ def test_disk_full_stops_cleanly_and_resumes(small_disk, clean_ref, fault_inputs
     t0 = time.perf_counter()
     p = harness.start_cli(args)
     _wait_for_commits(p, out, 1)
-    ballast = _fill(small_disk)  # the disk fills while the second video is being processed
-    _, err = p.communicate(timeout=300)
+    with _DiskFiller(small_disk):  # the disk fills while the second video is being processed
+        _, err = p.communicate(timeout=300)
     errors = _one_line_error(err)
     done = {s.key for s in OutputDir(out).summaries()}
     intact = harness.diff(harness.snapshot(out, done), harness.snapshot(clean_ref["out"], done))
     leftovers = [str(q) for q in out.rglob("*.tmp")]
-    ballast.unlink()
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     resumed = _resume_equals_clean(out, clean_ref, models_dir, fault_inputs)
     ok = (p.returncode == 2 and len(errors) == 1 and "output disk full" in errors[0] and "Traceback" not in err
