@@ -269,6 +269,9 @@ class EngineConfig(_Strict):
     progress: bool
     require_gpu: bool  # a model whose stage holds a GPU but runs on the CPU stops the run (profile=gpu)
     max_workers_per_gpu: int = Field(ge=1)  # cap on a "workers_per_gpu: auto" pool's workers per GPU
+    # consecutive light stages (each under a core, no GPU, one worker, one item per call) of one level
+    # run in one worker, one after another on each item (engine/plan.py `worker_groups`)
+    fuse_light_stages: bool = True
 
 
 class QualityConfig(_Strict):

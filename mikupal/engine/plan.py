@@ -14,6 +14,12 @@ leave, per GPU, in workers of at least its `num_cpus` each (at most `engine.max_
 then more threads per worker), its `num_gpus` (its share of each GPU) split among them. When the
 cluster is too small even for one such worker per GPU, the GPU pools' CPU asks shrink to fit, and
 the plan says so. CPU asks are Ray's bookkeeping: what a worker really uses is its threads.
+
+Light stages share a worker (`worker_groups`, `engine.fuse_light_stages`): consecutive stages of one
+level that each ask under one core, no GPU and a single worker (or run as tasks), one item per
+call, run in one worker, one after another on each item. On a laptop each such stage was a process
+of its own holding a slice of a core, with its own imports, idle polling and Ray Data operator;
+where a profile gives a stage a GPU, a core or more workers, it keeps its own pool.
 """
 
 from __future__ import annotations
@@ -66,10 +72,24 @@ class StagePlan:
 
 
 @dataclass(frozen=True)
+class WorkerGroup:
+    """Consecutive stages one worker runs, one after another on each item (mostly a single stage)."""
+
+    stages: tuple[int, ...]  # indices into Plan.stages
+    placed: StagePlan  # what that worker (pool) asks for: the stage's own plan, or the group's
+
+
+@dataclass(frozen=True)
 class Plan:
     cluster: Cluster
     stages: list[StagePlan]
     notes: list[str] = field(default_factory=list)
+    #: the workers the executor starts, in order; empty = one per stage
+    groups: list[WorkerGroup] = field(default_factory=list)
+
+    @property
+    def workers(self) -> list[WorkerGroup]:
+        return self.groups or [WorkerGroup((i,), s) for i, s in enumerate(self.stages)]
 
     @property
     def task_cpus(self) -> float:
@@ -99,7 +119,8 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"cluster": asdict(self.cluster), "stages": [asdict(s) for s in self.stages], "notes": list(self.notes),
-                "pool_cpus": round(self.pool_cpus, 4), "task_cpus": self.task_cpus, "pool_gpus": round(self.pool_gpus, 4)}
+                "pool_cpus": round(self.pool_cpus, 4), "task_cpus": self.task_cpus, "pool_gpus": round(self.pool_gpus, 4),
+                "workers": [asdict(g.placed) | {"stages": [self.stages[i].stage for i in g.stages]} for g in self.workers]}
 
 
 def pool_size(res: Resources, cluster: Cluster) -> int:
@@ -147,13 +168,51 @@ def _elastic(stage: Stage) -> bool:
 
 
 def make_plan(cfg: RunConfig, cluster: Cluster) -> Plan:
-    """The placement of every stage of the run on `cluster`."""
+    """The placement of every stage of the run on `cluster`, and which stages share a worker."""
     stages = [cls(cfg, "/tmp") for cls in stage_classes(cfg)]
     placed = [_declared(s, cluster) for s in stages]
     elastic = [i for i, s in enumerate(stages) if _elastic(s)]
     if cluster.gpus <= 0 or not elastic:
-        return Plan(cluster, placed)
-    return _feed_gpus(stages, placed, elastic, cluster, cfg.engine.max_workers_per_gpu)
+        plan = Plan(cluster, placed)
+    else:
+        plan = _feed_gpus(stages, placed, elastic, cluster, cfg.engine.max_workers_per_gpu)
+    groups = worker_groups(stages, plan.stages) if cfg.engine.fuse_light_stages else []
+    notes = [f"{g.placed.stage}: one {'worker' if g.placed.actors else 'task'} runs them one after another on each "
+             "item (each asks under a core; engine.fuse_light_stages)" for g in groups if len(g.stages) > 1]
+    return replace(plan, groups=groups, notes=plan.notes + notes)
+
+
+def _light(stage: Stage, placed: StagePlan) -> bool:
+    """A stage that can share its worker: under one core, no GPU, one worker (or tasks), one item
+    per call, not the fan-out."""
+    return (placed.num_cpus < 1 and not placed.num_gpus and placed.workers in (None, 1)
+            and stage.resources.workers != "auto" and placed.items_per_call == 1 and not stage.fans_out)
+
+
+def worker_groups(stages: list[Stage], placed: list[StagePlan]) -> list[WorkerGroup]:
+    """Consecutive light stages (`_light`) of one level, run alike (actors or tasks), in one worker
+    each group; every other stage in a worker of its own."""
+    runs: list[list[int]] = []
+    for i, (stage, p) in enumerate(zip(stages, placed)):
+        j = runs[-1][-1] if runs else None
+        if (j is not None and _light(stage, p) and _light(stages[j], placed[j]) and stage.level == stages[j].level
+                and p.actors == placed[j].actors):
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return [WorkerGroup(tuple(r), placed[r[0]] if len(r) == 1 else _shared(placed, r)) for r in runs]
+
+
+def _shared(placed: list[StagePlan], run: list[int]) -> StagePlan:
+    """What one worker running `run`'s stages asks for. An actor holds its CPUs for the whole run:
+    the group keeps what its stages held together, so every other pool's room is as it was. A task
+    holds them while it runs, one stage at a time: the largest ask."""
+    parts = [placed[i] for i in run]
+    actors = parts[0].actors
+    cpus = round(sum(p.num_cpus for p in parts), 4) if actors else max(p.num_cpus for p in parts)
+    return StagePlan(stage="+".join(p.stage for p in parts), actors=actors, workers=parts[0].workers, num_cpus=cpus,
+                     num_gpus=0.0, threads=worker_threads(cpus), items_per_call=1, model_batch=None,
+                     execution="; ".join(p.execution for p in parts if p.execution != "-") or "-")
 
 
 def _feed_gpus(stages: list[Stage], placed: list[StagePlan], elastic: list[int], cluster: Cluster,

@@ -48,15 +48,41 @@ def _one_row_blocks(items: Iterator[WorkItem]) -> Iterator[pa.Table]:
         yield WorkItem.to_table([it])
 
 
-def _run_task(batch: pa.Table, cls: type[Stage], cfg: RunConfig, out_dir: str) -> Iterator[pa.Table]:
-    stage = cls(cfg, out_dir)
+def _run_task(batch: pa.Table, classes: tuple[type[Stage], ...], cfg: RunConfig, out_dir: str) -> Iterator[pa.Table]:
+    stages = [cls(cfg, out_dir) for cls in classes]
     try:
-        yield from _one_row_blocks(_calls(stage, batch))
-    except UserError as e:
-        yield from _one_row_blocks(_user_error_items(batch, cls.name, e))
+        yield from _one_row_blocks(_chain(stages, batch))
     finally:
-        if stage._ready:
-            stage.teardown()
+        for stage in stages:
+            if stage._ready:
+                stage.teardown()
+
+
+def _chain(stages: list[Stage], batch: pa.Table) -> Iterator[WorkItem]:
+    """A batch through a worker's stages, one after another on each item (a light group of the
+    plan, `plan.worker_groups`, or one stage): each stage's time, rejects and fault isolation are
+    its own, as in a worker of its own. A UserError (a model that will not load) goes back on the
+    items, naming its stage, for the driver to stop the run with."""
+    try:
+        yield from _then(stages[1:], _calls(stages[0], batch))
+    except UserError as e:
+        yield from _user_error_items(batch, stages[0].name, e)
+
+
+def _then(stages: list[Stage], items) -> Iterator[WorkItem]:
+    """Each item through the next stages in turn (they take one item per call), passed on as it comes."""
+    if not stages:
+        yield from items
+        return
+    for item in items:
+        outs = [item]
+        for stage in stages:
+            try:
+                outs = [out for it in outs for out in stage.iter_items([it])]
+            except UserError as e:
+                outs = [it.reject(stage.name, USER_ERROR_REASON, str(e)) for it in outs]
+                break
+        yield from outs
 
 
 def _calls(stage: Stage, batch: pa.Table) -> Iterator[WorkItem]:
@@ -87,40 +113,38 @@ class _Secrets(dict):
 
 
 class _StageActor:
-    """A Ray Data callable class around any stage: the stage (and its models) lives as long as the actor."""
+    """A Ray Data callable class around a worker's stages (one, or a light group run one after
+    another on each item): they (and their models) live as long as the actor."""
 
-    stage_cls: type[Stage]
+    stage_classes: tuple[type[Stage], ...]
 
     def __init__(self, cfg: RunConfig, out_dir: str, secrets: Optional[_Secrets] = None, threads: int = 1):
         if secrets:
             os.environ.update(secrets)
-        stage = self.stage_cls(cfg, out_dir)
-        stage.threads = threads  # the plan's: pools share the cores, no thread oversubscription
-        self.stage = stage
+        self.stages = [cls(cfg, out_dir) for cls in self.stage_classes]
         # load the models now: actors start with the run, so this overlaps the stages before them
         # instead of delaying the first item. A model that will not load (`Stage.start`: a
         # UserError naming the file) goes back with the first batch; the actor stays up, so Ray
         # never restarts it in a loop
-        self.error: Optional[UserError] = None
-        try:
-            stage.start()
-        except UserError as e:
-            self.error = e
+        self.error: Optional[tuple[str, UserError]] = None
+        for stage in self.stages:
+            stage.threads = threads  # the plan's: pools share the cores, no thread oversubscription
+            try:
+                stage.start()
+            except UserError as e:
+                self.error = self.error or (stage.name, e)
 
     def __call__(self, batch: pa.Table) -> Iterator[pa.Table]:
         if self.error is not None:
-            yield from _one_row_blocks(_user_error_items(batch, self.stage.name, self.error))
+            yield from _one_row_blocks(_user_error_items(batch, *self.error))
             return
-        try:
-            yield from _one_row_blocks(_calls(self.stage, batch))
-        except UserError as e:  # a run condition (a model that will not load): the driver stops the run
-            yield from _one_row_blocks(_user_error_items(batch, self.stage.name, e))
+        yield from _one_row_blocks(_chain(self.stages, batch))
 
     def __del__(self):
-        """Ray Data deletes the callable when the actor exits gracefully: the stage lets go of its models."""
-        stage = getattr(self, "stage", None)
-        if stage is not None and stage._ready:
-            stage.teardown()
+        """Ray Data deletes the callable when the actor exits gracefully: the stages let go of their models."""
+        for stage in getattr(self, "stages", []):
+            if stage._ready:
+                stage.teardown()
 
 
 def _user_error_items(batch: pa.Table, stage: str, error: UserError) -> Iterator[WorkItem]:
@@ -130,14 +154,15 @@ def _user_error_items(batch: pa.Table, stage: str, error: UserError) -> Iterator
         yield it.reject(stage, USER_ERROR_REASON, str(error))
 
 
-def _actor_class(cls: type[Stage]) -> type:
-    # a subclass per stage, named after it, so Ray's logs and dashboard say which stage is which
-    return type(cls.__name__, (_StageActor,), {"stage_cls": cls, "__module__": __name__})
+def _actor_class(classes: tuple[type[Stage], ...]) -> type:
+    # a subclass per worker, named after its stages, so Ray's logs and dashboard say which is which
+    name = "+".join(cls.__name__ for cls in classes)
+    return type(name, (_StageActor,), {"stage_classes": classes, "__module__": __name__})
 
 
 def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[WorkItem]:
     import ray
-    from ray.data import ActorPoolStrategy, DataContext
+    from ray.data import DataContext
 
     init_ray(cfg.engine)
     quiet_consoles()  # Ray and Ray Data set up their own console handlers: to OUT/logs/ instead
@@ -155,34 +180,9 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
 
     blocks = [WorkItem.to_table([it]) for it in items]  # one block per video: videos spread over workers
     ds = ray.data.from_arrow(blocks)
-    for cls, placed in zip(stage_classes(cfg), plan.stages):
-        stage = cls(cfg, out_dir)
-        remote = placed.remote_args()
-        secrets = _Secrets({k: os.environ[k] for k in stage.secret_env() if os.environ.get(k)}) or None
-        if os.environ.get(FAULT_ENV):  # test-only fault injection (stages/base.py), off unless set
-            remote["runtime_env"] = {"env_vars": {FAULT_ENV: os.environ[FAULT_ENV]}}
-        if placed.actors:
-            with _retry_args_accepted():
-                ds = ds.map_batches(
-                    _actor_class(cls),
-                    fn_constructor_args=(cfg, str(out_dir), secrets, placed.threads),
-                    batch_size=placed.items_per_call,
-                    batch_format="pyarrow",
-                    compute=ActorPoolStrategy(size=placed.workers),
-                    max_restarts=cfg.engine.max_actor_restarts,
-                    max_task_retries=cfg.engine.max_task_retries,
-                    **remote,
-                )
-        else:
-            with _retry_args_accepted():
-                ds = ds.map_batches(
-                    _run_task,
-                    fn_args=(cls, cfg, str(out_dir)),
-                    batch_size=placed.items_per_call,
-                    batch_format="pyarrow",
-                    max_retries=cfg.engine.max_task_retries,
-                    **remote,
-                )
+    classes = stage_classes(cfg)
+    for group in plan.workers:
+        ds = _add_worker(ds, tuple(classes[i] for i in group.stages), group.placed, cfg, out_dir)
     before = set(threading.enumerate())
     batches = iter(ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0))
     try:
@@ -190,6 +190,37 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
             yield from WorkItem.from_table(batch)
     finally:
         _close_iterator(batches, before)
+
+
+def _add_worker(ds, classes: tuple[type[Stage], ...], placed, cfg: RunConfig, out_dir: Path):
+    """The dataset with one more operator: the worker (an actor pool, or tasks) that runs `classes`
+    with the plan's resources, threads and batch size."""
+    from ray.data import ActorPoolStrategy
+
+    remote = placed.remote_args()
+    secrets = _Secrets({k: os.environ[k] for cls in classes for k in cls(cfg, out_dir).secret_env() if os.environ.get(k)})
+    if os.environ.get(FAULT_ENV):  # test-only fault injection (stages/base.py), off unless set
+        remote["runtime_env"] = {"env_vars": {FAULT_ENV: os.environ[FAULT_ENV]}}
+    with _retry_args_accepted():
+        if placed.actors:
+            return ds.map_batches(
+                _actor_class(classes),
+                fn_constructor_args=(cfg, str(out_dir), secrets or None, placed.threads),
+                batch_size=placed.items_per_call,
+                batch_format="pyarrow",
+                compute=ActorPoolStrategy(size=placed.workers),
+                max_restarts=cfg.engine.max_actor_restarts,
+                max_task_retries=cfg.engine.max_task_retries,
+                **remote,
+            )
+        return ds.map_batches(
+            _run_task,
+            fn_args=(classes, cfg, str(out_dir)),
+            batch_size=placed.items_per_call,
+            batch_format="pyarrow",
+            max_retries=cfg.engine.max_task_retries,
+            **remote,
+        )
 
 
 def _close_iterator(batches, before: set, wait_s: float = 10.0) -> None:

@@ -66,6 +66,9 @@ def _disk_full_error(out: OutputDir, progress: Progress, detail: str) -> UserErr
     )
 
 
+RSS_EVERY_S = 1.0  # the run's memory is sampled at most this often: each sample walks every Ray process
+
+
 def _peak_rss_mb() -> float:
     """Peak resident memory of the driver and its children (Ray workers included when local)."""
     proc = psutil.Process()
@@ -149,7 +152,7 @@ def _run(cfg: RunConfig, stream) -> dict:
 
     todo: list[WorkItem] = []
     stream = None
-    peak = 0.0
+    peak, sampled = 0.0, 0.0
     try:
         todo = _plan(cfg, out, inputs, collector, progress)
         if progress.skipped_videos:
@@ -170,7 +173,8 @@ def _run(cfg: RunConfig, stream) -> dict:
                 for item in stream:
                     _raise_user_error(item)
                     collector.add(item)
-                    peak = max(peak, _peak_rss_mb())
+                    if time.monotonic() - sampled >= RSS_EVERY_S:
+                        peak, sampled = max(peak, _peak_rss_mb()), time.monotonic()
         finally:
             stop_probe.set()
             printer.stop()
