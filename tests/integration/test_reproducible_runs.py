@@ -7,6 +7,7 @@ resumed run's redone group must all come out the same."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -87,3 +88,14 @@ def test_the_sequential_engine_gives_the_same_dataset(first, tmp_path, models_di
     seq = tmp_path / "seq"
     _run(models_dir, corpus, seq, "engine=sequential", "engine.threads=1")
     assert differences(first, seq) == []
+
+
+def test_light_stages_in_one_worker_give_the_same_dataset(first, tmp_path, models_dir, corpus):
+    """The CPU profile runs its light stages (probe, separate, vad; speaker and quality) in shared
+    workers (`engine.fuse_light_stages`, on by default): a worker per stage gives the same dataset,
+    and both reports time and name every stage on its own."""
+    own = tmp_path / "own_workers"
+    report = _run(models_dir, corpus, own, "engine.fuse_light_stages=false")
+    assert differences(first, own) == []
+    fused = json.loads((first / "report.json").read_text())
+    assert set(fused["stages"]) == set(report["stages"]) >= {"probe", "vad", "speaker", "quality", "vision"}

@@ -98,3 +98,31 @@ def test_plan_reads_the_ray_cluster_it_joins(ray_session, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["cluster"] == {"cpus": resources["CPU"], "gpus": resources.get("GPU", 0.0)}
     assert ray_session.is_initialized()  # a joined cluster is left as it was
+
+
+def test_light_stages_share_a_worker_on_the_cpu_profile():
+    """Consecutive stages of one level that each ask under a core, no GPU and one worker run in one
+    worker (tasks with tasks, actors with actors): the pools' CPUs and the tasks' need stay as they
+    were, and every stage keeps its own line in the plan."""
+    cfg = compose(["labeler=none", "separation=none"])
+    plan = make_plan(cfg, Cluster(cpus=2))
+    groups = [[plan.stages[i].stage for i in g.stages] for g in plan.workers]
+    assert groups == [["probe", "separate", "vad"], ["asr"], ["speaker", "quality"], ["vision"], ["prosody"]]
+    by = {g.placed.stage: g.placed for g in plan.workers}
+    assert not by["probe+separate+vad"].actors and by["probe+separate+vad"].num_cpus == 0.25  # a task: its largest ask
+    shared = by["speaker+quality"]
+    assert shared.actors and shared.workers == 1 and shared.num_cpus == 0.375 and shared.threads == 1
+    assert "CPUExecutionProvider" in shared.execution and "torch cpu" in shared.execution
+    unfused = make_plan(compose(["labeler=none", "separation=none", "engine.fuse_light_stages=false"]), Cluster(cpus=2))
+    assert [len(g.stages) for g in unfused.workers] == [1] * len(unfused.stages)
+    assert (plan.pool_cpus, plan.task_cpus) == (unfused.pool_cpus, unfused.task_cpus)
+    assert any(n.startswith("speaker+quality: one worker") for n in plan.notes)
+    assert json.loads(json.dumps(plan.to_dict()))["workers"][2]["stages"] == ["speaker", "quality"]
+
+
+def test_stages_given_a_gpu_a_core_or_more_workers_keep_their_own(gpu_cfg):
+    plan = make_plan(gpu_cfg, Cluster(cpus=16, gpus=1))
+    assert all(len(g.stages) == 1 for g in plan.workers if plan.stages[g.stages[0]].actors)
+    cfg = compose(["labeler=none", "speaker.resources.workers=2"])
+    names = [g.placed.stage for g in make_plan(cfg, Cluster(cpus=4)).workers]
+    assert "speaker" in names and "quality" in names
