@@ -171,6 +171,9 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
     ctx.max_errored_blocks = -1  # a block lost to a dead worker must not end the run: the driver records it
     ctx.enable_operator_progress_bars = False
     ctx.target_max_block_size = 1  # rows are small (paths, times): one row per block spreads work evenly
+    # Ray Data's per-call memory poller: a thread in the worker reading its /proc smaps every second,
+    # costly in workers that hold models (the run samples its whole tree's memory itself)
+    ctx.memory_usage_poll_interval_s = None
     # a video-level stage taking several videos per call gets the same ones together in every run:
     # rows reach it in input order, so each batch is one group of run._plan (Ray Data bundles a
     # batch from consecutive rows)
