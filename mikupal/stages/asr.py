@@ -43,6 +43,13 @@ class AsrStage(Stage):
         return [whisper_need(cfg.models_dir, name, component) for component, name in whisper_models(cfg)]
 
     @property
+    def items_per_call(self) -> int:
+        """Videos per call: `resources.items_per_call` where packing shares windows among them,
+        else one. A group that shares nothing only delays each video's commit to the group's end
+        (the sequential engine takes each group through every stage) and holds its items at once."""
+        return super().items_per_call if self.cfg.asr.pack else 1
+
+    @property
     def model_batch(self) -> Optional[int]:
         return self.cfg.asr.batch_size if self.cfg.asr.batched else 1
 

@@ -94,7 +94,8 @@ def test_a_resumed_run_plans_whole_groups_with_placeholders_for_committed_long_v
 
 
 def test_without_packing_a_committed_short_video_is_not_redone(tmp_path):
-    """asr.pack off (the default): no video's text depends on its group, so a committed one stays."""
+    """asr.pack off (the default): no video's text depends on another's, so videos are not grouped
+    (one per call, whatever `items_per_call` says) and a committed one is not planned again."""
     from mikupal.engine.collector import Progress
     from mikupal.engine.inputs import InputSet
     from mikupal.engine.run import _plan
@@ -103,7 +104,7 @@ def test_without_packing_a_committed_short_video_is_not_redone(tmp_path):
     inputs = InputSet(videos=[(f"v{i}.mp4", f"/in/v{i}.mp4", f"v{i}") for i in range(3)])
     _summary(out, "v0", 5.0)
     todo = _plan(compose(["asr.resources.items_per_call=3"]), out, inputs, collector=None, progress=Progress(videos_total=3))
-    assert [(it.video_id, it.status) for it in todo] == [("v0", "placeholder"), ("v1", "video"), ("v2", "video")]
+    assert [(it.video_id, it.group, it.status) for it in todo] == [("v1", -1, "video"), ("v2", -1, "video")]
     assert out.marker("v0").exists()
 
 
