@@ -116,9 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(args.code.resolve()))
     from benchmarks.inputs import long_input
 
+    import mikupal
+
     video = long_input(args.minutes)
     result = {"command": "python -m benchmarks.vision_steps " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "code": str(args.code.resolve()), "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "code": str(Path(mikupal.__file__).parents[1]), "when": time.strftime("%Y-%m-%d %H:%M:%S"),
               **measure(video, args.cache / f"{args.minutes}min")}
     if args.compare:
         result["differences"] = compare(json.loads(args.compare.read_text())["decisions"], result["decisions"])
