@@ -6,7 +6,7 @@ It owns:
   `display_size`, `duration_seconds`;
 - decoding by time: `decode_audio` (a range to float32 at any rate), `iter_video` /
   `decode_video` / `frame_at` (a range at a target fps, seeking to it, never decoding the whole
-  file);
+  file), `VideoReader` (an open video whose decode goes on from one range to the next);
 - the work files by sample index (WAV/FLAC through libsndfile, exact and cheap per utterance):
   `audio_info`, `read_samples`, `iter_samples`, `audio_writer` (streamed, published atomically),
   `write_scratch_wav` (a private file for a tool that reads files);
