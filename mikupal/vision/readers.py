@@ -20,6 +20,12 @@ class VideoReaders:
         self._idle: list[media.VideoReader] = []  # most recently returned last
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:  # a copy (a stage sent to another process) starts with none open
+        return {"keep": self.keep, "threads": self.threads}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
     def _take(self, path: str, start: float) -> Optional[media.VideoReader]:
         """An idle reader of `path`, one that goes on to `start` if there is one."""
         with self._lock:

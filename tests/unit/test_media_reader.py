@@ -5,6 +5,7 @@ decoder loop as it was before the reader, every frame decoded from the keyframe.
 from __future__ import annotations
 
 import math
+import pickle
 import shutil
 import subprocess
 import threading
@@ -145,6 +146,8 @@ def test_readers_hand_each_thread_its_own_and_keep_the_last(media):
         t.start()
         t.join()
         assert inside.is_set() and other[0] is not r  # checked out: another thread opens its own
+    copy = pickle.loads(pickle.dumps(readers))  # a stage sent to another process: nothing open travels
+    assert copy.keep == 1 and copy._take(path, 1.0) is None
     readers.close()
 
 
