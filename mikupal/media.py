@@ -6,7 +6,7 @@ It owns:
   `display_size`, `duration_seconds`;
 - decoding by time: `decode_audio` (a range to float32 at any rate), `iter_video` /
   `decode_video` / `frame_at` (a range at a target fps, seeking to it, never decoding the whole
-  file);
+  file), `VideoReader` (an open video whose decode goes on from one range to the next);
 - the work files by sample index (WAV/FLAC through libsndfile, exact and cheap per utterance):
   `audio_info`, `read_samples`, `iter_samples`, `audio_writer` (streamed, published atomically),
   `write_scratch_wav` (a private file for a tool that reads files);
@@ -234,51 +234,153 @@ def iter_video(
     width: Optional[int] = None,
     threads: Optional[int] = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (k, BGR frame) for the target times start + k/fps in [start, end), seeking first.
+    """Yield (k, BGR frame) for the target times start + k/fps in [start, end), seeking first
+    (`VideoReader.frames` on a reader of its own). `threads`: decoder threads (None = FFmpeg's
+    choice; 1 where workers already fill the cores)."""
+    with VideoReader(path, threads) as reader:
+        yield from reader.frames(start, end, fps, width)
 
-    Each target time takes the latest decoded frame at or before it (frames repeat or drop as
-    the rates differ). `width` scales frames down in the decoder's colour conversion, which runs
-    only for frames that are yielded (not for the frames between the keyframe and `start`, nor for
-    the ones a lower target rate drops: a quarter of the decode cost at 30 -> 25 fps). `threads`:
-    decoder threads (None = FFmpeg's choice; 1 where workers already fill the cores).
-    """
-    with _open(path) as c:
-        if not c.streams.video:
+
+class VideoReader:
+    """A video file opened once and decoded forward across ranges: a range that starts a little
+    after the last one ended goes on decoding where that one stopped instead of seeking back to
+    the keyframe before it (utterances of one video follow one another closely, and a seek
+    decodes up to a GOP of frames before `start` for nothing). Frames are the same either way.
+
+    Before `start` (frames never yielded) the decoder skips the frames no other frame refers to
+    (`skip_frame` NONREF; B-frames of most H.264/HEVC), switched back `SKIP_MARGIN` seconds before
+    `start`. One reader serves one thread at a time."""
+
+    CONTINUE_SECONDS = 2.0  # go on decoding rather than seek when `start` is this close ahead
+    SKIP_MARGIN = 0.5  # seconds before `start` decoded whole (more for a stream under 8 fps)
+
+    def __init__(self, path: str | os.PathLike, threads: Optional[int] = None):
+        self.path, self._threads = str(path), threads
+        self._open()
+        rate = self._stream.guessed_rate or self._stream.average_rate
+        self._margin = max(self.SKIP_MARGIN, 4.0 / float(rate)) if rate else self.SKIP_MARGIN
+        self._decoded: Optional[Iterator] = None  # the decoder's frames from the last seek on
+        self._held: list = []  # (time, frame): the last frame before the end of the last range and the next one
+        self._skip_before = -math.inf  # packets before this time are decoded with NONREF
+        self._skipped = False  # some packet of the current range went to the decoder with NONREF
+        self.seeks = 0  # ranges that started a decode (open or seek; the others went on from the last one)
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._decoded = None
+        self._held = []
+        self._c.close()
+
+    def can_continue(self, start: float) -> bool:
+        """Whether a range at `start` goes on from the last one (no seek)."""
+        if self._decoded is None or not self._held:
+            return False
+        last = self._held[-1][0]
+        return self._held[0][0] <= start and start - last <= self.CONTINUE_SECONDS
+
+    def _frames_from_decoder(self) -> Iterator:
+        """(time, frame) for every decoded frame with a time; NONREF while before `_skip_before`."""
+        cc, tb = self._stream.codec_context, self._stream.time_base
+        for packet in self._c.demux(self._stream):
+            skip = packet.pts is not None and float(packet.pts * tb) < self._skip_before
+            self._skipped |= skip
+            cc.skip_frame = "NONREF" if skip else "DEFAULT"
+            for frame in packet.decode():
+                if frame.pts is not None:
+                    yield float(frame.pts * frame.time_base), frame
+
+    def _position(self, start: float) -> Iterator:
+        """The frames from which the range at `start` is read: the held ones and the decoder's,
+        after a seek unless the last range's decode can go on."""
+        self._skip_before, self._skipped = start - self._margin, False
+        if not self.can_continue(start):
+            self._held = []
+            if start > 0:
+                self._c.seek(int(start / self._stream.time_base), stream=self._stream, backward=True, any_frame=False)
+            elif self.seeks:  # from the top: as a fresh open does (a seek to 0 may land past the first frames)
+                self._c.close()
+                self._open()
+            self._decoded = self._frames_from_decoder()
+            self.seeks += 1
+        held, self._held = self._held, []
+        yield from held
+        for got in self._decoded:  # not `yield from`: closing this generator must not close the decoder's
+            yield got
+
+    def _open(self) -> None:
+        self._c = _open(self.path)
+        if not self._c.streams.video:
+            self._c.close()
             raise StageError("no_video_stream", "the file has no video stream")
-        stream = c.streams.video[0]
-        stream.thread_type = "AUTO"
-        if threads:
-            stream.codec_context.thread_count = int(threads)
+        self._stream = self._c.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        if self._threads:
+            self._stream.codec_context.thread_count = int(self._threads)
+
+    def frames(self, start: float, end: float, fps: float = 25.0, width: Optional[int] = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (k, BGR frame) for the target times start + k/fps in [start, end).
+
+        Each target time takes the latest decoded frame at or before it (frames repeat or drop as
+        the rates differ). `width` scales frames down in the colour conversion, which runs only
+        for frames that are yielded (not for the frames before `start`, nor for the ones a lower
+        target rate drops: a quarter of the decode cost at 30 -> 25 fps)."""
+        try:
+            yield from self._read(start, end, fps, width)
+        except _SkippedFrameShown:  # a frame skipped before the margin is the one shown at `start`
+            self._decoded, self._held, margin = None, [], self._margin
+            self._margin = math.inf  # no skipping: decode it whole
+            try:
+                yield from self._read(start, end, fps, width)
+            finally:
+                self._margin = margin
+
+    def _read(self, start: float, end: float, fps: float, width: Optional[int]) -> Iterator[tuple[int, np.ndarray]]:
         n_targets = max(0, int(math.ceil((end - start) * fps - 1e-6)))
         if n_targets == 0:
             return
-        if start > 0:
-            c.seek(int(max(0.0, start) / stream.time_base), stream=stream, backward=True, any_frame=False)
         k = 0
-        prev = None  # the last frame at or before the current target: a decoded frame, converted once used
+        prev, img = None, None  # (time, frame): the last frame at or before the current target; img: it converted, once used
         try:
-            for frame in c.decode(stream):
-                if frame.pts is None:
-                    continue
-                t = float(frame.pts * frame.time_base)
+            for t, frame in self._position(start):
                 while k < n_targets and t > start + k / fps + 1e-6:
+                    if k == 0:
+                        self._check_shown(prev)
                     if prev is not None:
-                        if not isinstance(prev, np.ndarray):
-                            prev = _to_bgr(prev, width)
-                        yield k, prev
+                        img = _to_bgr(prev[1], width) if img is None else img
+                        yield k, img
                     k += 1
                 if k >= n_targets:
-                    break
-                prev = frame
-            if prev is not None and not isinstance(prev, np.ndarray):
-                prev = _to_bgr(prev, width)
+                    self._held = [p for p in (prev, (t, frame)) if p is not None]
+                    return
+                prev, img = (t, frame), None
+            self._decoded = None  # the stream's end
+            if k == 0:
+                self._check_shown(prev)
+            if prev is not None and img is None:
+                img = _to_bgr(prev[1], width)
             while prev is not None and k < n_targets and start + k / fps < end:
                 # past the last decoded frame: hold it until the stream's end (within one frame)
-                yield k, prev
+                yield k, img
                 k += 1
         except av.error.FFmpegError as e:
+            self._decoded, self._held = None, []
             if k == 0 and prev is None:
                 raise StageError("video_decode_failed", str(e)) from e
+
+    def _check_shown(self, prev) -> None:
+        """Raise when the frame shown at the first target may be one the decoder skipped."""
+        if self._skipped and (prev is None or prev[0] < self._skip_before):
+            raise _SkippedFrameShown
+
+
+class _SkippedFrameShown(Exception):
+    """The first target of a range falls on a frame `VideoReader` skipped (a gap in a variable
+    frame rate stream longer than its margin): the range is decoded again without skipping."""
 
 
 def _to_bgr(frame, width: Optional[int]) -> np.ndarray:
@@ -339,15 +441,19 @@ def decode_video(
     width: Optional[int] = None,
     display_width: Optional[int] = None,
     threads: Optional[int] = None,
+    reader: Optional[VideoReader] = None,
 ) -> VideoFrames:
     """Frames at `fps` for [start, end), indexed by target time: `frames[k]` shows start + k/fps.
 
     Targets before the stream's first frame take that frame (a video stream that starts a little
     after the audio must not shift every later frame by one); targets past its end are cut off.
+    `reader`: an open `VideoReader` of `path` to decode with (it goes on from its last range when
+    it can), else the file is opened for this range alone.
     """
     n = max(0, int(math.ceil((end - start) * fps - 1e-6)))
     got: list[Optional[np.ndarray]] = [None] * n
-    for k, f in iter_video(path, start, end, fps, width, threads):
+    decoded = reader.frames(start, end, fps, width) if reader is not None else iter_video(path, start, end, fps, width, threads)
+    for k, f in decoded:
         if k < n:
             got[k] = f
     last = max((k for k, f in enumerate(got) if f is not None), default=-1)

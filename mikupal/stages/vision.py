@@ -17,13 +17,13 @@ from typing import Optional
 
 import numpy as np
 
-from ..config import Resources, RunConfig
+from ..config import RunConfig
 from ..errors import StageError
 from ..models_dir import ModelNeed, ensure_file, file_need
 from ..speaker.embed import VoiceEncoder, mean_voice, slice_windows
 from ..speaker.turns import TurnRules, question_then_reply, stretch_similarity
 from ..audio.word_cuts import OVERLAPPING_SPEECH, Removal, split_utterance
-from ..vision import clip as clipmod, runtime, timeline, track as tracking
+from ..vision import clip as clipmod, readers as open_videos, runtime, timeline, track as tracking
 from ..vision.asd import VIDEO_FPS, use_bf16
 from ..vision.search import SpeakerSearch, Utterance, decode_utterance
 from ..vision.steps import Steps
@@ -39,18 +39,16 @@ class VisionStage(Stage):
 
     def __init__(self, cfg, output_dir, threads=None):
         super().__init__(cfg, output_dir, threads)
-        self.detector = None
         self.search: Optional[SpeakerSearch] = None
         self.voice: Optional[VoiceEncoder] = None  # GE2E, for the voice of what the faces show as a short turn
         self.steps = Steps()  # seconds per step and counts over this worker's items (benchmarks)
-        self.bf16, self.batching = False, None  # batching: merges the model calls of a call's utterances
+        self.detector, self.bf16, self.batching = None, False, None  # batching: merges the model calls of a call's utterances
         self.last_tracks: list[FaceTrack] = []  # the last utterance's scored tracks, for tests: they never travel
+        self.readers = open_videos.VideoReaders(keep=max(2, self.items_per_call), threads=threads)  # kept open between utterances
 
     last_offset = property(lambda self: self.search.last_offset if self.search else 0)  # frames, last item
 
-    @property
-    def resources(self) -> Resources:
-        return self.cfg.faces.resources.widest(self.cfg.asd.resources)
+    resources = property(lambda self: self.cfg.faces.resources.widest(self.cfg.asd.resources))  # the wider of faces' and ASD's
 
     @classmethod
     def models(cls, cfg: RunConfig) -> list[ModelNeed]:
@@ -74,6 +72,7 @@ class VisionStage(Stage):
         if sc.kind != "none":
             self.voice = VoiceEncoder.load(ensure_file(self.cfg.models_dir, sc.model, self.cfg.offline), device, use_bf16(sc.precision, device))
 
+    teardown = lambda self: self.readers.close()  # noqa: E731 - the videos left open
     side_by_side = lambda self: self.batching  # noqa: E731 - a call's utterances share detector and ASD passes (vision/batching.py)
 
     def process(self, item: WorkItem) -> list[WorkItem]:
@@ -84,7 +83,7 @@ class VisionStage(Stage):
             self.start()
         path = d.video.path if d.video else item.source
         u = decode_utterance(path, d.analysis_path or path, seg.start, seg.end, d.video.width if d.video else None,
-                             self.detector, self.cfg.faces, self.cfg.asd, self.steps, self.threads)
+                             self.detector, self.cfg.faces, self.cfg.asd, self.steps, self.threads, self.readers)
         self.search.score(u, question_then_reply(seg.words), d.voice_suspects, seg.start)
         self.last_tracks = u.tracks
         out = [it if it.status == "dropped" else self.attribute_and_export(it, u, f0, f1)

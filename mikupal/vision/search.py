@@ -37,6 +37,7 @@ from ..records import FaceTrack, VoiceSuspect
 from . import attribution as attr
 from . import timeline
 from .asd import MFCC_PER_FRAME, VIDEO_FPS, audio_mfcc
+from .readers import VideoReaders
 from .steps import Steps
 from .track import detect_and_track
 from .turn_check import TurnVerdicts, check_turns, sure_suspects
@@ -90,11 +91,17 @@ class Utterance:
 
 
 def decode_utterance(video_path, audio_path, start: float, end: float, display_width: Optional[int], detector,
-                     faces_cfg, asd_cfg, steps: Steps, threads: Optional[int] = None) -> Utterance:
+                     faces_cfg, asd_cfg, steps: Steps, threads: Optional[int] = None,
+                     readers: Optional[VideoReaders] = None) -> Utterance:
     """Decode [start, end) once at 25 fps scaled to `faces.work_width`, find its faces and tracks,
-    and the 16 kHz audio's MFCCs (with room for the offset search on both sides) and voiced frames."""
+    and the 16 kHz audio's MFCCs (with room for the offset search on both sides) and voiced frames.
+    `readers`: the worker's open videos (an utterance after the last one goes on decoding from it)."""
     t = time.perf_counter()
-    decoded = media.decode_video(video_path, start, end, VIDEO_FPS, faces_cfg.work_width, display_width, threads=threads)
+    if readers is None:
+        decoded = media.decode_video(video_path, start, end, VIDEO_FPS, faces_cfg.work_width, display_width, threads=threads)
+    else:
+        with readers.reader(video_path, start) as reader:
+            decoded = media.decode_video(video_path, start, end, VIDEO_FPS, faces_cfg.work_width, display_width, reader=reader)
     frames, scale, n = decoded.frames, decoded.scale, len(decoded.frames)
     steps.counts["frames"] += n
     steps.counts["items"] += 1

@@ -151,6 +151,26 @@ def test_shared_encoders_match_per_window_full_network():
         assert out.shape == (30,) and np.isfinite(out).all()
 
 
+@pytest.mark.parametrize("windows", [(0.0,), (0.4, 0.0)])
+def test_score_offsets_batch_equals_each_offset_alone(random_light_asd, windows):
+    """All offsets of a window go through the backend as one batch: the scores each offset gets alone."""
+    m, k, t = random_light_asd, 3, 30
+    rng = np.random.default_rng(4)
+    crops = rng.integers(0, 255, (t, 112, 112), dtype=np.uint8)
+    mfcc = rng.normal(size=(4 * (t + 2 * k + 2), 13)).astype(np.float32)
+    offsets = list(range(-k, k + 1))
+    got = m.score_offsets(mfcc, 4 * (k + 1), crops, offsets, windows)
+    with torch.inference_mode():
+        ea = m.net.encode_audio(torch.from_numpy(mfcc[4 : 4 * (t + 2 * k + 1)])[None])[0]  # the rows of frames -k .. t + k
+        ev = m.net.encode_visual(torch.from_numpy(crops).float()[None])[0]
+        for j, o in enumerate(offsets):
+            a, total = ea[k + o : k + o + t], torch.zeros(t)
+            for w in windows:
+                wf = t if not w else max(1, min(t, int(round(w * 25))))
+                total += torch.cat([m.net.backend(a[s : s + wf][None], ev[s : s + wf][None])[0, :, 1] for s in range(0, t, wf)])
+            np.testing.assert_allclose(got[j], (total / len(windows)).numpy(), atol=2e-5)
+
+
 @pytest.mark.parametrize("cls, kind", [(LightASD, "light-asd"), (LRASD, "lr-asd")])
 def test_onnx_runtime_matches_torch(cls, kind):
     pytest.importorskip("onnxruntime")
