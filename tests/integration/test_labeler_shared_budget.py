@@ -45,7 +45,7 @@ def label_through_ray(cfg, out_dir: Path, work: list[WorkItem]) -> list[WorkItem
 
     ds = ray.data.from_arrow([WorkItem.to_table([it]) for it in work])
     secrets = _Secrets({k: v for k, v in (("GEMINI_API_KEY", KEY), (LIMITS_ENV, _env(LIMITS_ENV)))})
-    ds = ds.map_batches(_actor_class(LabelStage), fn_constructor_args=(cfg, str(out_dir), secrets), batch_size=4,
+    ds = ds.map_batches(_actor_class((LabelStage,)), fn_constructor_args=(cfg, str(out_dir), secrets), batch_size=4,
                         batch_format="pyarrow", concurrency=ACTORS, num_cpus=0.25)
     return [it for b in ds.iter_batches(batch_size=None, batch_format="pyarrow") for it in WorkItem.from_table(b)]
 
