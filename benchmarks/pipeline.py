@@ -315,15 +315,16 @@ def _per_hour(value, factor: float = 1.0):
 
 def cmd_small_files(a) -> None:
     """A corpus of short clips (MELD-like, 3-6 s each) against the same seconds as one file, timed in
-    the same command (the host's speed varies): the one file first, then the clips, `--repeat` times;
-    then the clips once more with `asr.pack=false` (each clip padded to a 30 s window alone): its
-    speed, and how much the packed transcripts differ from those."""
+    the same command (the host's speed varies): the one file first, then the clips packed
+    (`asr.pack=true`: short clips share whisper windows), `--repeat` times; then the clips once more
+    with `asr.pack=false` (the default: each clip padded to a 30 s window alone): its speed, and how
+    much the packed transcripts differ from those."""
     folder, joined = small_clips(a.clips)
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(a.repeat):
             one = mikupal_run(joined, Path(tmp) / f"one{k}", *a.set)
-            many = mikupal_run(folder, Path(tmp) / f"many{k}", *a.set)
+            many = mikupal_run(folder, Path(tmp) / f"many{k}", *a.set, "asr.pack=true")
             rounds.append({"one_file": one, "clips": many,
                            "speed_of_one_file": round(one["wall_s"] / many["wall_s"], 3)})
         unpacked = mikupal_run(folder, Path(tmp) / "unpacked", *a.set, "asr.pack=false") if a.unpacked else None
