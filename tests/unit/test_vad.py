@@ -31,6 +31,14 @@ def test_runs_become_regions_in_seconds():
     assert dropped == []
 
 
+def test_a_region_at_an_odd_file_end_ends_on_the_10_ms_grid():
+    """A clip 0.2833 s long (8.5 frames at 30 fps): its last region ends at 0.28, not at 0.2833, so
+    every region time, and every segment length cut from them, is a whole number of 10 ms frames."""
+    kept, _ = vad.regions_from_flags(flags("0011111111"), cfg(padding_ms=200), FS, 0.2833)
+    assert [(r.start, r.end) for r in kept] == [(0.0, 0.28)]
+    assert all(round(t * 100, 6) == round(t * 100) for r in kept for t in (r.start, r.end))
+
+
 def test_hangover_bridges_short_gaps_only():
     f = flags("1110011" + "0" * 20 + "111")
     kept, _ = vad.regions_from_flags(f, cfg(hangover_ms=60), FS, round(len(f) * FS, 6))
