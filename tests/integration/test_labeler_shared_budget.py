@@ -117,7 +117,11 @@ def test_requests_per_minute_hold_across_actors(ray_session, run_dir, monkeypatc
         times = sorted(e["t"] for e in srv.log if e["outcome"] == "ok")
     assert len(times) == n and all(o.data.annotation is not None for o in out)
     rate, burst = rpm / 60, rpm / 60
-    for i, t in enumerate(times):  # any 1 s window: at most rate * 1 s + the burst (+1 for clock skew)
+    # The server sees arrival times, not grant times: an actor's first request also opens its HTTP
+    # connection, so the burst can arrive late and share a 1 s window with the next second's grants.
+    # Allow half a second of transit jitter; per-actor limiters would put all 36 in the first window.
+    transit_s = 0.5
+    for i, t in enumerate(times):  # any 1 s window: at most rate * (1 s + jitter) + the burst (+1 for clock skew)
         in_window = sum(1 for u in times[i:] if u < t + 1.0)
-        assert in_window <= rate + burst + 1, (i, in_window)
+        assert in_window <= rate * (1.0 + transit_s) + burst + 1, (i, in_window)
     assert times[-1] - times[0] >= (n - burst) / rate - 0.3
