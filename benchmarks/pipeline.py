@@ -20,6 +20,7 @@ import argparse
 from concurrent.futures import ThreadPoolExecutor
 import json
 import os
+import re
 import platform
 import shutil
 import signal
@@ -80,8 +81,9 @@ def process_role(cmdline: list[str]) -> str:
     line = " ".join(cmdline)
     if line.startswith("ray::"):
         title = line.split()[0][len("ray::"):]
-        if title.startswith("MapWorker(MapBatches("):
-            return title[len("MapWorker(MapBatches("):].rstrip(")")
+        pool = re.match(r"MapWorker\(MapBatches\((.+?)\)\)", title)  # also "...)).submit" while it works
+        if pool:
+            return pool.group(1)
         return "ray " + ("task workers (probe, separate, vad) and idle workers" if title == "IDLE" else title)
     if "mikupal.cli" in line:
         return "driver (mikupal run, Ray Data's executor, commits)"
@@ -107,11 +109,15 @@ def timed(cmd: list[str], env: dict | None = None, timeout_s: float = 1200.0) ->
     rss: dict[int, int] = {}  # pid -> peak RSS bytes
     uss: dict[int, int] = {}  # pid -> peak USS bytes
     stop = threading.Event()
+    snapshots: list[tuple[float, dict[int, float], dict[int, str]]] = []  # (seconds since start, CPU s by pid, roles)
 
     def sample():
         nonlocal peak
         proc = psutil.Process(p.pid)
         while not stop.is_set():
+            now = time.perf_counter() - t0
+            if not snapshots or now - snapshots[-1][0] >= TIMELINE_STEP_S:
+                snapshots.append((now, dict(cpu), dict(role)))
             total = 0
             try:
                 procs = [proc] + proc.children(recursive=True)
@@ -148,14 +154,42 @@ def timed(cmd: list[str], env: dict | None = None, timeout_s: float = 1200.0) ->
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:6])} ... failed ({p.returncode}): {err[-2000:]}")
     cpu_s = sum(cpu.values())
-    by_role: dict[str, float] = {}
-    for pid, seconds in cpu.items():
-        by_role[role.get(pid, "?")] = by_role.get(role.get(pid, "?"), 0.0) + seconds
+    by_role = _by_role(cpu, role)
+    snapshots.append((wall, dict(cpu), dict(role)))
     return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20, 1), "cpu_s": round(cpu_s, 1),
             "cores_busy": round(cpu_s / wall, 2) if wall > 0 else 0.0,
             "cpu_s_by_process": {k: round(v, 1) for k, v in sorted(by_role.items(), key=lambda kv: -kv[1])},
             "memory_by_process": memory_by_role(rss, uss, role),
+            "timeline": timeline(snapshots),
             "stdout": out[-4000:]}
+
+
+TIMELINE_STEP_S = 5.0
+
+
+def _by_role(cpu: dict[int, float], role: dict[int, str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for pid, seconds in list(cpu.items()):
+        name = role.get(pid, "?")
+        out[name] = out.get(name, 0.0) + seconds
+    return out
+
+
+def timeline(snapshots: list[tuple[float, dict[int, float], dict[int, str]]]) -> list[dict]:
+    """Cores busy in each step of the run, by process role: where the cores idle (a stage waiting
+    for its input, start-up) and which stage holds them. A process's CPU in a step counts for the
+    role it has at the step's end (a Ray worker is retitled when it takes a stage)."""
+    rows = []
+    for (t0, a, _), (t1, b, roles) in zip(snapshots, snapshots[1:]):
+        dt = max(t1 - t0, 1e-9)
+        used: dict[str, float] = {}
+        for pid, v in b.items():
+            name = roles.get(pid, "?")
+            used[name] = used.get(name, 0.0) + v - a.get(pid, 0.0)
+        busy = {k: round(v / dt, 2) for k, v in used.items() if v / dt >= 0.05}
+        rows.append({"t": round(t0, 1), "cores": round(sum(busy.values()), 2),
+                     "by_process": dict(sorted(busy.items(), key=lambda kv: -kv[1]))})
+    return rows
 
 
 def memory_by_role(rss: dict[int, int], uss: dict[int, int], role: dict[int, str]) -> dict[str, dict]:

@@ -252,7 +252,7 @@ class LabelerConfig(_Strict):
 
 class EngineConfig(_Strict):
     _section: ClassVar[str] = "engine"
-    kind: Literal["ray", "sequential"]
+    kind: Literal["auto", "ray", "local", "sequential"]  # auto: ray with a cluster or GPUs, else local (engine/choice.py)
     address: Optional[str]
     num_cpus: Optional[int]
     object_store_memory_gb: float = Field(gt=0)

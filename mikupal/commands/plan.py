@@ -1,7 +1,7 @@
 """`mikupal plan [overrides] [--cpus N --gpus N] [--json]`: where each stage would run, then exit.
 
-For the cluster the run would join (`engine.address`, `RAY_ADDRESS`, or the local Ray it would
-start), it prints each stage's workers, CPUs and GPUs per worker, threads, items per call, model
+For the cluster the run would join (`engine.address`, `RAY_ADDRESS`, or, under engine=ray, the local
+Ray it would start; this machine's cores under the default engine=auto without either), it prints each stage's workers, CPUs and GPUs per worker, threads, items per call, model
 batch and execution provider (`engine/plan.py`), so a GPU placement is seen before GPU hours are
 spent. `--cpus`/`--gpus` plan for a cluster given by hand instead, without starting Ray.
 `mikupal run ... --plan` is the same. A placement that cannot fit is the run's own one-line error.
@@ -63,6 +63,10 @@ def cluster_for(flags: dict[str, str], engine):
 
         cpus = _number(flags, "cpus") if "cpus" in flags else float(os.cpu_count() or 1)
         return Cluster(cpus=cpus, gpus=_number(flags, "gpus") if "gpus" in flags else 0.0)
+    if engine.kind in ("local", "sequential"):  # one machine, no Ray: its cores
+        from ..engine.local import machine_cores
+
+        return Cluster(cpus=machine_cores(engine))
     import ray
 
     from ..engine.ray_pipeline import init_ray
@@ -77,12 +81,15 @@ def cluster_for(flags: dict[str, str], engine):
 
 
 def plan_command(args: Sequence[str]) -> int:
+    from ..engine.choice import with_engine_resolved
     from ..engine.plan import make_plan, render
 
     flags, overrides = _flags(args)
-    cfg = compose(overrides)
+    cfg = with_engine_resolved(compose(overrides))
     plan = make_plan(cfg, cluster_for(flags, cfg.engine))
-    print(json.dumps(plan.to_dict()) if "json" in flags else render(plan))
+    print(json.dumps(plan.to_dict() | {"engine": cfg.engine.kind}) if "json" in flags else render(plan))
+    if "json" not in flags:
+        print(f"engine: {cfg.engine.kind}" + (" (the workers as threads of this one process)" if cfg.engine.kind == "local" else ""))
     if "json" not in flags:
         for line in local_provider_warnings(plan):
             print(line)

@@ -42,7 +42,7 @@ report.html). Re-running the same command resumes: committed videos are skipped.
         ("segment.min_seconds", "shortest utterance kept"),
         ("segment.max_seconds", "longest utterance (longer ones are cut at pauses)"),
         ("speaker.kind", "ge2e (voice checks and ids) | none"),
-        ("engine", "ray | sequential (one process, for debugging)"),
+        ("engine", "auto (ray with a cluster or GPUs, else local) | ray | local (threads of one process) | sequential (one stage at a time, for debugging)"),
         ("engine.address", "join a Ray cluster (or set RAY_ADDRESS)"),
         ("dataset.sample_rate", "rate of the exported vocals"),
     ],

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from ..records import WorkItem
 from ..reasons import RUN_LEVEL_REASONS
+from ..records import WorkItem
 from .commit import OutputDir, VideoSummary
 from .progress import Progress
 

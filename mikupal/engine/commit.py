@@ -29,10 +29,10 @@ import pyarrow.parquet as pq
 
 from .. import atomic, layout, media
 from ..committed import FUNNEL_STAGES, CommittedOutput, FunnelCounts, VideoSummary
+from ..describe import describe_columns
 from ..ids import check_key
 from ..layout import OutputPaths
 from ..reasons import RETRY_REASONS  # which rejects are redone on resume
-from ..describe import describe_columns
 from ..records import DatasetSegment, Reject, Speaker, StageTime, WorkItem
 from ..speaker.duplicates import DuplicateRules
 from ..speaker.identity import IdentityRules, SegmentVoice, mean_embedding, speaker_ids

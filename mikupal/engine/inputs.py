@@ -22,11 +22,11 @@ from typing import Optional
 from .. import atomic
 from ..errors import UserError
 from ..ids import content_id, source_key
-from ..layout import OutputPaths
-from ..records import Reject
 from ..layout import MARKER as OUTPUT_MARKER
 from ..layout import WRITTEN_DIRS as OUTPUT_SUBDIRS
 from ..layout import WRITTEN_FILES as OUTPUT_FILES
+from ..layout import OutputPaths
+from ..records import Reject
 
 MEDIA_EXTENSIONS = {
     ".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp",

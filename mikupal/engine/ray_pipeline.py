@@ -17,13 +17,15 @@ from typing import Iterator, Optional
 import pyarrow as pa
 
 from ..config import RunConfig
-from ..errors import USER_ERROR_REASON, UserError
+from ..errors import UserError
 from ..records import WorkItem
 from ..stages.base import Stage
 from ..stages.faults import FAULT_ENV
+from .calls import chain as _chain
+from .calls import user_error_items as _user_error_items
+from .cluster import init_ray
 from .plan import Cluster, make_plan
 from .run_log import quiet_consoles
-from .cluster import init_ray
 from .stages import stage_classes, video_group_size
 
 log = logging.getLogger(__name__)
@@ -56,51 +58,6 @@ def _run_task(batch: pa.Table, classes: tuple[type[Stage], ...], cfg: RunConfig,
         for stage in stages:
             if stage._ready:
                 stage.teardown()
-
-
-def _chain(stages: list[Stage], batch: pa.Table) -> Iterator[WorkItem]:
-    """A batch through a worker's stages, one after another on each item (a light group of the
-    plan, `plan.worker_groups`, or one stage): each stage's time, rejects and fault isolation are
-    its own, as in a worker of its own. A UserError (a model that will not load) goes back on the
-    items, naming its stage, for the driver to stop the run with."""
-    try:
-        yield from _then(stages[1:], _calls(stages[0], batch))
-    except UserError as e:
-        yield from _user_error_items(batch, stages[0].name, e)
-
-
-def _then(stages: list[Stage], items) -> Iterator[WorkItem]:
-    """Each item through the next stages in turn (they take one item per call), passed on as it comes."""
-    if not stages:
-        yield from items
-        return
-    for item in items:
-        outs = [item]
-        for stage in stages:
-            try:
-                outs = [out for it in outs for out in stage.iter_items([it])]
-            except UserError as e:
-                outs = [it.reject(stage.name, USER_ERROR_REASON, str(e)) for it in outs]
-                break
-        yield from outs
-
-
-def _calls(stage: Stage, batch: pa.Table) -> Iterator[WorkItem]:
-    """A batch through the stage. A video-level stage gets one group of videos per call (the run's
-    inputs in order, `items_per_call` at a time: `run._plan`); should Ray Data ever bundle a batch
-    across groups, each group still gets a call of its own, and the log says so (a group split
-    across two batches would be worked on in two parts, which a packing stage would notice)."""
-    if stage.level != "video":
-        yield from stage.iter_batch(batch)
-        return
-    groups: dict[int, list[WorkItem]] = {}
-    for it in WorkItem.from_table(batch):
-        groups.setdefault(it.group, []).append(it)
-    if len(groups) > 1:
-        log.warning("%s got videos of %d groups in one batch (%s): each group is worked on apart", stage.name,
-                    len(groups), sorted(groups))
-    for part in groups.values():
-        yield from stage.iter_items(part)
 
 
 class _Secrets(dict):
@@ -147,13 +104,6 @@ class _StageActor:
                 stage.teardown()
 
 
-def _user_error_items(batch: pa.Table, stage: str, error: UserError) -> Iterator[WorkItem]:
-    """The batch's items, each carrying the UserError: the driver raises it on the first one, so it
-    ends the run in its own line instead of killing the actor (a `worker_lost` reject)."""
-    for it in WorkItem.from_table(batch):
-        yield it.reject(stage, USER_ERROR_REASON, str(error))
-
-
 def _actor_class(classes: tuple[type[Stage], ...]) -> type:
     # a subclass per worker, named after its stages, so Ray's logs and dashboard say which is which
     name = "+".join(cls.__name__ for cls in classes)
@@ -174,6 +124,9 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
     # Ray Data's per-call memory poller: a thread in the worker reading its /proc smaps every second,
     # costly in workers that hold models (the run samples its whole tree's memory itself)
     ctx.memory_usage_poll_interval_s = None
+    import os as _os
+    if _os.environ.get('MIKUPAL_GENBUF'):
+        ctx._max_num_blocks_in_streaming_gen_buffer = int(_os.environ['MIKUPAL_GENBUF'])
     # a video-level stage taking several videos per call gets the same ones together in every run:
     # rows reach it in input order, so each batch is one group of run._plan (Ray Data bundles a
     # batch from consecutive rows)

@@ -12,27 +12,26 @@ from pathlib import Path
 
 import psutil
 
-from ..layout import OutputPaths
 from ..config import RunConfig
 from ..errors import USER_ERROR_REASON, UserError
 from ..ids import source_key
-from ..records import Reject
+from ..layout import OutputPaths
+from ..records import Reject, WorkItem
 from ..report.html import write_html
 from ..report.summary import build_report, write_report
-from ..records import WorkItem
+from ..speaker.global_ids import write_global_speakers
+from ..speaker.identity import IdentityRules
+from ..stages.activity import clear_activity
 from ..stages.faults import DISK_FULL_ERRNOS
 from .collector import Collector, DiskFull, Progress, RunHalted
 from .commit import OutputDir
 from .duplicates import rules_of
-from ..speaker.identity import IdentityRules
-from ..speaker.global_ids import write_global_speakers
 from .inputs import check_paths, expand_inputs, write_skipped
 from .lock import OutputLock, mark_output
+from .progress import probe_durations
 from .run_log import RunLog
 from .stages import depends_on_call, video_group_size
-from .progress import probe_durations
 from .terminal import Display, Terminal
-from ..stages.activity import clear_activity
 
 log = logging.getLogger("mikupal")
 
@@ -90,6 +89,9 @@ def run(cfg: RunConfig, console=None) -> dict:
     """`console`: where the progress display goes (a text stream; default the terminal the run started on)."""
     if not cfg.output:
         raise UserError("no output given: pass output=DIR")
+    from .choice import with_engine_resolved
+
+    cfg = with_engine_resolved(cfg)  # engine=auto: ray with a cluster or GPUs, else local threads
     check_paths(cfg.input, cfg.output)  # before the key check and before anything is created: the first mistake first
     from .stages import preflight
 
@@ -162,6 +164,8 @@ def _run(cfg: RunConfig, stream) -> dict:
         stop_probe = probe_durations(progress, [it.path or it.source for it in todo if it.status != "placeholder"])
         if cfg.engine.kind == "ray" and todo:
             from .ray_pipeline import stream as engine_stream
+        elif cfg.engine.kind == "local":
+            from .local import stream as engine_stream
         else:
             from .sequential import stream as engine_stream
 

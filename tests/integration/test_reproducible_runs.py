@@ -1,5 +1,6 @@
-"""The same input and config give the same dataset: run after run under Ray, after a crash and a
-resume, and on the sequential engine with one thread per library (as each Ray worker has).
+"""The same input and config give the same dataset: run after run (the default engine: local threads
+here), after a crash and a resume, under Ray, and on the sequential engine with one thread per
+library (as each pool worker has).
 
 The corpus is small clips (short videos share whisper windows, `audio/packing.py`) and one video
 longer than a window, in one call's group: the packing, the order the workers finish in and the
@@ -88,6 +89,12 @@ def test_the_sequential_engine_gives_the_same_dataset(first, tmp_path, models_di
     seq = tmp_path / "seq"
     _run(models_dir, corpus, seq, "engine=sequential", "engine.threads=1")
     assert differences(first, seq) == []
+
+
+def test_the_ray_engine_gives_the_same_dataset(first, tmp_path, ray_session, models_dir, corpus):
+    on_ray = tmp_path / "ray"
+    _run(models_dir, corpus, on_ray, "engine=ray")
+    assert differences(first, on_ray) == []
 
 
 def test_light_stages_in_one_worker_give_the_same_dataset(first, tmp_path, models_dir, corpus):

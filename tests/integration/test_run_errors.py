@@ -65,7 +65,7 @@ def test_a_broken_model_file_stops_the_run_at_the_preflight(tmp_path, media, mod
     assert not out.exists()  # checked before anything is created
 
 
-@pytest.mark.parametrize("engine", ["sequential", "ray"])
+@pytest.mark.parametrize("engine", ["sequential", "local", "ray"])
 def test_a_model_that_will_not_load_in_a_stage_stops_the_run_in_both_engines(engine, tmp_path, media, models_dir):
     """A whole file of the wrong model passes the preflight (no published facts for a file of the
     user's own) and fails the speaker stage's strict load: in either engine the run ends with one

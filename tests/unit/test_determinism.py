@@ -125,7 +125,7 @@ def test_a_batch_spanning_two_groups_is_worked_on_group_by_group(caplog):
     """Ray Data bundles a video-level stage's batch from consecutive rows (rows in input order): one
     group. Should it ever bundle across groups, each group still gets a call of its own, and the
     log says so."""
-    from mikupal.engine.ray_pipeline import _calls
+    from mikupal.engine.calls import calls as _calls
 
     calls = []
 

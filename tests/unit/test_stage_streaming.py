@@ -152,3 +152,27 @@ def test_the_alarm_never_fires_in_the_consumers_code(cfg, tmp_path):
     assert first.status == "segment"
     # the clock kept running (0.8 s > 0.5 s) so the next piece of work finds the deadline passed
     assert rest[-1].rejects and rest[-1].rejects[-1].reason == "timeout"
+
+
+def test_a_worker_thread_gets_its_time_limit_too(tmp_path):
+    """The local engine's workers are threads: the limit reaches them through the watchdog, with
+    the same reject, and a thread within its limit is never interrupted."""
+    import threading
+
+    cfg = compose([f"output={tmp_path}", "engine.item_timeout_s=0.3", "engine.item_timeout_per_media_s=0"])
+    got: dict[str, list] = {}
+
+    def work(name: str, seconds: float) -> None:
+        got[name] = list(Slow(cfg, tmp_path, seconds).iter_item(_video()))
+
+    threads = [threading.Thread(target=work, args=("slow", 5.0)), threading.Thread(target=work, args=("quick", 0.05))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    slow, quick = got["slow"], got["quick"]
+    assert len(slow) == 1 and slow[0].status == "dropped"
+    r = slow[0].rejects[-1]
+    assert r.reason == "timeout" and "slow" in r.message and "engine.item_timeout_s" in r.message
+    assert slow[0].times[-1].seconds < 2.0, "stopped at the limit, not after the whole work"
+    assert quick[0].status == "video" and not quick[0].rejects
