@@ -17,11 +17,10 @@ benchmarks/README.md's tables and plots.
 from __future__ import annotations
 
 import argparse
-from concurrent.futures import ThreadPoolExecutor
 import json
 import os
-import re
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -29,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -94,7 +94,7 @@ def process_role(cmdline: list[str]) -> str:
 
 def timed(cmd: list[str], env: dict | None = None, timeout_s: float = 1200.0) -> dict:
     """Run a command; wall time, the peak RSS summed over its process tree and the CPU seconds that
-    tree used (both sampled 5x/s: a process's last 0.2 s before it exits can be missed), in all and
+    tree used (both sampled 5x/s, USS every 2 s: a process's last 0.2 s before it exits can be missed), in all and
     by process role (`process_role`); and each role's memory: the peak RSS and USS (the pages only
     that process holds: what it costs the machine beside shared libraries and the page cache) of
     its largest process, and how many processes had that role."""
@@ -114,6 +114,7 @@ def timed(cmd: list[str], env: dict | None = None, timeout_s: float = 1200.0) ->
     def sample():
         nonlocal peak
         proc = psutil.Process(p.pid)
+        passes = 0
         while not stop.is_set():
             now = time.perf_counter() - t0
             if not snapshots or now - snapshots[-1][0] >= TIMELINE_STEP_S:
@@ -123,12 +124,15 @@ def timed(cmd: list[str], env: dict | None = None, timeout_s: float = 1200.0) ->
                 procs = [proc] + proc.children(recursive=True)
             except psutil.Error:
                 procs = []
+            full = passes % USS_EVERY == 0  # USS reads /proc/PID/smaps: costly for the machine being measured
+            passes += 1
             for q in procs:
                 try:
-                    mem = q.memory_full_info()
+                    mem = q.memory_full_info() if full else q.memory_info()
                     total += mem.rss
                     rss[q.pid] = max(rss.get(q.pid, 0), mem.rss)
-                    uss[q.pid] = max(uss.get(q.pid, 0), mem.uss)
+                    if full:
+                        uss[q.pid] = max(uss.get(q.pid, 0), mem.uss)
                     t = q.cpu_times()
                     cpu[q.pid] = t.user + t.system
                     title = q.cmdline()  # the latest: a Ray worker is retitled when it takes a stage
@@ -165,6 +169,7 @@ def timed(cmd: list[str], env: dict | None = None, timeout_s: float = 1200.0) ->
 
 
 TIMELINE_STEP_S = 5.0
+USS_EVERY = 10  # samples: USS (and its smaps read) every 2 s, RSS every 0.2 s
 
 
 def _by_role(cpu: dict[int, float], role: dict[int, str]) -> dict[str, float]:
@@ -279,8 +284,10 @@ def cmd_speed(a) -> None:
         save(f"speed_{a.minutes}min_" + "_".join(s.replace("=", "-").replace(".", "-") for s in a.set),
              {"input": inp.name, "minutes": a.minutes, "overrides": a.set, "run": run})
         return
-    save(f"speed_{a.minutes}min", {"input": inp.name, "minutes": a.minutes, "run": run, "decode_only": decode_only(inp),
-                                   "naive_reference": naive_reference(inp)})
+    with tempfile.TemporaryDirectory() as tmp:  # the same run under a local Ray: what the default engine saves
+        ray_run = mikupal_run(inp, Path(tmp) / "out", "engine=ray")
+    save(f"speed_{a.minutes}min", {"input": inp.name, "minutes": a.minutes, "run": run, "run_ray": ray_run,
+                                   "decode_only": decode_only(inp), "naive_reference": naive_reference(inp)})
 
 
 def cmd_scaling(a) -> None:

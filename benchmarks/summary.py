@@ -38,6 +38,14 @@ def _plot_stages(stages: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _engine(run: dict) -> str:
+    """The engine a run used, from its command (`engine=...`), else the default's choice on one machine."""
+    for part in run.get("command", "").split():
+        if part.startswith("engine="):
+            return part.split("=", 1)[1]
+    return "local"
+
+
 def speed_section(minutes: int = 5) -> list[str]:
     r = _load(f"speed_{minutes}min")
     if not r:
@@ -54,7 +62,11 @@ def speed_section(minutes: int = 5) -> list[str]:
         "",
         "| what | wall s | speed ratio (media s / wall s) |",
         "|---|---|---|",
-        f"| whole `mikupal run` (Ray, profile=cpu, separation off, labeler off) | {run['wall_s']} | **{run['speed_ratio_whole_command']}x** |",
+        f"| whole `mikupal run` (default engine: {_engine(run)}; profile=cpu, separation off, labeler off) | {run['wall_s']} | "
+        f"**{run['speed_ratio_whole_command']}x** (its report: **{rep['speed_ratio']}x**) |",
+        *([f"| the same under a local Ray (`engine=ray`) | {r['run_ray']['wall_s']} | "
+           f"{r['run_ray']['speed_ratio_whole_command']}x (its report: {r['run_ray']['report']['speed_ratio']}x) |"]
+          if "run_ray" in r else []),
         f"| decode-only limit: ffmpeg, all cores | {dec['ffmpeg_wall_s']} | {dec['ffmpeg_speed_ratio']}x |",
         f"| decode-only: PyAV, frame threads | {dec['pyav_wall_s']} | {dec['pyav_speed_ratio']}x |",
         f"| naive reference: YuNet on every full-res frame, one at a time (first {naive['seconds_of_media']:.0f} s) | {naive['wall_s']} | {naive['speed_ratio']}x ({naive['fps']} fps) |",
@@ -68,7 +80,10 @@ def speed_section(minutes: int = 5) -> list[str]:
            f"{r['machine']['cpus']} cores busy on average), {run['cpu_s'] / rep['input_seconds']:.3f} CPU s per media "
            "second: the cores are the limit, not waiting. The vision stage (decode at 25 fps, detection, ASD, clip "
            "export) is most of it (worker seconds below); the rest is transcription and a fixed cost before the first "
-           "utterance reaches the vision pool (starting Ray, its workers and their models).", ""] if "cpu_s" in run else []),
+           "utterance reaches the vision pool (imports and models).", ""] if "cpu_s" in run else []),
+        *([f"Under a local Ray the same run used {r['run_ray']['cpu_s']} CPU s and peaked at "
+           f"{r['run_ray']['peak_rss_mb']:.0f} MB: Ray's own processes, a process (imports, models) per worker, "
+           "and items copied between them."] + [""] if "run_ray" in r else []),
         *(["CPU seconds by process (user + system, sampled 5x/s; a stage's pool workers summed, their start-up "
            "and model loading included):", "", "| process | CPU s |", "|---|---|",
            *[f"| {k} | {v} |" for k, v in run["cpu_s_by_process"].items()], ""] if "cpu_s_by_process" in run else []),

@@ -150,6 +150,19 @@ def test_at_most_three_windows_stay_close_to_all_of_them(scorer, jfk):
     assert scorer.score(jfk, max_windows=3) == scorer.score(jfk)  # 2 windows: nothing left out
 
 
+def test_a_piece_off_the_10_ms_grid_is_scored_on_whole_frames(scorer, jfk, monkeypatch):
+    """A cut's own rounding (2.005 s) must not cost the full-window path: the piece loses its last
+    partial frame and is scored as the 2.000 s one, over one period; the reference path is untouched."""
+    odd, whole = jfk[: 2 * SAMPLE_RATE + 80], jfk[: 2 * SAMPLE_RATE]
+    periods = []
+    raw = scorer.p835.raw
+    monkeypatch.setattr(scorer.p835, "raw", lambda chosen, starts, period: periods.append(period) or raw(chosen, starts, period))
+    assert scorer.score(odd, max_windows=1) == scorer.score(whole, max_windows=1)
+    assert periods == [200, 200]  # 2 s = 200 frames of 10 ms: one period computed, then copied
+    scorer.score(odd)  # max_windows=None: the reference's exact input, no period to reuse
+    assert periods[-1] is None
+
+
 def test_scores_stay_on_the_mos_scale(scorer):
     rng = np.random.default_rng(2)
     for signal in (np.zeros(3 * SAMPLE_RATE), rng.uniform(-1, 1, 3 * SAMPLE_RATE), pink_noise(12 * SAMPLE_RATE) * 0.3):
