@@ -28,7 +28,8 @@ def hostile(tmp_path_factory, media):
 
 @pytest.fixture(scope="session")
 def hostile_run(hostile, tmp_path_factory, ray_session, models_dir):
-    """ONE pipeline run (Ray) over every hostile input, listed in a list file two folders down."""
+    """ONE pipeline run (the default engine: local threads on this machine) over every hostile input,
+    listed in a list file two folders down."""
     root, cases = hostile
     out = tmp_path_factory.mktemp("hostile_out")
     t0 = time.perf_counter()
@@ -131,7 +132,7 @@ def ray_killed_run(ray_session, labeled, clean_ref, fault_inputs, models_dir, tm
     try:
         with FakeGemini(api_key=harness.KEY) as srv, harness.Captured() as cap:
             run(compose(harness.overrides(models_dir, out, fault_inputs, *harness.LABELER,
-                                          f"labeler.base_url={srv.url}")))
+                                          f"labeler.base_url={srv.url}", "engine=ray")))
     finally:
         for k, v in saved.items():
             if v is None:

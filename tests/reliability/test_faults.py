@@ -230,7 +230,7 @@ def test_sigint_to_the_ray_driver_stops_cleanly_and_resumes(ray_session, clean_r
     watcher = threading.Thread(target=interrupt, daemon=True)
     watcher.start()
     with pytest.raises(run_mod.Stopped) as e:
-        run(compose(harness.overrides(models_dir, out, fault_inputs, "labeler=none")))
+        run(compose(harness.overrides(models_dir, out, fault_inputs, "labeler=none", "engine=ray")))
     watcher.join()
     assert sent.is_set()
     msg = str(e.value)

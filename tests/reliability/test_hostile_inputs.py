@@ -1,4 +1,4 @@
-"""One Ray run over every hostile input (tests/reliability/inputs.py): each good input is fully
+"""One run (the default engine) over every hostile input (tests/reliability/inputs.py): each good input is fully
 processed, each bad one is exactly one reject row with its specific reason, nothing is dropped
 silently, and the run returns normally (the CLI's exit 0)."""
 
@@ -66,7 +66,7 @@ def test_every_hostile_input_has_its_outcome(hostile_run):
     sources = {inputs.source_of(root, e) for c in cases for e in c.entries}
     assert sources == {r["source"] for r in seg} | {r["source"] for r in rej}
     assert h["report"]["videos"] == len(sources)
-    harness.record("inputs", "one_run", f"all {len(cases)} inputs in one Ray run (list file)", "exit 0",
+    harness.record("inputs", "one_run", f"all {len(cases)} inputs in one run, default engine (list file)", "exit 0",
                    f"returned normally in {h['wall']:.0f} s", True, h["wall"])
 
 
