@@ -153,6 +153,7 @@ class Transcriber:
         self.model_ref: Optional[str] = None
         self.identifier: Optional[LanguageIdentifier] = None
         self._guesses: dict[tuple[float, float], LanguageGuess] = {}  # (clip start, end) -> its language
+        self._helper = None  # the language check's thread (`_identified_and_transcribed`), made when first needed
 
     def load(self) -> None:
         if self.model is not None:
@@ -332,9 +333,9 @@ class Transcriber:
         schedule = LanguageSchedule()
         for window in _windows(clips):
             if schedule.next_window():
-                foreign = self._foreign(audio, window, schedule)
-                for c, f in zip(window, foreign):
-                    yield [f if f is not None else self._transcribe_clip(audio, c)]
+                foreign, done = self._identified_and_transcribed(audio, window, schedule)
+                for c, f, t in zip(window, foreign, done):
+                    yield [f if f is not None else self._relabelled(c, t)]
                 continue
             done = [self._transcribe_clip(audio, c) for c in window]
             for t in done:  # a settled video: the language its identified windows were heard in
@@ -344,6 +345,23 @@ class Transcriber:
                 done = [f if f is not None else self._relabelled(c, t) for c, f, t in zip(window, foreign, done)]
             for t in done:
                 yield [t]
+
+    def _identified_and_transcribed(self, audio: _Audio, window: list[_Clip], schedule: LanguageSchedule
+                                    ) -> tuple[list[Optional[RegionTranscript]], list[RegionTranscript]]:
+        """A window's language check (`_foreign`) on a helper thread while this one transcribes its
+        clips: at a video's start both are on the path to its first utterance, and the second core
+        would wait. The same results as one after the other (the clips' languages are set from the
+        check once it is done); a clip the check finds foreign was transcribed for nothing (rare)."""
+        if self._helper is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._helper = ThreadPoolExecutor(1, thread_name_prefix="mikupal-language-id")
+        check = self._helper.submit(self._foreign, audio, window, schedule)
+        try:
+            done = [self._transcribe_clip(audio, c) for c in window]
+        finally:
+            foreign = check.result()  # its error, if any, is the window's
+        return foreign, done
 
     def _foreign(self, audio: _Audio, clips: list[_Clip], schedule: Optional[LanguageSchedule] = None) -> list[Optional[RegionTranscript]]:
         """For each clip: None when it is to be transcribed, else its `mismatch` transcript (no
