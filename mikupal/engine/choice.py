@@ -3,9 +3,8 @@
   - a cluster is named (`engine.address`, `RAY_ADDRESS`: what `ray job submit` sets) -> `ray`
   - a stage asks for a GPU (`profile=gpu`: fractional GPUs per pool, placed by Ray) -> `ray`
   - otherwise, one machine's CPUs -> `local` (the plan's workers as threads of one process,
-    `engine/local.py`): on 2 cores the 5-minute benchmark ran 1.2x faster than under a local Ray
-    (4.10x against 3.42x real time, the same dataset), in a third of the memory (2.1 against
-    6.0 GB; benchmarks/README.md)
+    `engine/local.py`): on 2 cores the 5-minute benchmark ran 1.28x faster than under a local Ray
+    (4.32x against 3.38x real time, the same dataset), in 2.4 GB instead of 6.0 (benchmarks/README.md)
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 The same stages, worker groups, pool sizes and math-library threads as the Ray executor
 (`plan.make_plan` for this machine's cores), joined by bounded queues instead of Ray Data operators:
 no Ray to start, no process (and imports, models, copies of every item) per worker. On 2 cores
-a local Ray run of the 5-minute benchmark spent 164 CPU-s where this one spends 139, and peaked
-at 6.0 GB where this one peaks at 2.1 (benchmarks/README.md). The heavy work (decoding, ONNX Runtime, torch, CTranslate2, OpenCV, x264)
+a local Ray run of the 5-minute benchmark spent 168 CPU-s where this one spent 136, and peaked
+at 6.0 GB where this one peaked at 2.4 (benchmarks/README.md). The heavy work (decoding, ONNX Runtime, torch, CTranslate2, OpenCV, x264)
 runs outside the GIL, so the threads of the vision pool and the stages before it share the cores.
 
 Each worker thread takes calls from its group's queue (`items_per_call` items: a group of videos
