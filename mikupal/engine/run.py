@@ -53,7 +53,11 @@ class _Stop(BaseException):
         self.signum = signum
 
 
+_requested: list[int] = []  # the stop requests this run's handler saw (see `run`)
+
+
 def _on_signal(signum, frame):  # noqa: ARG001
+    _requested.append(signum)
     raise _Stop(signum)
 
 
@@ -115,7 +119,11 @@ def run(cfg: RunConfig, console=None) -> dict:
         with RunLog(cfg.output) as run_log, Terminal(run_log.path) as term:
             ray_was_up = _ray_is_up()
             try:
-                return _run(cfg, console or term.stream)
+                _requested.clear()
+                report = _run(cfg, console or term.stream)
+                if _requested:  # the handler ran but its exception was swallowed on the way (a library's
+                    raise _Stop(_requested[0])  # catch-all): a stop request still ends the run as one
+                return report
             finally:
                 if cfg.engine.kind == "ray" and not ray_was_up and _ray_is_up():
                     import ray
