@@ -96,6 +96,7 @@ class _Pipeline:
         self.threads: list[threading.Thread] = []
         # a video-level group taking several videos per call gets each group of videos whole
         self.videos_per_group = Counter(it.group for it in items)
+        self.input_order = {it.video_id: k for k, it in enumerate(items)}  # a call's videos in input order
         self._pending: dict[int, dict[int, list[WorkItem]]] = {g.index: {} for g in self.groups}
 
     # ------------------------------------------------------------ lifecycle
@@ -179,6 +180,9 @@ class _Pipeline:
             whole = len(part) >= self.videos_per_group[item.group]
             if whole:
                 del pending[item.group]
+                # the order the videos arrive in depends on which worker finished first; a packing
+                # stage lays them into windows in call order, so the call gets them in input order
+                part.sort(key=lambda it: self.input_order.get(it.video_id, 0))
         return self._put(group.inbox, part) if whole else True
 
     def _flush(self, group: _Group) -> None:
@@ -187,7 +191,7 @@ class _Pipeline:
             parts = list(self._pending[group.index].values())
             self._pending[group.index].clear()
         for part in parts:
-            self._put(group.inbox, part)
+            self._put(group.inbox, sorted(part, key=lambda it: self.input_order.get(it.video_id, 0)))
 
     def _next_call(self, group: _Group) -> object:
         """A call for one of `group`'s workers: a list of items, or _END. Segment-level calls of

@@ -135,3 +135,51 @@ def test_auto_is_ray_with_a_cluster_or_gpus_and_local_otherwise(tmp_path, monkey
     assert resolved_kind(compose(base + ["engine=ray"])) == "ray"
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # what `ray job submit` sets for its entrypoint
     assert resolved_kind(compose(base)) == "ray"
+
+
+class Probe(Stage):
+    """A video-level task stage (two threads here): videos come out in whatever order they finish."""
+
+    name = "probe"
+    level = "video"
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(num_cpus=0.25, workers=1)
+
+    def process(self, item):
+        time.sleep(0.05 if int(item.video_id[1:]) % 2 == 0 else 0.001)  # the even ones finish late
+        yield item
+
+
+class Packing(Stage):
+    """Takes three videos per call, as the ASR does when it packs short videos into shared windows."""
+
+    name = "asr"
+    level = "video"
+    holds_model = True
+    calls: list[list[str]] = []
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(num_cpus=0.25, workers=1, items_per_call=3)
+
+    def iter_items(self, items):
+        Packing.calls.append([it.video_id for it in items])
+        yield from super().iter_items(items)
+
+    def process(self, item):
+        yield item
+
+
+def test_a_call_of_several_videos_gets_its_group_whole_and_in_input_order(tmp_path, monkeypatch):
+    """The packing's windows depend on the call's order: the same videos, in input order, every run."""
+    classes = [Probe, Packing]
+    monkeypatch.setattr(local, "stage_classes", lambda cfg: classes)
+    monkeypatch.setattr("mikupal.engine.plan.stage_classes", lambda cfg: classes)
+    Packing.calls = []
+    videos = [WorkItem(source=f"v{i}.mp4", video_id=f"v{i}", group=i // 3) for i in range(6)]
+    cfg = compose([f"output={tmp_path}", "engine=local", "engine.num_cpus=2", "engine.fuse_light_stages=false"])
+    out = list(local.stream(cfg, tmp_path, videos))
+    assert sorted(it.video_id for it in out) == [f"v{i}" for i in range(6)]
+    assert sorted(Packing.calls) == [["v0", "v1", "v2"], ["v3", "v4", "v5"]]
