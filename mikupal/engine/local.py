@@ -19,6 +19,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,9 +70,12 @@ class _Group:
     spec: WorkerGroup
     classes: tuple[type[Stage], ...]
     workers: int
-    inbox: "queue.Queue" = field(default_factory=queue.Queue)
+    inbox: "queue.Queue" = field(init=False)
     alive: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.inbox = queue.Queue(maxsize=QUEUE_PER_WORKER * self.workers)
 
     @property
     def video_level(self) -> bool:
@@ -88,8 +92,6 @@ class _Pipeline:
             _Group(i, g, tuple(classes[k] for k in g.stages), pool_workers(g, self.cluster))
             for i, g in enumerate(plan.workers)
         ]
-        for g in self.groups:
-            g.inbox = queue.Queue(maxsize=QUEUE_PER_WORKER * g.workers)
         self.out: "queue.Queue" = queue.Queue(maxsize=QUEUE_PER_WORKER * 2)
         self.stop = threading.Event()
         self.error: Optional[BaseException] = None
@@ -132,8 +134,9 @@ class _Pipeline:
         """Stop every thread: they finish the call they are in (a native call cannot be cut) and tear
         their stages down; the run's end does not wait past `wait_s` for one stuck in a model."""
         self.stop.set()
+        deadline = time.monotonic() + wait_s
         for t in self.threads:
-            t.join(timeout=wait_s)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
 
     # ------------------------------------------------------------ moving calls
 
@@ -180,10 +183,12 @@ class _Pipeline:
             whole = len(part) >= self.videos_per_group[item.group]
             if whole:
                 del pending[item.group]
-                # the order the videos arrive in depends on which worker finished first; a packing
-                # stage lays them into windows in call order, so the call gets them in input order
-                part.sort(key=lambda it: self.input_order.get(it.video_id, 0))
-        return self._put(group.inbox, part) if whole else True
+        return self._put(group.inbox, self._in_input_order(part)) if whole else True
+
+    def _in_input_order(self, part: list[WorkItem]) -> list[WorkItem]:
+        """The order videos arrive in depends on which worker finished first; a packing stage lays
+        them into windows in call order, so a call gets them in input order."""
+        return sorted(part, key=lambda it: self.input_order.get(it.video_id, 0))
 
     def _flush(self, group: _Group) -> None:
         """Groups of videos still incomplete when the input ends (an item lost upstream): handed on as they are."""
@@ -191,7 +196,7 @@ class _Pipeline:
             parts = list(self._pending[group.index].values())
             self._pending[group.index].clear()
         for part in parts:
-            self._put(group.inbox, sorted(part, key=lambda it: self.input_order.get(it.video_id, 0)))
+            self._put(group.inbox, self._in_input_order(part))
 
     def _next_call(self, group: _Group) -> object:
         """A call for one of `group`'s workers: a list of items, or _END. Segment-level calls of
