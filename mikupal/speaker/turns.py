@@ -122,7 +122,7 @@ class _Voice:
         keep = [i for i, s in enumerate(windows.speech) if s and worded[i]]
         self.starts = np.asarray([windows.starts[i] for i in keep], dtype=np.float64)
         self.ends = np.asarray([windows.ends[i] for i in keep], dtype=np.float64)
-        self.emb = np.asarray([windows.embeddings[i] for i in keep], dtype=np.float64).reshape(len(keep), -1)
+        self.emb = _rows(windows.embeddings, keep)
         self.words, self.passes, self.t0 = words, passes, t0
         self.loud = np.asarray(loud, dtype=bool)
         self.cum = np.concatenate([[0], np.cumsum(self.loud)])
@@ -222,6 +222,15 @@ def _by_length(length: list[int], ratio: float = 1.5) -> list[list[int]]:
     return groups
 
 
+def _rows(embeddings: Sequence[Sequence[float]], keep: Sequence[int]) -> np.ndarray:
+    """The kept windows' embeddings as rows: (0, dim) when none is kept (a short utterance whose
+    windows are all silence or wordless), which `reshape(0, -1)` cannot give."""
+    dim = len(embeddings[0]) if len(embeddings) else 0
+    if not keep:
+        return np.zeros((0, dim), dtype=np.float64)
+    return np.asarray([embeddings[i] for i in keep], dtype=np.float64).reshape(len(keep), dim)
+
+
 def question_then_reply(words: Sequence[Word]) -> bool:
     """A question mark inside the utterance with words after it: the words look like an exchange."""
     return any(w.word.strip().endswith(("?", "？")) for w in words[:-1])
@@ -237,7 +246,7 @@ def stretch_similarity(encoder, audio: np.ndarray, a: float, b: float, windows: 
     keep = [i for i, s in enumerate(windows.speech) if s]
     st = np.asarray([windows.starts[i] for i in keep], dtype=np.float64) - t0
     en = np.asarray([windows.ends[i] for i in keep], dtype=np.float64) - t0
-    emb = np.asarray([windows.embeddings[i] for i in keep], dtype=np.float64).reshape(len(keep), -1)
+    emb = _rows(windows.embeddings, keep)
     outside = emb[np.minimum(en, b) - np.maximum(st, a) <= WINDOW_SPILL]
     piece = np.asarray(audio[int(a * rate) : int(b * rate)], dtype=np.float32)
     if 1.5 * len(outside) < MIN_REST_SECONDS or len(piece) < 0.3 * rate:

@@ -242,3 +242,12 @@ def test_a_real_laugh_of_the_same_person_makes_no_suspect(monkeypatch):
     monkeypatch.setattr(turns_mod, "WORDED_FRACTION", 0.0)
     before = short_turns(encoder, frames, windows, words, t0, RULES)
     assert before and all(s.start >= 1.5 for s in before), before
+
+
+def test_an_utterance_whose_windows_are_all_silence_has_no_suspect_and_no_error():
+    """A short clip's utterance can have no speech window at all (each flagged silence): the test
+    finds nothing there instead of failing the item (`reshape(0, -1)` of no rows raised)."""
+    frames, enc, words, windows = conversation([(A, 1.0, ["a", "b"]), (A, 0.6, ["c"])])
+    silent = windows.model_copy(update={"speech": [False] * len(windows.speech)})
+    assert short_turns(enc, frames, silent, words, 0.0, RULES) == []
+    assert turns_mod.stretch_similarity(enc, np.zeros(16000, np.float32), 0.0, 0.5, silent, 0.0) is None
