@@ -52,6 +52,14 @@ class LanguageGuess:
     target_probability: float  # the probability of the ASR model's own language
 
 
+@dataclass(frozen=True)
+class Heard:
+    """A clip's guess, and whether it is a shared window's (then `recheck` may redo it alone)."""
+
+    guess: LanguageGuess
+    shared: bool = False
+
+
 def pack_windows(durations: Sequence[float], window_seconds: float = WINDOW_SECONDS) -> list[list[int]]:
     """Consecutive clip indices packed into windows of at most `window_seconds` of audio (a clip
     longer than that is a window of its own)."""
@@ -131,16 +139,70 @@ class LanguageIdentifier:
 
     def identify_clips(self, clips: Sequence[np.ndarray]) -> list[LanguageGuess]:
         """One guess per clip: clips packed into 30 s windows, each window identified once."""
-        guesses: list[LanguageGuess] = [LanguageGuess("", 0.0, 0.0)] * len(clips)
+        guesses: list[LanguageGuess] = []
         for window in pack_windows([len(c) / SAMPLE_RATE for c in clips]):
-            audio = np.concatenate([clips[i] for i in window])[: int(WINDOW_SECONDS * SAMPLE_RATE)]
-            guess = self.identify(audio.astype(np.float32, copy=False))
-            for i in window:
-                guesses[i] = guess
-            if len(window) > 1 and guess.probability < CONFIDENT:
-                for i in window:
-                    guesses[i] = self.identify(clips[i].astype(np.float32, copy=False))
+            guesses.extend(self.identify_window([clips[i] for i in window]))
         return guesses
 
+    def identify_window(self, clips: Sequence[np.ndarray]) -> list[LanguageGuess]:
+        """One guess per clip of a window (clips of at most 30 s together): the window's guess when
+        it is confident or holds one clip, else each clip's own (the window may mix languages)."""
+        audio = np.concatenate(list(clips))[: int(WINDOW_SECONDS * SAMPLE_RATE)]
+        guess = self.identify(audio.astype(np.float32, copy=False))
+        if len(clips) > 1 and guess.probability < CONFIDENT:
+            return [self.identify(c.astype(np.float32, copy=False)) for c in clips]
+        return [guess] * len(clips)
 
-__all__ = ["LanguageIdentifier", "LanguageGuess", "LanguageSchedule", "pack_windows", "is_mismatch"]
+    def identify_across(self, clips: Sequence[np.ndarray]) -> list[Heard]:
+        """A window of clips of different videos (`CallLanguageCheck`, packed whisper windows): its
+        guess holds for them only when it is confidently the target language, else each clip is
+        identified alone."""
+        audio = np.concatenate(list(clips))[: int(WINDOW_SECONDS * SAMPLE_RATE)]
+        guess = self.identify(audio.astype(np.float32, copy=False))
+        if len(clips) == 1:
+            return [Heard(guess)]
+        if guess.language == self.target and guess.probability >= CONFIDENT:
+            return [Heard(guess, True)] * len(clips)
+        return [Heard(self.identify(c.astype(np.float32, copy=False))) for c in clips]
+
+    def recheck(self, clip: np.ndarray, heard: Heard, avg_logprobs: Sequence[float]) -> LanguageGuess:
+        """The clip's guess, identified alone when a shared window let through a transcript that
+        looks invented (`LanguageSchedule.suspect`)."""
+        if heard.shared and LanguageSchedule.suspect(avg_logprobs):
+            return self.identify(clip.astype(np.float32, copy=False))
+        return heard.guess
+
+
+class CallLanguageCheck:
+    """The language check of a stage call's short videos, read together: their clips, in the call's
+    order, are packed into 30 s windows across videos (`pack_windows`, as one video's clips are) and
+    each window is identified once, on `executor`'s thread, while the caller transcribes. A short
+    clip alone would cost a whole padded window of the identifying model (base: ~0.8 CPU s for a
+    4 s clip, more than tiny.en's transcription of it).
+
+    Videos of a corpus may differ in language, so a window's guess holds for its clips only when it
+    is confidently the model's own language; otherwise each clip is identified alone (a window of
+    two English videos and 6 s of Spanish was heard as Spanish, p=0.92: the English would have been
+    rejected). A short foreign clip can hide in an English window (1.5 s of Spanish in 25 s of
+    English: English, p=0.95-0.99), so a clip a window let through whose transcript looks invented
+    (`suspect`) is identified alone after all (`recheck`): tiny.en's English for 1.5-3 s of Spanish
+    or German scored -0.89 to -1.8, real English clips -0.1 to -0.83. The guesses of a video depend
+    on its call's videos, which the engine keeps the same run after run."""
+
+    def __init__(self, identifier: LanguageIdentifier, clips: Sequence[Sequence[np.ndarray]], executor) -> None:
+        flat = [(s, k) for s, audios in enumerate(clips) for k in range(len(audios))]
+        self._where: dict[tuple[int, int], tuple[int, int]] = {}
+        self._windows = []
+        for w, window in enumerate(pack_windows([len(clips[s][k]) / SAMPLE_RATE for s, k in flat])):
+            for pos, i in enumerate(window):
+                self._where[flat[i]] = (w, pos)
+            self._windows.append(executor.submit(identifier.identify_across, [clips[flat[i][0]][flat[i][1]] for i in window]))
+        self.recheck = identifier.recheck
+
+    def guesses(self, source: int, count: int) -> list["Heard"]:
+        """What the check heard in each of one video's `count` clips, waiting for their windows;
+        an identification error is raised for every video its window held."""
+        return [self._windows[w].result()[pos] for w, pos in (self._where[(source, k)] for k in range(count))]
+
+
+__all__ = ["CallLanguageCheck", "Heard", "LanguageIdentifier", "LanguageGuess", "LanguageSchedule", "pack_windows", "is_mismatch"]

@@ -27,7 +27,7 @@ from ..devices import expose_pip_cuda_libs, fallback
 from ..errors import UserError
 from ..models_dir import is_offline, whisper_model
 from ..records import SpeechRegion, Word, join_words
-from .language_id import LanguageGuess, LanguageIdentifier, LanguageSchedule, is_mismatch
+from .language_id import CallLanguageCheck, Heard, LanguageGuess, LanguageIdentifier, LanguageSchedule, is_mismatch
 from .packing import Placed, Window, fits_one_window, plan_windows
 
 SAMPLE_RATE = 16000
@@ -217,10 +217,16 @@ class Transcriber:
         window gets one language."""
         return bool(self.cfg.pack) and (bool(self.cfg.language) or not self.multilingual)
 
+    @property
+    def shares_call(self) -> bool:
+        """A call's short videos share work: whisper windows (`packs`) or the language check."""
+        return self.packs or self.identifier is not None
+
     def shared(self, sources: Sequence["Source"]) -> "SharedTranscription":
         """A call's videos transcribed together: the short ones (no longer than a window, their
-        clips fitting one) packed into shared windows, the others each as `iter_transcribe` does;
-        each video's transcripts are read with `for_source(i)`, in the order of `sources`."""
+        clips fitting one) packed into shared windows, or, unpacked, transcribed alone with their
+        language checked together (`CallLanguageCheck`); the others each as `iter_transcribe`
+        does. Each video's transcripts are read with `for_source(i)`, in the order of `sources`."""
         self.load()
         audios = [_Audio(s.audio) for s in sources]
         clips = [plan_clips(s.regions, a) for s, a in zip(sources, audios)]
@@ -228,7 +234,13 @@ class Transcriber:
                   and fits_one_window([c.end - c.start for c in cs], MAX_CLIP_SECONDS) for s, cs in zip(sources, clips)]
         durations = [[c.end - c.start for c in cs] if p else [] for cs, p in zip(clips, packed)]
         plan = CallPlan(audios, clips, plan_windows(durations, packed, MAX_CLIP_SECONDS))
+        checked = [i for i, (s, p) in enumerate(zip(sources, packed)) if not p and clips[i] and self.identifier is not None
+                   and s.duration is not None and 0.0 < s.duration <= MAX_CLIP_SECONDS]
+        check = CallLanguageCheck(self.identifier, [[audios[i].read(c.start, c.end) for c in clips[i]] for i in checked],
+                                  self._helper_pool()) if checked else None
         alone = {i: (lambda s=s: self.iter_transcribe(s.audio, s.regions)) for i, (s, p) in enumerate(zip(sources, packed)) if not p}
+        for k, i in enumerate(checked):
+            alone[i] = lambda i=i, k=k: self._iter_checked(audios[i], clips[i], check, k)
         return SharedTranscription(self._run_windows(plan), [len(d) for d in durations], alone)
 
     def _run_windows(self, plan: "CallPlan") -> Iterator[list[tuple[int, "RegionTranscript"]]]:
@@ -240,32 +252,43 @@ class Transcriber:
             checked = [self._checked_window(plan, w) for w in windows]
             kept = [w for w, _ in checked]
             done = self._batch_windows(plan, kept) if self.pipeline is not None else [self._transcribe_window(plan, w) for w in kept]
-            for window, (_, foreign), rts in zip(windows, checked, done):
-                found = {**foreign, **rts}
+            for window, (let_through, foreign), rts in zip(windows, checked, done):
+                found = {**foreign, **(self._rechecked(plan, let_through, rts) if self.identifier is not None else rts)}
                 yield [(p.source, found[(p.source, p.index)]) for p in window.placed]
 
     def _checked_window(self, plan: "CallPlan", window: Window) -> tuple[Window, dict]:
         """The window's clips the language check lets through, laid out again (a foreign clip is
         not transcribed: its `mismatch` transcript), and the foreign clips' transcripts. The check
-        reads the clips together (`identify_clips`: one identification when it is confident)."""
+        reads the clips together (`identify_across`: one identification when it is confidently the
+        model's language; `_rechecked` redoes a clip it let through whose text looks invented)."""
         if self.identifier is None:
             return window, {}
-        guesses = self.identifier.identify_clips([plan.audios[p.source].read(plan.clip(p).start, plan.clip(p).end)
-                                                  for p in window.placed])
+        heard = self.identifier.identify_across([plan.audios[p.source].read(plan.clip(p).start, plan.clip(p).end)
+                                                 for p in window.placed])
         kept, foreign = Window(), {}
-        for p, g in zip(window.placed, guesses):
-            c = plan.clip(p)
-            if g.language and is_mismatch(g, self.cfg.language_id_min_probability):
-                why = (f"{self.identifier.name} hears {g.language} (p={g.probability:.2f}; {self.identifier.target} "
-                       f"p={g.target_probability:.2f}): model {self.cfg.model} transcribes {self.identifier.target} only")
-                foreign[(p.source, p.index)] = RegionTranscript(region_index=c.region_index, start=c.start, end=c.end,
-                                                                language=g.language, language_probability=round(g.probability, 4),
-                                                                mismatch=why)
+        for p, h in zip(window.placed, heard):
+            mismatch = self._mismatch(plan.clip(p), h.guess)
+            if mismatch is not None:
+                foreign[(p.source, p.index)] = mismatch
                 continue
             kept.add(p.source, p.index, p.duration)
-            if g.language:  # the identified language replaces an English-only model's own claim (en, p=1)
-                plan.heard[(p.source, p.index)] = (self.identifier.target, g.target_probability)
+            plan.checked[(p.source, p.index)] = h
+            if h.guess.language:  # the identified language replaces an English-only model's own claim (en, p=1)
+                plan.heard[(p.source, p.index)] = (self.identifier.target, h.guess.target_probability)
         return kept, foreign
+
+    def _rechecked(self, plan: "CallPlan", window: Window, rts: dict) -> dict:
+        """The window's transcripts, a clip that a shared identification let through but whose
+        text looks invented identified alone (`LanguageIdentifier.recheck`): its `mismatch`
+        transcript if it is foreign after all."""
+        for p in window.placed:
+            key, h = (p.source, p.index), plan.checked.get((p.source, p.index))
+            if h is None or not h.shared:
+                continue
+            c = plan.clip(p)
+            g = self.identifier.recheck(plan.audios[p.source].read(c.start, c.end), h, [s.avg_logprob for s in rts[key].segments])
+            rts[key] = self._mismatch(c, g) or _heard(rts[key], self.identifier.target, g)
+        return rts
 
     def _transcribe_window(self, plan: "CallPlan", window: Window) -> dict:
         x = plan.window_audio(window)
@@ -352,16 +375,20 @@ class Transcriber:
         clips: at a video's start both are on the path to its first utterance, and the second core
         would wait. The same results as one after the other (the clips' languages are set from the
         check once it is done); a clip the check finds foreign was transcribed for nothing (rare)."""
-        if self._helper is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._helper = ThreadPoolExecutor(1, thread_name_prefix="mikupal-language-id")
-        check = self._helper.submit(self._foreign, audio, window, schedule)
+        check = self._helper_pool().submit(self._foreign, audio, window, schedule)
         try:
             done = [self._transcribe_clip(audio, c) for c in window]
         finally:
             foreign = check.result()  # its error, if any, is the window's
         return foreign, done
+
+    def _helper_pool(self):
+        """The language check's thread (one: checks run in the order they are asked for)."""
+        if self._helper is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._helper = ThreadPoolExecutor(1, thread_name_prefix="mikupal-language-id")
+        return self._helper
 
     def _foreign(self, audio: _Audio, clips: list[_Clip], schedule: Optional[LanguageSchedule] = None) -> list[Optional[RegionTranscript]]:
         """For each clip: None when it is to be transcribed, else its `mismatch` transcript (no
@@ -372,16 +399,32 @@ class Transcriber:
         if schedule is not None:
             schedule.record(guesses, self.identifier.target)
         self._guesses = {(c.start, c.end): g for c, g in zip(clips, guesses)}
-        out: list[Optional[RegionTranscript]] = []
-        for c, g in zip(clips, guesses):
-            if not g.language or not is_mismatch(g, self.cfg.language_id_min_probability):
-                out.append(None)
-                continue
-            why = (f"{self.identifier.name} hears {g.language} (p={g.probability:.2f}; {self.identifier.target} "
-                   f"p={g.target_probability:.2f}): model {self.cfg.model} transcribes {self.identifier.target} only")
-            out.append(RegionTranscript(region_index=c.region_index, start=c.start, end=c.end, language=g.language,
-                                        language_probability=round(g.probability, 4), mismatch=why))
-        return out
+        return [self._mismatch(c, g) for c, g in zip(clips, guesses)]
+
+    def _mismatch(self, c: _Clip, g: LanguageGuess) -> Optional[RegionTranscript]:
+        """The clip's `mismatch` transcript when the check heard another language in it, else None."""
+        if not g.language or not is_mismatch(g, self.cfg.language_id_min_probability):
+            return None
+        why = (f"{self.identifier.name} hears {g.language} (p={g.probability:.2f}; {self.identifier.target} "
+               f"p={g.target_probability:.2f}): model {self.cfg.model} transcribes {self.identifier.target} only")
+        return RegionTranscript(region_index=c.region_index, start=c.start, end=c.end, language=g.language,
+                                language_probability=round(g.probability, 4), mismatch=why)
+
+    def _iter_checked(self, audio: _Audio, clips: list[_Clip], check: CallLanguageCheck, source: int) -> Iterator[list[RegionTranscript]]:
+        """A short video's clips transcribed alone (its text does not depend on its neighbours),
+        with the language its call's check (`CallLanguageCheck`) heard in each: a foreign clip
+        gets its `mismatch` transcript. Each clip is transcribed before its guess is waited for,
+        so the check runs beside the first video's transcription (a clip found foreign was
+        transcribed for nothing: rare)."""
+        if self.pipeline is not None:
+            done = self._batch_group(audio, clips)
+        heard = None
+        for k, c in enumerate(clips):
+            t = done[k] if self.pipeline is not None else self._transcribe_clip(audio, c)
+            heard = heard or check.guesses(source, len(clips))
+            g = check.recheck(audio.read(c.start, c.end), heard[k], [s.avg_logprob for s in t.segments])
+            foreign = self._mismatch(c, g)
+            yield [foreign if foreign is not None else _heard(t, self.identifier.target, g)]
 
     def _relabelled(self, clip: _Clip, out: RegionTranscript) -> RegionTranscript:
         """A transcript made before its window was identified, with the identified language."""
@@ -480,6 +523,8 @@ class CallPlan:
     windows: list[Window]
     #: (source, clip index) -> the language the check heard it in (target, its probability)
     heard: dict[tuple[int, int], tuple[str, float]] = field(default_factory=dict)
+    #: (source, clip index) -> what the check heard in a clip it let through
+    checked: dict[tuple[int, int], Heard] = field(default_factory=dict)
 
     def clip(self, p: Placed) -> _Clip:
         return self.clips[p.source][p.index]
@@ -574,6 +619,13 @@ def _fill(plan: CallPlan, window: Window, results: dict, segments: list, info) -
         rt.language, rt.language_probability = plan.heard.get((p.source, p.index),
                                                               (info.language or "", float(info.language_probability or 0.0)))
         _monotonic(rt)
+
+
+def _heard(t: RegionTranscript, target: str, g: LanguageGuess) -> RegionTranscript:
+    """The language the check heard replaces an English-only model's own claim (en, p=1)."""
+    if g.language:
+        t.language, t.language_probability = target, g.target_probability
+    return t
 
 
 def _windows(clips: list[_Clip]) -> list[list[_Clip]]:

@@ -32,6 +32,7 @@ from ..stages.base import Stage
 from .calls import chain, user_error_items
 from .plan import Cluster, WorkerGroup, make_plan
 from .stages import stage_classes
+from .thread_names import name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,7 @@ class _Pipeline:
     # ------------------------------------------------------------ one worker
 
     def _worker(self, group: _Group) -> None:
+        name_os_thread(threading.current_thread().name.removeprefix("mikupal-"))
         nxt = self.groups[group.index + 1] if group.index + 1 < len(self.groups) else None
         stages = [cls(self.cfg, self.out_dir) for cls in group.classes]
         error: Optional[tuple[str, UserError]] = None

@@ -17,11 +17,17 @@ from .. import media
 from ..audio.segmentation import cut_utterances, video_reject_reason
 from ..audio.transcribe import MAX_CLIP_SECONDS, SharedTranscription, Source, Transcriber
 from ..committed import VideoSummary
-from ..config import Resources, RunConfig
-from ..models_dir import ModelNeed, whisper_models, whisper_need
+from ..config import AsrConfig, Resources, RunConfig
+from ..models_dir import ModelNeed, english_only, whisper_models, whisper_need
 from ..records import Reject, SpeechSegment
 from ..records import WorkItem
 from .base import Stage
+
+
+def shares_call(asr: AsrConfig) -> bool:
+    """The short videos of a call share work: packed whisper windows (`asr.pack`), or the language
+    check of an English-only model or a forced language (read together across videos)."""
+    return bool(asr.pack) or bool(asr.language) or (english_only(asr.model) and bool(asr.language_id_model))
 
 
 class AsrStage(Stage):
@@ -44,10 +50,11 @@ class AsrStage(Stage):
 
     @property
     def items_per_call(self) -> int:
-        """Videos per call: `resources.items_per_call` where packing shares windows among them,
-        else one. A group that shares nothing only delays each video's commit to the group's end
-        (the sequential engine takes each group through every stage) and holds its items at once."""
-        return super().items_per_call if self.cfg.asr.pack else 1
+        """Videos per call: `resources.items_per_call` where short videos share work (whisper
+        windows, or the language check), else one. A group that shares nothing only delays each
+        video's commit to the group's end (the sequential engine takes each group through every
+        stage) and holds its items at once."""
+        return super().items_per_call if shares_call(self.cfg.asr) else 1
 
     @property
     def model_batch(self) -> Optional[int]:
@@ -67,7 +74,7 @@ class AsrStage(Stage):
         """The call's videos transcribed together (short ones packed), then each cut and passed on
         in order, as its windows are done."""
         self.start()
-        if not self.transcriber.packs:  # nothing is shared: each video read and transcribed in its turn
+        if not self.transcriber.shares_call:  # nothing is shared: each video read and transcribed in its turn
             yield from super().iter_items(items)
             return
         live, sources = [], []
@@ -93,8 +100,9 @@ class AsrStage(Stage):
             self._call = None
 
     def depends_on_call(self, video: VideoSummary) -> bool:
-        """A short video's text depends on the videos packed with it (`audio/packing.py`)."""
-        return bool(self.cfg.asr.pack) and 0.0 < video.duration <= MAX_CLIP_SECONDS
+        """A short video's text depends on the videos packed with it (`audio/packing.py`), and
+        its language check on those checked with it (`audio/language_id.py: CallLanguageCheck`)."""
+        return shares_call(self.cfg.asr) and 0.0 < video.duration <= MAX_CLIP_SECONDS
 
     @staticmethod
     def _packable(item: WorkItem) -> bool:

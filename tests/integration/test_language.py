@@ -102,3 +102,58 @@ def test_a_settled_english_video_identifies_few_windows_and_still_drops_spanish(
     assert all(r.language == "en" and r.language_probability > 0.5 for r in out[:4])
     segs, _ = cut_utterances("vid", "v.mp4", out, cfg.segment, regions)
     assert segs and all(s.end <= regions[4].start + 1e-6 for s in segs)  # nothing kept of the Spanish
+
+
+@pytest.mark.parametrize("pack", [False, True])
+def test_a_calls_short_videos_are_checked_together_and_a_spanish_one_among_them_is_still_dropped(speech, models_dir, pack):
+    """Eight short English videos and a Spanish one in one call, unpacked: the language check reads
+    their clips together in 30 s windows across videos (fewer identifications than videos), the
+    Spanish video is rejected untranscribed, and each English video's text is its text alone.
+    Packed (their clips sharing whisper windows too), a window of English and Spanish is heard as
+    Spanish (p=0.92): the English videos in it are identified alone and kept."""
+    from mikupal.audio.transcribe import Source
+
+    sr = 16000
+    en = speech[-11 * sr:]
+    es = speech[: len(speech) - 12 * sr]
+    cfg = audio_cfg(models_dir)
+    t = Transcriber(cfg.asr.model_copy(update={"pack": pack}), models_dir, offline=True)
+    t.load()
+    assert t.packs == pack and t.shares_call
+    calls = []
+    identify = t.identifier.identify
+    t.identifier.identify = lambda a: calls.append(len(a)) or identify(a)
+    videos = [en, en, en, en, es[: 6 * sr], en, en, en, en]
+    sources = [Source(v.astype(np.float32), [SpeechRegion(start=0.0, end=round(len(v) / sr, 3))], len(v) / sr) for v in videos]
+    shared = t.shared(sources)
+    out = [[rt for group in shared.for_source(i) for rt in group] for i in range(len(videos))]
+    assert len(calls) < len(videos)  # windows across videos, not one per video
+    spanish = out[4][0]
+    assert spanish.mismatch and spanish.language == "es" and spanish.segments == []
+    alone = t.transcribe(en, [SpeechRegion(start=0.0, end=11.0)])[0].text
+    for i in (0, 1, 2, 3, 5, 6, 7, 8):
+        assert not out[i][0].mismatch and out[i][0].language == "en" and out[i][0].language_probability > 0.5
+        assert out[i][0].text == alone or (pack and "ask not what your country" in out[i][0].text.lower())
+
+
+def test_a_short_spanish_clip_hidden_in_an_english_window_is_identified_alone_after_all(speech, models_dir):
+    """1.5 s of Spanish among four short English videos: their shared window is heard as English, but
+    the clip's transcript looks invented, so it is identified alone and rejected."""
+    from mikupal.audio.transcribe import Source
+
+    sr = 16000
+    vr = [media.decode_audio(str(media_file(f"vr_face{i}.mp4")), sample_rate=sr) for i in (1, 2, 3, 4)]
+    es = speech[2 * sr : int(3.5 * sr)]
+    cfg = audio_cfg(models_dir)
+    t = Transcriber(cfg.asr, models_dir, offline=True)
+    t.load()
+    calls = []
+    identify = t.identifier.identify
+    t.identifier.identify = lambda a: calls.append(len(a)) or identify(a)
+    videos = [vr[0], vr[1], es, vr[2], vr[3]]
+    sources = [Source(v.astype(np.float32), [SpeechRegion(start=0.0, end=round(len(v) / sr, 3))], len(v) / sr) for v in videos]
+    shared = t.shared(sources)
+    out = [[rt for group in shared.for_source(i) for rt in group] for i in range(len(videos))]
+    assert calls[0] == sum(len(v) for v in videos) and len(calls) == 2  # the window (English), then the Spanish clip alone
+    assert out[2][0].mismatch and out[2][0].language == "es"
+    assert all(not o[0].mismatch and o[0].language == "en" and o[0].text for o in out[:2] + out[3:])
