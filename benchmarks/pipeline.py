@@ -110,6 +110,7 @@ def timed(cmd: list[str], env: dict | None = None, timeout_s: float = 1200.0) ->
     uss: dict[int, int] = {}  # pid -> peak USS bytes
     stop = threading.Event()
     snapshots: list[tuple[float, dict[int, float], dict[int, str]]] = []  # (seconds since start, CPU s by pid, roles)
+    threads: dict[tuple[int, int], tuple[str, float]] = {}  # (pid, tid) -> (thread name, latest CPU s)
 
     def sample():
         nonlocal peak
@@ -125,6 +126,9 @@ def timed(cmd: list[str], env: dict | None = None, timeout_s: float = 1200.0) ->
             except psutil.Error:
                 procs = []
             full = passes % USS_EVERY == 0  # USS reads /proc/PID/smaps: costly for the machine being measured
+            if passes % THREADS_EVERY == 0:
+                for q in procs:
+                    threads.update(thread_cpu(q.pid))
             passes += 1
             for q in procs:
                 try:
@@ -159,10 +163,14 @@ def timed(cmd: list[str], env: dict | None = None, timeout_s: float = 1200.0) ->
         raise RuntimeError(f"{' '.join(cmd[:6])} ... failed ({p.returncode}): {err[-2000:]}")
     cpu_s = sum(cpu.values())
     by_role = _by_role(cpu, role)
+    by_thread: dict[str, float] = {}
+    for name, seconds in threads.values():
+        by_thread[thread_role(name)] = by_thread.get(thread_role(name), 0.0) + seconds
     snapshots.append((wall, dict(cpu), dict(role)))
     return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20, 1), "cpu_s": round(cpu_s, 1),
             "cores_busy": round(cpu_s / wall, 2) if wall > 0 else 0.0,
             "cpu_s_by_process": {k: round(v, 1) for k, v in sorted(by_role.items(), key=lambda kv: -kv[1])},
+            "cpu_s_by_thread": {k: round(v, 1) for k, v in sorted(by_thread.items(), key=lambda kv: -kv[1]) if v >= 0.1},
             "memory_by_process": memory_by_role(rss, uss, role),
             "timeline": timeline(snapshots),
             "stdout": out[-4000:]}
@@ -170,6 +178,37 @@ def timed(cmd: list[str], env: dict | None = None, timeout_s: float = 1200.0) ->
 
 TIMELINE_STEP_S = 5.0
 USS_EVERY = 10  # samples: USS (and its smaps read) every 2 s, RSS every 0.2 s
+THREADS_EVERY = 5  # samples: each thread's CPU every 1 s (a thread's last second before it ends can be missed)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid: int) -> dict[tuple[int, int], tuple[str, float]]:
+    """(pid, tid) -> (the thread's name, its user + system seconds), from /proc."""
+    out: dict[tuple[int, int], tuple[str, float]] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[(pid, int(tid))] = (name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return out
+
+
+def thread_role(name: str) -> str:
+    """A thread's name as a CPU table row: the local engine names each worker thread after its
+    stage group (`vision-0`), and the threads a library starts from it (CTranslate2's, ONNX
+    Runtime's, torch's) inherit that name, so a stage's row holds its libraries' CPU too; the video
+    decoder's frame threads are PyAV's (`av:h264:df0`), the rest the main thread's (engine, commits)."""
+    if name.startswith("av:"):
+        return "video decoder threads (PyAV)"
+    base = re.sub(r"[-_]\d+$", "", name)
+    return "main thread (engine, commits) and unnamed" if base in ("python", "python3", "mikupal") else base
 
 
 def _by_role(cpu: dict[int, float], role: dict[int, str]) -> dict[str, float]:
