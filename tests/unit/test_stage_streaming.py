@@ -105,6 +105,23 @@ def test_pool_workers_get_one_thread_per_whole_cpu():
     assert worker_threads(4) == 4
 
 
+def test_a_started_stage_caps_numpys_blas_pool_at_its_threads(cfg, tmp_path):
+    """OpenBLAS's idle threads spin: a worker's stage caps the pool at the worker's threads."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    if not blas_threads():
+        pytest.skip("no BLAS library loaded")
+    with threadpool_limits(limits=2, user_api="blas"):  # restored afterwards for the other tests
+        assert set(blas_threads()) == {2}
+        stage = FanOut(cfg, str(tmp_path), n=1)
+        stage.threads = 1
+        stage.start()
+        assert set(blas_threads()) == {1}
+
+
 class Slow(Stage):
     name = "slow"
 
