@@ -165,6 +165,18 @@ class LanguageIdentifier:
             return [Heard(guess, True)] * len(clips)
         return [Heard(self.identify(c.astype(np.float32, copy=False))) for c in clips]
 
+    def identify_scheduled(self, clips: Sequence[np.ndarray], schedule: LanguageSchedule) -> list[Heard]:
+        """`identify_across` for the next window of a call, or, once the call's windows are settled
+        in the target language (`LanguageSchedule`), nothing for most windows: their clips are let
+        through as the settled windows were (shared: `recheck` still identifies a clip whose text
+        looks invented)."""
+        if not schedule.next_window():
+            p = schedule.settled_probability
+            return [Heard(LanguageGuess(self.target, p, p), True)] * len(clips)
+        heard = self.identify_across(clips)
+        schedule.record([h.guess for h in heard], self.target)
+        return heard
+
     def recheck(self, clip: np.ndarray, heard: Heard, avg_logprobs: Sequence[float]) -> LanguageGuess:
         """The clip's guess, identified alone when a shared window let through a transcript that
         looks invented (`LanguageSchedule.suspect`)."""
@@ -186,17 +198,23 @@ class CallLanguageCheck:
     rejected). A short foreign clip can hide in an English window (1.5 s of Spanish in 25 s of
     English: English, p=0.95-0.99), so a clip a window let through whose transcript looks invented
     (`suspect`) is identified alone after all (`recheck`): tiny.en's English for 1.5-3 s of Spanish
-    or German scored -0.89 to -1.8, real English clips -0.1 to -0.83. The guesses of a video depend
-    on its call's videos, which the engine keeps the same run after run."""
+    or German scored -0.89 to -1.8, real English clips -0.1 to -0.83. Once the call's windows are
+    settled in the model's language, most later windows are not identified (`LanguageSchedule`, as
+    in one long video): their clips are let through, and rechecked, as a settled window's are. The
+    guesses of a video depend on its call's videos, which the engine keeps the same run after run."""
 
     def __init__(self, identifier: LanguageIdentifier, clips: Sequence[Sequence[np.ndarray]], executor) -> None:
         flat = [(s, k) for s, audios in enumerate(clips) for k in range(len(audios))]
         self._where: dict[tuple[int, int], tuple[int, int]] = {}
         self._windows = []
-        for w, window in enumerate(pack_windows([len(clips[s][k]) / SAMPLE_RATE for s, k in flat])):
+        windows = pack_windows([len(clips[s][k]) / SAMPLE_RATE for s, k in flat])
+        for w, window in enumerate(windows):
             for pos, i in enumerate(window):
                 self._where[flat[i]] = (w, pos)
-            self._windows.append(executor.submit(identifier.identify_across, [clips[flat[i][0]][flat[i][1]] for i in window]))
+        schedule = LanguageSchedule()  # windows run in order on the executor's one thread
+        for window in windows:
+            self._windows.append(executor.submit(identifier.identify_scheduled, [clips[flat[i][0]][flat[i][1]] for i in window],
+                                                 schedule))
         self.recheck = identifier.recheck
 
     def guesses(self, source: int, count: int) -> list["Heard"]:

@@ -260,11 +260,12 @@ class Transcriber:
         """The window's clips the language check lets through, laid out again (a foreign clip is
         not transcribed: its `mismatch` transcript), and the foreign clips' transcripts. The check
         reads the clips together (`identify_across`: one identification when it is confidently the
-        model's language; `_rechecked` redoes a clip it let through whose text looks invented)."""
+        model's language; none for most windows once the call's are settled; `_rechecked` redoes a
+        clip it let through whose text looks invented)."""
         if self.identifier is None:
             return window, {}
-        heard = self.identifier.identify_across([plan.audios[p.source].read(plan.clip(p).start, plan.clip(p).end)
-                                                 for p in window.placed])
+        heard = self.identifier.identify_scheduled([plan.audios[p.source].read(plan.clip(p).start, plan.clip(p).end)
+                                                    for p in window.placed], plan.schedule)
         kept, foreign = Window(), {}
         for p, h in zip(window.placed, heard):
             mismatch = self._mismatch(plan.clip(p), h.guess)
@@ -525,6 +526,8 @@ class CallPlan:
     heard: dict[tuple[int, int], tuple[str, float]] = field(default_factory=dict)
     #: (source, clip index) -> what the check heard in a clip it let through
     checked: dict[tuple[int, int], Heard] = field(default_factory=dict)
+    #: which of the call's windows the language check identifies (`LanguageSchedule`)
+    schedule: LanguageSchedule = field(default_factory=LanguageSchedule)
 
     def clip(self, p: Placed) -> _Clip:
         return self.clips[p.source][p.index]

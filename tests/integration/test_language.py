@@ -157,3 +157,30 @@ def test_a_short_spanish_clip_hidden_in_an_english_window_is_identified_alone_af
     assert calls[0] == sum(len(v) for v in videos) and len(calls) == 2  # the window (English), then the Spanish clip alone
     assert out[2][0].mismatch and out[2][0].language == "es"
     assert all(not o[0].mismatch and o[0].language == "en" and o[0].text for o in out[:2] + out[3:])
+
+
+def test_a_settled_call_skips_most_windows_and_still_drops_a_spanish_video_in_a_skipped_one(speech, models_dir):
+    """Sixteen short English videos and a Spanish one last, in one call: after two confident
+    windows most are not identified, yet the Spanish video, in a skipped window, is rechecked
+    (its invented text looks it) and rejected."""
+    from mikupal.audio.language_id import pack_windows
+    from mikupal.audio.transcribe import Source
+
+    sr = 16000
+    vr = [media.decode_audio(str(media_file(f"vr_face{i}.mp4")), sample_rate=sr) for i in (1, 2, 3, 4)]
+    videos = vr * 4 + [speech[: 6 * sr]]
+    cfg = audio_cfg(models_dir)
+    t = Transcriber(cfg.asr, models_dir, offline=True)
+    t.load()
+    calls = []
+    identify = t.identifier.identify
+    t.identifier.identify = lambda a: calls.append(len(a)) or identify(a)
+    sources = [Source(v.astype(np.float32), [SpeechRegion(start=0.0, end=round(len(v) / sr, 3))], len(v) / sr) for v in videos]
+    shared = t.shared(sources)
+    out = [[rt for group in shared.for_source(i) for rt in group] for i in range(len(videos))]
+    windows = pack_windows([len(v) / sr for v in videos])
+    assert len(windows) == 4 and windows[-1][-1] == len(videos) - 1
+    windows_identified = sum(1 for n in calls if n > 7 * sr)
+    assert windows_identified == 2  # windows 0 and 1; 2 and 3 let through as settled
+    assert out[-1][0].mismatch and out[-1][0].language == "es"
+    assert all(not o[0].mismatch and o[0].language == "en" for o in out[:-1])
