@@ -153,74 +153,87 @@ class LanguageIdentifier:
             return [self.identify(c.astype(np.float32, copy=False)) for c in clips]
         return [guess] * len(clips)
 
-    def identify_across(self, clips: Sequence[np.ndarray]) -> list[Heard]:
-        """A window of clips of different videos (`CallLanguageCheck`, packed whisper windows): its
-        guess holds for them only when it is confidently the target language, else each clip is
-        identified alone."""
-        audio = np.concatenate(list(clips))[: int(WINDOW_SECONDS * SAMPLE_RATE)]
-        guess = self.identify(audio.astype(np.float32, copy=False))
-        if len(clips) == 1:
+    def identify_across(self, videos: Sequence[Sequence[np.ndarray]]) -> list[Heard]:
+        """One `Heard` per video of a window holding several videos' clips (`CallLanguageCheck`,
+        packed whisper windows): the window's guess holds for them only when it is confidently the
+        target language, else each video is identified alone (its clips together)."""
+        guess = self.identify(_joined([c for v in videos for c in v]))
+        if len(videos) == 1:
             return [Heard(guess)]
         if guess.language == self.target and guess.probability >= CONFIDENT:
-            return [Heard(guess, True)] * len(clips)
-        return [Heard(self.identify(c.astype(np.float32, copy=False))) for c in clips]
+            return [Heard(guess, True)] * len(videos)
+        return [Heard(self.identify(_joined(v))) for v in videos]
 
-    def identify_scheduled(self, clips: Sequence[np.ndarray], schedule: LanguageSchedule) -> list[Heard]:
+    def identify_scheduled(self, videos: Sequence[Sequence[np.ndarray]], schedule: LanguageSchedule) -> list[Heard]:
         """`identify_across` for the next window of a call, or, once the call's windows are settled
-        in the target language (`LanguageSchedule`), nothing for most windows: their clips are let
-        through as the settled windows were (shared: `recheck` still identifies a clip whose text
+        in the target language (`LanguageSchedule`), nothing for most windows: their videos are let
+        through as the settled windows were (shared: `recheck` still identifies a video whose text
         looks invented)."""
         if not schedule.next_window():
             p = schedule.settled_probability
-            return [Heard(LanguageGuess(self.target, p, p), True)] * len(clips)
-        heard = self.identify_across(clips)
+            return [Heard(LanguageGuess(self.target, p, p), True)] * len(videos)
+        heard = self.identify_across(videos)
         schedule.record([h.guess for h in heard], self.target)
         return heard
 
-    def recheck(self, clip: np.ndarray, heard: Heard, avg_logprobs: Sequence[float]) -> LanguageGuess:
-        """The clip's guess, identified alone when a shared window let through a transcript that
-        looks invented (`LanguageSchedule.suspect`)."""
-        if heard.shared and LanguageSchedule.suspect(avg_logprobs):
-            return self.identify(clip.astype(np.float32, copy=False))
+    def recheck(self, video: Sequence[np.ndarray], heard: Heard, clip_logprobs: Sequence[Sequence[float]]) -> LanguageGuess:
+        """A video's guess, identified alone (its clips together) when a shared window let it
+        through and a clip's transcript looks invented (`LanguageSchedule.suspect`: the mean
+        avg_logprob of its segments)."""
+        if heard.shared and any(LanguageSchedule.suspect(lp) for lp in clip_logprobs):
+            return self.identify(_joined(video))
         return heard.guess
 
 
+def _joined(clips: Sequence[np.ndarray]) -> np.ndarray:
+    """Clips one after another, at most a window of them, as whisper's input."""
+    return np.concatenate(list(clips))[: int(WINDOW_SECONDS * SAMPLE_RATE)].astype(np.float32, copy=False)
+
+
 class CallLanguageCheck:
-    """The language check of a stage call's short videos, read together: their clips, in the call's
-    order, are packed into 30 s windows across videos (`pack_windows`, as one video's clips are) and
+    """The language check of a stage call's short videos, read together: the videos, in the call's
+    order, are packed whole into 30 s windows (`pack_windows` over each video's clips together) and
     each window is identified once, on `executor`'s thread, while the caller transcribes. A short
-    clip alone would cost a whole padded window of the identifying model (base: ~0.8 CPU s for a
+    video alone would cost a whole padded window of the identifying model (base: ~0.8 CPU s for a
     4 s clip, more than tiny.en's transcription of it).
 
-    Videos of a corpus may differ in language, so a window's guess holds for its clips only when it
-    is confidently the model's own language; otherwise each clip is identified alone (a window of
-    two English videos and 6 s of Spanish was heard as Spanish, p=0.92: the English would have been
-    rejected). A short foreign clip can hide in an English window (1.5 s of Spanish in 25 s of
-    English: English, p=0.95-0.99), so a clip a window let through whose transcript looks invented
-    (`suspect`) is identified alone after all (`recheck`): tiny.en's English for 1.5-3 s of Spanish
-    or German scored -0.89 to -1.8, real English clips -0.1 to -0.83. Once the call's windows are
-    settled in the model's language, most later windows are not identified (`LanguageSchedule`, as
-    in one long video): their clips are let through, and rechecked, as a settled window's are. The
-    guesses of a video depend on its call's videos, which the engine keeps the same run after run."""
+    Videos of a corpus may differ in language, so a window's guess holds for its videos only when it
+    is confidently the model's own language; otherwise each video is identified alone, its clips
+    together as before (a window of two English videos and 6 s of Spanish was heard as Spanish,
+    p=0.92: the English would have been rejected). A short foreign video can hide in an English
+    window (1.5 s of Spanish in 25 s of English: English, p=0.95-0.99), so a video with a clip whose
+    transcript looks invented (`suspect`) is identified alone after all (`recheck`):
+    tiny.en's English for 1.5-3 s of Spanish or German scored -0.89 to -1.8, real English clips -0.1
+    to -0.83. A video is identified whole, never clip by clip: 1.4 s of Mandarin alone was heard as
+    German (p=0.28; English 0.26, kept), its video's 3.6 s as Mandarin (p=0.99). Once the call's
+    windows are settled in the model's language, most later windows are not identified
+    (`LanguageSchedule`, as in one long video): their videos are let through, and rechecked, as a
+    settled window's are. The guesses of a video depend on its call's videos, which the engine keeps
+    the same run after run."""
 
-    def __init__(self, identifier: LanguageIdentifier, clips: Sequence[Sequence[np.ndarray]], executor) -> None:
-        flat = [(s, k) for s, audios in enumerate(clips) for k in range(len(audios))]
-        self._where: dict[tuple[int, int], tuple[int, int]] = {}
+    def __init__(self, identifier: LanguageIdentifier, videos: Sequence[Sequence[np.ndarray]], executor) -> None:
+        self._videos = videos
+        self._where: dict[int, tuple[int, int]] = {}  # video -> (its window, its place there)
         self._windows = []
-        windows = pack_windows([len(clips[s][k]) / SAMPLE_RATE for s, k in flat])
+        self._identifier = identifier
+        windows = pack_windows([sum(len(c) for c in v) / SAMPLE_RATE for v in videos])
+        schedule = LanguageSchedule()  # windows run in order on the executor's one thread
         for w, window in enumerate(windows):
             for pos, i in enumerate(window):
-                self._where[flat[i]] = (w, pos)
-        schedule = LanguageSchedule()  # windows run in order on the executor's one thread
-        for window in windows:
-            self._windows.append(executor.submit(identifier.identify_scheduled, [clips[flat[i][0]][flat[i][1]] for i in window],
-                                                 schedule))
-        self.recheck = identifier.recheck
+                self._where[i] = (w, pos)
+            self._windows.append(executor.submit(identifier.identify_scheduled, [videos[i] for i in window], schedule))
 
-    def guesses(self, source: int, count: int) -> list["Heard"]:
-        """What the check heard in each of one video's `count` clips, waiting for their windows;
-        an identification error is raised for every video its window held."""
-        return [self._windows[w].result()[pos] for w, pos in (self._where[(source, k)] for k in range(count))]
+    def heard(self, video: int) -> Heard:
+        """What the check heard in a video (waiting for its window); an identification error is
+        raised for every video its window held."""
+        w, pos = self._where[video]
+        return self._windows[w].result()[pos]
+
+    def guess(self, video: int, clip_logprobs: Sequence[Sequence[float]]) -> LanguageGuess:
+        """A video's guess given its clips' transcripts' segment scores: what its window heard,
+        or, when a shared window let it through and a clip's text looks invented, the video
+        identified alone (`LanguageIdentifier.recheck`)."""
+        return self._identifier.recheck(self._videos[video], self.heard(video), clip_logprobs)
 
 
 __all__ = ["CallLanguageCheck", "Heard", "LanguageIdentifier", "LanguageGuess", "LanguageSchedule", "pack_windows", "is_mismatch"]

@@ -264,31 +264,37 @@ class Transcriber:
         clip it let through whose text looks invented)."""
         if self.identifier is None:
             return window, {}
-        heard = self.identifier.identify_scheduled([plan.audios[p.source].read(plan.clip(p).start, plan.clip(p).end)
-                                                    for p in window.placed], plan.schedule)
+        sources = list(dict.fromkeys(p.source for p in window.placed))  # a video's clips share one window
+        heard = dict(zip(sources, self.identifier.identify_scheduled([plan.video_clips(window, s) for s in sources], plan.schedule)))
         kept, foreign = Window(), {}
-        for p, h in zip(window.placed, heard):
+        for p in window.placed:
+            h = heard[p.source]
             mismatch = self._mismatch(plan.clip(p), h.guess)
             if mismatch is not None:
                 foreign[(p.source, p.index)] = mismatch
                 continue
             kept.add(p.source, p.index, p.duration)
-            plan.checked[(p.source, p.index)] = h
+            plan.checked[p.source] = h
             if h.guess.language:  # the identified language replaces an English-only model's own claim (en, p=1)
                 plan.heard[(p.source, p.index)] = (self.identifier.target, h.guess.target_probability)
         return kept, foreign
 
     def _rechecked(self, plan: "CallPlan", window: Window, rts: dict) -> dict:
-        """The window's transcripts, a clip that a shared identification let through but whose
-        text looks invented identified alone (`LanguageIdentifier.recheck`): its `mismatch`
-        transcript if it is foreign after all."""
-        for p in window.placed:
-            key, h = (p.source, p.index), plan.checked.get((p.source, p.index))
+        """The window's transcripts, a video that a shared identification let through but with a
+        clip whose text looks invented identified alone (`LanguageIdentifier.recheck`): its clips'
+        `mismatch` transcripts if it is foreign after all."""
+        for source in dict.fromkeys(p.source for p in window.placed):
+            h = plan.checked.get(source)
             if h is None or not h.shared:
                 continue
-            c = plan.clip(p)
-            g = self.identifier.recheck(plan.audios[p.source].read(c.start, c.end), h, [s.avg_logprob for s in rts[key].segments])
-            rts[key] = self._mismatch(c, g) or _heard(rts[key], self.identifier.target, g)
+            mine = [p for p in window.placed if p.source == source]
+            g = self.identifier.recheck(plan.video_clips(window, source), h,
+                                        [[s.avg_logprob for s in rts[(p.source, p.index)].segments] for p in mine])
+            if g is h.guess:
+                continue
+            for p in mine:
+                key = (p.source, p.index)
+                rts[key] = self._mismatch(plan.clip(p), g) or _heard(rts[key], self.identifier.target, g)
         return rts
 
     def _transcribe_window(self, plan: "CallPlan", window: Window) -> dict:
@@ -413,19 +419,17 @@ class Transcriber:
 
     def _iter_checked(self, audio: _Audio, clips: list[_Clip], check: CallLanguageCheck, source: int) -> Iterator[list[RegionTranscript]]:
         """A short video's clips transcribed alone (its text does not depend on its neighbours),
-        with the language its call's check (`CallLanguageCheck`) heard in each: a foreign clip
-        gets its `mismatch` transcript. Each clip is transcribed before its guess is waited for,
-        so the check runs beside the first video's transcription (a clip found foreign was
-        transcribed for nothing: rare)."""
+        with the language its call's check (`CallLanguageCheck`) heard in the video: a foreign
+        video's clips get their `mismatch` transcripts. The clips are transcribed before the guess
+        is waited for, so the check runs beside the first video's transcription (a video found
+        foreign was transcribed for nothing: rare)."""
         if self.pipeline is not None:
             done = self._batch_group(audio, clips)
-        heard = None
-        for k, c in enumerate(clips):
-            t = done[k] if self.pipeline is not None else self._transcribe_clip(audio, c)
-            heard = heard or check.guesses(source, len(clips))
-            g = check.recheck(audio.read(c.start, c.end), heard[k], [s.avg_logprob for s in t.segments])
-            foreign = self._mismatch(c, g)
-            yield [foreign if foreign is not None else _heard(t, self.identifier.target, g)]
+        else:
+            done = [self._transcribe_clip(audio, c) for c in clips]
+        g = check.guess(source, [[s.avg_logprob for s in t.segments] for t in done])
+        for c, t in zip(clips, done):
+            yield [self._mismatch(c, g) or _heard(t, self.identifier.target, g)]
 
     def _relabelled(self, clip: _Clip, out: RegionTranscript) -> RegionTranscript:
         """A transcript made before its window was identified, with the identified language."""
@@ -524,13 +528,17 @@ class CallPlan:
     windows: list[Window]
     #: (source, clip index) -> the language the check heard it in (target, its probability)
     heard: dict[tuple[int, int], tuple[str, float]] = field(default_factory=dict)
-    #: (source, clip index) -> what the check heard in a clip it let through
-    checked: dict[tuple[int, int], Heard] = field(default_factory=dict)
+    #: source -> what the check heard in a video it let through
+    checked: dict[int, Heard] = field(default_factory=dict)
     #: which of the call's windows the language check identifies (`LanguageSchedule`)
     schedule: LanguageSchedule = field(default_factory=LanguageSchedule)
 
     def clip(self, p: Placed) -> _Clip:
         return self.clips[p.source][p.index]
+
+    def video_clips(self, window: Window, source: int) -> list[np.ndarray]:
+        """The audio of one video's clips in a window (a packed video's clips all lie in one)."""
+        return [self.audios[source].read(self.clip(p).start, self.clip(p).end) for p in window.placed if p.source == source]
 
     def window_audio(self, window: Window) -> np.ndarray:
         parts = []

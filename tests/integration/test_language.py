@@ -137,13 +137,14 @@ def test_a_calls_short_videos_are_checked_together_and_a_spanish_one_among_them_
 
 
 def test_a_short_spanish_clip_hidden_in_an_english_window_is_identified_alone_after_all(speech, models_dir):
-    """1.5 s of Spanish among four short English videos: their shared window is heard as English, but
-    the clip's transcript looks invented, so it is identified alone and rejected."""
+    """A short Spanish video (two clips of 1.5 s) among four short English videos: their shared
+    window is heard as English, but a clip's transcript looks invented, so the video is identified
+    alone (its clips together) and both clips are rejected."""
     from mikupal.audio.transcribe import Source
 
     sr = 16000
     vr = [media.decode_audio(str(media_file(f"vr_face{i}.mp4")), sample_rate=sr) for i in (1, 2, 3, 4)]
-    es = speech[2 * sr : int(3.5 * sr)]
+    es = np.concatenate([speech[2 * sr : int(3.5 * sr)], np.zeros(sr // 2, np.float32), speech[4 * sr : int(5.5 * sr)]])
     cfg = audio_cfg(models_dir)
     t = Transcriber(cfg.asr, models_dir, offline=True)
     t.load()
@@ -151,11 +152,13 @@ def test_a_short_spanish_clip_hidden_in_an_english_window_is_identified_alone_af
     identify = t.identifier.identify
     t.identifier.identify = lambda a: calls.append(len(a)) or identify(a)
     videos = [vr[0], vr[1], es, vr[2], vr[3]]
-    sources = [Source(v.astype(np.float32), [SpeechRegion(start=0.0, end=round(len(v) / sr, 3))], len(v) / sr) for v in videos]
+    regions = [[SpeechRegion(start=0.0, end=round(len(v) / sr, 3))] for v in videos]
+    regions[2] = [SpeechRegion(start=0.0, end=1.5), SpeechRegion(start=2.0, end=3.5)]  # the Spanish video: two clips
+    sources = [Source(v.astype(np.float32), r, len(v) / sr) for v, r in zip(videos, regions)]
     shared = t.shared(sources)
     out = [[rt for group in shared.for_source(i) for rt in group] for i in range(len(videos))]
-    assert calls[0] == sum(len(v) for v in videos) and len(calls) == 2  # the window (English), then the Spanish clip alone
-    assert out[2][0].mismatch and out[2][0].language == "es"
+    assert calls[0] == sum(len(v) for v in videos) - sr // 2 and len(calls) == 2  # the window (English), then the Spanish video alone
+    assert len(out[2]) == 2 and all(o.mismatch and o.language == "es" for o in out[2])
     assert all(not o[0].mismatch and o[0].language == "en" and o[0].text for o in out[:2] + out[3:])
 
 
