@@ -102,7 +102,7 @@ class AsrStage(Stage):
     def depends_on_call(self, video: VideoSummary) -> bool:
         """A short video's text depends on the videos packed with it (`audio/packing.py`), and
         its language check on those checked with it (`audio/language_id.py: CallLanguageCheck`)."""
-        return shares_call(self.cfg.asr) and 0.0 < video.duration <= MAX_CLIP_SECONDS
+        return self.items_per_call > 1 and shares_call(self.cfg.asr) and 0.0 < video.duration <= MAX_CLIP_SECONDS
 
     @staticmethod
     def _packable(item: WorkItem) -> bool:

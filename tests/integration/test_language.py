@@ -21,7 +21,7 @@ from audio_fixtures import audio_cfg, media_file, tiny_en_dir, whisper_base_dir 
 
 from mikupal import media  # noqa: E402
 from mikupal.audio.segmentation import cut_utterances  # noqa: E402
-from mikupal.audio.transcribe import Transcriber  # noqa: E402
+from mikupal.audio.transcribe import Source, Transcriber  # noqa: E402
 from mikupal.records import SpeechRegion  # noqa: E402
 
 pytestmark = pytest.mark.skipif(tiny_en_dir() is None or whisper_base_dir() is None,
@@ -41,6 +41,28 @@ def speech(tmp_path_factory) -> np.ndarray:
     es = media.decode_audio(str(wav), sample_rate=16000)
     en = media.decode_audio(str(media_file("jfk.flac")), sample_rate=16000)
     return np.concatenate([es, np.zeros(16000, np.float32), en]).astype(np.float32)
+
+
+def counting_transcriber(cfg, models_dir, **asr) -> tuple[Transcriber, list[int]]:
+    """A loaded transcriber (tiny.en, `asr` config changes applied) and the list its language ID
+    appends each identified input's length to."""
+    t = Transcriber(cfg.asr.model_copy(update=asr), models_dir, offline=True)
+    t.load()
+    calls: list[int] = []
+    identify = t.identifier.identify
+    t.identifier.identify = lambda a: calls.append(len(a)) or identify(a)
+    return t, calls
+
+
+def whole(audio: np.ndarray, sr: int = 16000):
+    """A short video whose speech is all of it, as a stage call's source."""
+    return Source(audio.astype(np.float32), [SpeechRegion(start=0.0, end=round(len(audio) / sr, 3))], len(audio) / sr)
+
+
+def transcribed_together(t: Transcriber, sources) -> list[list]:
+    """The sources as one stage call: each one's transcripts, in order."""
+    shared = t.shared(sources)
+    return [[rt for group in shared.for_source(i) for rt in group] for i in range(len(sources))]
 
 
 def regions_of(speech: np.ndarray) -> tuple[list[SpeechRegion], float]:
@@ -92,11 +114,7 @@ def test_a_settled_english_video_identifies_few_windows_and_still_drops_spanish(
     regions = [SpeechRegion(start=round(i * b, 3), end=round(i * b + 22.0, 3)) for i in range(4)]
     regions.append(SpeechRegion(start=round(4 * b, 3), end=round(len(audio) / sr, 3)))
     cfg = audio_cfg(models_dir)
-    t = Transcriber(cfg.asr, models_dir, offline=True)
-    t.load()
-    calls = []
-    identify = t.identifier.identify
-    t.identifier.identify = lambda a: calls.append(len(a)) or identify(a)
+    t, calls = counting_transcriber(cfg, models_dir)
     out = t.transcribe(audio, regions)
     assert len(calls) < len(regions)  # settled after two windows: not every window identified
     assert all(r.language == "en" and r.language_probability > 0.5 for r in out[:4])
@@ -111,22 +129,14 @@ def test_a_calls_short_videos_are_checked_together_and_a_spanish_one_among_them_
     Spanish video is rejected untranscribed, and each English video's text is its text alone.
     Packed (their clips sharing whisper windows too), a window of English and Spanish is heard as
     Spanish (p=0.92): the English videos in it are identified alone and kept."""
-    from mikupal.audio.transcribe import Source
-
     sr = 16000
     en = speech[-11 * sr:]
     es = speech[: len(speech) - 12 * sr]
     cfg = audio_cfg(models_dir)
-    t = Transcriber(cfg.asr.model_copy(update={"pack": pack}), models_dir, offline=True)
-    t.load()
+    t, calls = counting_transcriber(cfg, models_dir, pack=pack)
     assert t.packs == pack and t.shares_call
-    calls = []
-    identify = t.identifier.identify
-    t.identifier.identify = lambda a: calls.append(len(a)) or identify(a)
     videos = [en, en, en, en, es[: 6 * sr], en, en, en, en]
-    sources = [Source(v.astype(np.float32), [SpeechRegion(start=0.0, end=round(len(v) / sr, 3))], len(v) / sr) for v in videos]
-    shared = t.shared(sources)
-    out = [[rt for group in shared.for_source(i) for rt in group] for i in range(len(videos))]
+    out = transcribed_together(t, [whole(v) for v in videos])
     assert len(calls) < len(videos)  # windows across videos, not one per video
     spanish = out[4][0]
     assert spanish.mismatch and spanish.language == "es" and spanish.segments == []
@@ -140,23 +150,16 @@ def test_a_short_spanish_clip_hidden_in_an_english_window_is_identified_alone_af
     """A short Spanish video (two clips of 1.5 s) among four short English videos: their shared
     window is heard as English, but a clip's transcript looks invented, so the video is identified
     alone (its clips together) and both clips are rejected."""
-    from mikupal.audio.transcribe import Source
-
     sr = 16000
     vr = [media.decode_audio(str(media_file(f"vr_face{i}.mp4")), sample_rate=sr) for i in (1, 2, 3, 4)]
     es = np.concatenate([speech[2 * sr : int(3.5 * sr)], np.zeros(sr // 2, np.float32), speech[4 * sr : int(5.5 * sr)]])
     cfg = audio_cfg(models_dir)
-    t = Transcriber(cfg.asr, models_dir, offline=True)
-    t.load()
-    calls = []
-    identify = t.identifier.identify
-    t.identifier.identify = lambda a: calls.append(len(a)) or identify(a)
+    t, calls = counting_transcriber(cfg, models_dir)
     videos = [vr[0], vr[1], es, vr[2], vr[3]]
     regions = [[SpeechRegion(start=0.0, end=round(len(v) / sr, 3))] for v in videos]
     regions[2] = [SpeechRegion(start=0.0, end=1.5), SpeechRegion(start=2.0, end=3.5)]  # the Spanish video: two clips
     sources = [Source(v.astype(np.float32), r, len(v) / sr) for v, r in zip(videos, regions)]
-    shared = t.shared(sources)
-    out = [[rt for group in shared.for_source(i) for rt in group] for i in range(len(videos))]
+    out = transcribed_together(t, sources)
     assert calls[0] == sum(len(v) for v in videos) - sr // 2 and len(calls) == 2  # the window (English), then the Spanish video alone
     assert len(out[2]) == 2 and all(o.mismatch and o.language == "es" for o in out[2])
     assert all(not o[0].mismatch and o[0].language == "en" and o[0].text for o in out[:2] + out[3:])
@@ -167,20 +170,12 @@ def test_a_settled_call_skips_most_windows_and_still_drops_a_spanish_video_in_a_
     windows most are not identified, yet the Spanish video, in a skipped window, is rechecked
     (its invented text looks it) and rejected."""
     from mikupal.audio.language_id import pack_windows
-    from mikupal.audio.transcribe import Source
-
     sr = 16000
     vr = [media.decode_audio(str(media_file(f"vr_face{i}.mp4")), sample_rate=sr) for i in (1, 2, 3, 4)]
     videos = vr * 4 + [speech[: 6 * sr]]
     cfg = audio_cfg(models_dir)
-    t = Transcriber(cfg.asr, models_dir, offline=True)
-    t.load()
-    calls = []
-    identify = t.identifier.identify
-    t.identifier.identify = lambda a: calls.append(len(a)) or identify(a)
-    sources = [Source(v.astype(np.float32), [SpeechRegion(start=0.0, end=round(len(v) / sr, 3))], len(v) / sr) for v in videos]
-    shared = t.shared(sources)
-    out = [[rt for group in shared.for_source(i) for rt in group] for i in range(len(videos))]
+    t, calls = counting_transcriber(cfg, models_dir)
+    out = transcribed_together(t, [whole(v) for v in videos])
     windows = pack_windows([len(v) / sr for v in videos])
     assert len(windows) == 4 and windows[-1][-1] == len(videos) - 1
     windows_identified = sum(1 for n in calls if n > 7 * sr)
