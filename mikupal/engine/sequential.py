@@ -1,11 +1,13 @@
 """The same stages in one process, one group of videos after another: for debugging, and the
 baseline the Ray pipeline is measured against. Video-level stages get each group in one call
-(`items_per_call`, as under Ray), so both engines give the same dataset."""
+(`items_per_call`, as under Ray), so both engines give the same dataset; after the fan-out each
+utterance goes down the rest of the chain as it comes, so a group's first video commits before
+its last one is transcribed."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from ..config import RunConfig
 from ..records import WorkItem
@@ -19,14 +21,19 @@ def stream(cfg: RunConfig, out_dir: Path, items: list[WorkItem]) -> Iterator[Wor
     k = video_group_size(cfg)
     try:
         for g in range(0, len(items), k):
-            current = items[g : g + k]
+            current: Iterable[WorkItem] = items[g : g + k]
             for stage in stages:
-                if stage.level == "video":
-                    current = list(stage.iter_items(current))
-                else:
-                    current = [out for it in current for out in stage.iter_item(it)]
+                if stage.level == "video":  # a video-level call gets its group whole
+                    current = stage.iter_items(list(current))
+                else:  # each item down the rest of the chain as it comes: a video commits when done
+                    current = _each(stage, current)
             yield from current
     finally:
         for stage in stages:
             if stage._ready:
                 stage.teardown()
+
+
+def _each(stage, items: Iterable[WorkItem]) -> Iterator[WorkItem]:
+    for it in items:
+        yield from stage.iter_item(it)

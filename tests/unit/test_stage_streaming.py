@@ -193,3 +193,43 @@ def test_a_worker_thread_gets_its_time_limit_too(tmp_path):
     assert r.reason == "timeout" and "slow" in r.message and "engine.item_timeout_s" in r.message
     assert slow[0].times[-1].seconds < 2.0, "stopped at the limit, not after the whole work"
     assert quick[0].status == "video" and not quick[0].rejects
+
+
+def test_the_sequential_engine_passes_a_groups_first_video_down_the_chain_before_the_next_is_split(cfg, tmp_path, monkeypatch):
+    """A group of videos shares one fan-out call, but each utterance goes down the later stages as
+    it comes: the first video's utterances are done (and can commit) before the second is split."""
+    from mikupal.config import Resources
+    from mikupal.engine import sequential
+
+    log: list[str] = []
+
+    class Split(FanOut):
+        resources = Resources(num_cpus=1, items_per_call=2)
+
+        def __init__(self, cfg, out, threads=None):
+            super().__init__(cfg, out, n=2)
+
+        def process(self, item):
+            log.append(f"split {item.video_id}")
+            yield from super().process(item)
+
+    class Score(Stage):
+        name = "score"
+        level = "segment"
+
+        def __init__(self, cfg, out, threads=None):
+            super().__init__(cfg, out)
+
+        def process(self, item):
+            log.append(f"score {item.video_id}")
+            yield item
+
+    from mikupal.engine import stages as engine_stages
+
+    monkeypatch.setattr(sequential, "stage_classes", lambda cfg: [Split, Score])
+    monkeypatch.setattr(engine_stages, "stage_classes", lambda cfg: [Split, Score])
+    assert sequential.video_group_size(cfg) == 2
+    videos = [WorkItem(source=f"{v}.mp4", video_id=v, group=0) for v in ("a", "b")]
+    out = list(sequential.stream(cfg, tmp_path, videos))
+    assert len(out) == 4
+    assert log.index("score a") < log.index("split b"), log
