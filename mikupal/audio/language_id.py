@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -54,7 +54,8 @@ class LanguageGuess:
 
 @dataclass(frozen=True)
 class Heard:
-    """A clip's guess, and whether it is a shared window's (then `recheck` may redo it alone)."""
+    """What the check heard in a video, and whether it is a shared window's guess (then `recheck`
+    may identify the video alone)."""
 
     guess: LanguageGuess
     shared: bool = False
@@ -147,8 +148,7 @@ class LanguageIdentifier:
     def identify_window(self, clips: Sequence[np.ndarray]) -> list[LanguageGuess]:
         """One guess per clip of a window (clips of at most 30 s together): the window's guess when
         it is confident or holds one clip, else each clip's own (the window may mix languages)."""
-        audio = np.concatenate(list(clips))[: int(WINDOW_SECONDS * SAMPLE_RATE)]
-        guess = self.identify(audio.astype(np.float32, copy=False))
+        guess = self.identify(_joined(clips))
         if len(clips) > 1 and guess.probability < CONFIDENT:
             return [self.identify(c.astype(np.float32, copy=False)) for c in clips]
         return [guess] * len(clips)
@@ -176,12 +176,12 @@ class LanguageIdentifier:
         schedule.record([h.guess for h in heard], self.target)
         return heard
 
-    def recheck(self, video: Sequence[np.ndarray], heard: Heard, clip_logprobs: Sequence[Sequence[float]]) -> LanguageGuess:
-        """A video's guess, identified alone (its clips together) when a shared window let it
-        through and a clip's transcript looks invented (`LanguageSchedule.suspect`: the mean
-        avg_logprob of its segments)."""
+    def recheck(self, video: Callable[[], Sequence[np.ndarray]], heard: Heard, clip_logprobs: Sequence[Sequence[float]]) -> LanguageGuess:
+        """A video's guess, identified alone (its clips' audio, `video()`, read only then) when a
+        shared window let it through and a clip's transcript looks invented
+        (`LanguageSchedule.suspect`: the mean avg_logprob of its segments)."""
         if heard.shared and any(LanguageSchedule.suspect(lp) for lp in clip_logprobs):
-            return self.identify(_joined(video))
+            return self.identify(_joined(video()))
         return heard.guess
 
 
@@ -233,7 +233,7 @@ class CallLanguageCheck:
         """A video's guess given its clips' transcripts' segment scores: what its window heard,
         or, when a shared window let it through and a clip's text looks invented, the video
         identified alone (`LanguageIdentifier.recheck`)."""
-        return self._identifier.recheck(self._videos[video], self.heard(video), clip_logprobs)
+        return self._identifier.recheck(lambda: self._videos[video], self.heard(video), clip_logprobs)
 
 
 __all__ = ["CallLanguageCheck", "Heard", "LanguageIdentifier", "LanguageGuess", "LanguageSchedule", "pack_windows", "is_mismatch"]

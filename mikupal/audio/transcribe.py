@@ -288,7 +288,7 @@ class Transcriber:
             if h is None or not h.shared:
                 continue
             mine = [p for p in window.placed if p.source == source]
-            g = self.identifier.recheck(plan.video_clips(window, source), h,
+            g = self.identifier.recheck(lambda source=source: plan.video_clips(window, source), h,
                                         [[s.avg_logprob for s in rts[(p.source, p.index)].segments] for p in mine])
             if g is h.guess:
                 continue
@@ -440,8 +440,8 @@ class Transcriber:
         """The language a checked clip was identified in replaces the model's own claim (an
         English-only model always says en, p=1)."""
         g = self._guesses.get((clip.start, clip.end))
-        if g is not None and g.language:
-            out.language, out.language_probability = self.identifier.target, g.target_probability
+        if g is not None:
+            _heard(out, self.identifier.target, g)
 
     # ------------------------------------------------------------ plain
 

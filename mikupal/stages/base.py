@@ -157,7 +157,7 @@ class Stage(ABC):
         """Cap NumPy's BLAS pool (OpenBLAS: one per process) at `threads` (no-op when None). Its
         idle workers spin after each call, and where the pools already hold every core that spin
         is lost: on a 2-core run of 40 short clips, OpenBLAS's one extra thread used 12.5 CPU-s of
-        88 (4.7 with the pool capped at one, the rest of the run unchanged)."""
+        88 (4.3 with the pool capped at one, the rest of the run unchanged)."""
         if not self.threads:
             return
         from threadpoolctl import threadpool_limits
